@@ -1,1 +1,435 @@
-#![doc = "placeholder"]
+//! A local, in-process fake PyPI upstream for tests.
+//!
+//! [`FakeUpstream`] is a small axum server bound to `127.0.0.1` that stands in
+//! for pypi.org in every tufa test, so that tests never reach the internet. It
+//! serves *real* packages: every release is materialised as a deterministic,
+//! pip-installable wheel (`zip`, deflate, fixed timestamps) and/or sdist
+//! (`tar.gz`, mtime 0), so sha256 digests are stable across runs.
+//!
+//! It mirrors the parts of PyPI that a mirror talks to:
+//!
+//! * the Simple Repository API (`/simple/`, `/simple/<project>/`) in both the
+//!   PEP 691/700 JSON form and the PEP 503 HTML form, chosen by `Accept`, with
+//!   PEP 503 name normalisation redirects and `X-PyPI-Last-Serial` headers;
+//! * distribution files under `/files/<2 hex>/<2 hex>/<filename>` plus PEP 658
+//!   `<wheel>.metadata` files;
+//! * the XML-RPC changelog API at `POST /pypi` (`changelog_last_serial`,
+//!   `changelog_since_serial`, `list_packages_with_serial`) as used by
+//!   bandersnatch-style mirrors.
+//!
+//! The upstream can be mutated while running ([`FakeUpstream::add_release`],
+//! [`FakeUpstream::remove_release`]) and can misbehave on demand through
+//! [`Fault`]s attached to a project page or to a single file.
+//!
+//! This crate deliberately does not depend on any other tufa crate: it
+//! produces the raw JSON, HTML, XML and bytes itself, so it can act as an
+//! independent oracle for the code under test.
+
+// This is test-support code: a panic here is a test failure, which is the
+// desired outcome, so `unwrap`/`expect` are allowed crate-wide.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod dist;
+mod pages;
+mod server;
+mod state;
+mod util;
+mod xmlrpc;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+
+use crate::state::State;
+
+pub use crate::util::normalize_name;
+
+/// One release (version) of a project.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleaseSpec {
+    /// The version string, used verbatim in filenames and metadata.
+    pub version: String,
+    /// `Requires-Dist` entries (PEP 508 requirement strings).
+    pub requires_dist: Vec<String>,
+    /// `Requires-Python` specifier, if any.
+    pub requires_python: Option<String>,
+    /// `Some(reason)` marks every file of the release as yanked (PEP 592);
+    /// the reason may be empty.
+    pub yanked: Option<String>,
+    /// Build a `py3-none-any` wheel for this release.
+    pub wheel: bool,
+    /// Build a `.tar.gz` sdist for this release.
+    pub sdist: bool,
+}
+
+impl ReleaseSpec {
+    /// A release with both a wheel and an sdist and no requirements.
+    pub fn new(version: &str) -> Self {
+        Self {
+            version: version.to_string(),
+            requires_dist: Vec::new(),
+            requires_python: None,
+            yanked: None,
+            wheel: true,
+            sdist: true,
+        }
+    }
+
+    /// Adds a `Requires-Dist` entry.
+    pub fn requires(mut self, req: &str) -> Self {
+        self.requires_dist.push(req.to_string());
+        self
+    }
+
+    /// Sets `Requires-Python`.
+    pub fn requires_python(mut self, s: &str) -> Self {
+        self.requires_python = Some(s.to_string());
+        self
+    }
+
+    /// Marks the release as yanked with the given reason (may be empty).
+    pub fn yanked(mut self, reason: &str) -> Self {
+        self.yanked = Some(reason.to_string());
+        self
+    }
+
+    /// Only build a wheel (no sdist).
+    pub fn wheel_only(mut self) -> Self {
+        self.wheel = true;
+        self.sdist = false;
+        self
+    }
+
+    /// Only build an sdist (no wheel).
+    pub fn sdist_only(mut self) -> Self {
+        self.wheel = false;
+        self.sdist = true;
+        self
+    }
+}
+
+/// A project and its releases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectSpec {
+    /// Display name exactly as given (e.g. `"Foo.Bar_baz"`); the normalised
+    /// form is used in URLs.
+    pub name: String,
+    /// Releases, added in order (each one bumps the serial).
+    pub releases: Vec<ReleaseSpec>,
+}
+
+impl ProjectSpec {
+    /// A project with no releases yet.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            releases: Vec::new(),
+        }
+    }
+
+    /// Appends a release.
+    pub fn release(mut self, r: ReleaseSpec) -> Self {
+        self.releases.push(r);
+        self
+    }
+}
+
+/// A misbehaviour to inject, either on a project page
+/// ([`FakeUpstream::set_project_fault`]) or on a file download
+/// ([`FakeUpstream::set_file_fault`]).
+///
+/// Faults stay in force until [`FakeUpstream::clear_faults`], except
+/// [`Fault::ServerErrors`], which removes itself once exhausted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// File target: the served bytes differ from the advertised sha256 (same
+    /// length, the middle byte is flipped). Project target: every file on the
+    /// page advertises a wrong sha256 (last hex digit changed).
+    HashMismatch,
+    /// `Content-Length` announces the full size but the body stops half-way
+    /// (the body stream errors, so the connection is aborted).
+    Truncated,
+    /// The body is dribbled out in 1 KiB chunks with `delay_ms` between them.
+    SlowBody {
+        /// Delay between consecutive chunks, in milliseconds.
+        delay_ms: u64,
+    },
+    /// The next `remaining` requests to the target answer 503, then normal.
+    ServerErrors {
+        /// How many more requests will fail.
+        remaining: u32,
+    },
+    /// Project page: the JSON is syntactically broken (final `}` missing);
+    /// an HTML page is cut off mid-document.
+    MalformedJson,
+    /// Project page: valid JSON padded (with a `"_padding"` string member) to
+    /// at least `bytes` bytes; HTML pages are padded with a comment.
+    OversizedJson {
+        /// Target body size in bytes.
+        bytes: usize,
+    },
+    /// Project page lists an extra file named `../../evil-1.0-py3-none-any.whl`.
+    TraversalFilename,
+    /// Project page lists an extra file named `evil\0-1.0-py3-none-any.whl`.
+    NulFilename,
+    /// Project page is served with `Content-Type: text/plain`; a file is
+    /// served with `Content-Type: text/html`.
+    WrongContentType,
+    /// File target: that file's advertised `size` on its project page is one
+    /// more than the real length (bytes and hash are right). Project target:
+    /// every file's advertised size is off by one.
+    WrongSize,
+}
+
+/// Filename used by [`Fault::TraversalFilename`].
+pub const TRAVERSAL_FILENAME: &str = "../../evil-1.0-py3-none-any.whl";
+/// Filename used by [`Fault::NulFilename`].
+pub const NUL_FILENAME: &str = "evil\u{0}-1.0-py3-none-any.whl";
+
+/// One entry of the XML-RPC changelog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangelogEntry {
+    /// Project display name.
+    pub name: String,
+    /// Version, or empty for project-level actions (`"create"`).
+    pub version: String,
+    /// Unix timestamp (seconds), derived from the serial.
+    pub timestamp: i64,
+    /// PyPI journal action, e.g. `"new release"`, `"add py3 file <f>"`.
+    pub action: String,
+    /// Serial of the event.
+    pub serial: u64,
+}
+
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A poisoned lock only means another test thread panicked; the state is
+    // still usable for reporting.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running fake PyPI. Dropping it stops the server (the listener closes
+/// and open connections are shut down gracefully).
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    base_url: String,
+    shared: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl fmt::Debug for FakeUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeUpstream")
+            .field("url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl FakeUpstream {
+    /// Starts a server on `127.0.0.1:0` on the current tokio runtime.
+    ///
+    /// # Panics
+    /// If binding a loopback ephemeral port fails (or outside a runtime).
+    pub async fn start(projects: Vec<ProjectSpec>) -> FakeUpstream {
+        Self::start_on_port(0, projects)
+            .await
+            .expect("binding 127.0.0.1:0 for the fake upstream")
+    }
+
+    /// Starts a server on `127.0.0.1:port` (0 = ephemeral) on the current
+    /// tokio runtime.
+    pub async fn start_on_port(port: u16, projects: Vec<ProjectSpec>) -> io::Result<FakeUpstream> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let mut state = State::new(base_url.clone());
+        for p in projects {
+            state.ensure_project(&p.name);
+            for r in p.releases {
+                state.add_release(&p.name, r);
+            }
+        }
+        let shared: Shared = Arc::new(Mutex::new(state));
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = server::router(shared.clone());
+        tokio::spawn(async move {
+            let res = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = res {
+                tracing::warn!("fake upstream server error: {e}");
+            }
+        });
+        Ok(FakeUpstream {
+            addr,
+            base_url,
+            shared,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/simple/`.
+    pub fn simple_url(&self) -> String {
+        format!("{}/simple/", self.base_url)
+    }
+
+    /// Adds a release (creating the project if new, with `project` as its
+    /// display name). Replaces an existing release with the same version.
+    /// Bumps the serial and records changelog entries.
+    pub fn add_release(&self, project: &str, r: ReleaseSpec) {
+        lock(&self.shared).add_release(project, r);
+    }
+
+    /// Removes a release and its files (downloads then 404). Bumps the serial
+    /// and records a `"remove release"` changelog entry. No-op if unknown.
+    pub fn remove_release(&self, project: &str, version: &str) {
+        lock(&self.shared).remove_release(project, version);
+    }
+
+    /// Injects a fault on `GET /simple/<project>/` (name is normalised).
+    pub fn set_project_fault(&self, project: &str, fault: Fault) {
+        lock(&self.shared)
+            .project_faults
+            .insert(normalize_name(project), fault);
+    }
+
+    /// Injects a fault on the download of `filename` (use
+    /// `"<wheel>.metadata"` to target a metadata file). [`Fault::WrongSize`]
+    /// and [`Fault::HashMismatch`] are file faults; `WrongSize` shows up on
+    /// the project page.
+    pub fn set_file_fault(&self, filename: &str, fault: Fault) {
+        lock(&self.shared)
+            .file_faults
+            .insert(filename.to_string(), fault);
+    }
+
+    /// Removes all project and file faults.
+    pub fn clear_faults(&self) {
+        let mut s = lock(&self.shared);
+        s.project_faults.clear();
+        s.file_faults.clear();
+    }
+
+    /// When on, `/simple/` endpoints always answer PEP 503 HTML.
+    pub fn set_html_only(&self, on: bool) {
+        lock(&self.shared).html_only = on;
+    }
+
+    /// Every request so far as `"METHOD /path?query"`, in order.
+    pub fn requests(&self) -> Vec<String> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// Number of `GET`s under `/files/` for distribution files (not
+    /// `.metadata`), whether they succeeded or not.
+    pub fn file_downloads(&self) -> usize {
+        lock(&self.shared).file_downloads
+    }
+
+    /// Clears the request log and the download counter.
+    pub fn reset_counters(&self) {
+        let mut s = lock(&self.shared);
+        s.requests.clear();
+        s.file_downloads = 0;
+    }
+
+    /// The global last serial (0 if nothing was ever added).
+    pub fn last_serial(&self) -> u64 {
+        lock(&self.shared).serial
+    }
+
+    /// The last serial of one project, if it exists.
+    pub fn project_serial(&self, project: &str) -> Option<u64> {
+        lock(&self.shared)
+            .projects
+            .get(&normalize_name(project))
+            .map(|p| p.last_serial)
+    }
+
+    /// The true bytes of a generated file (also accepts `<wheel>.metadata`).
+    pub fn file_bytes(&self, filename: &str) -> Option<Vec<u8>> {
+        let s = lock(&self.shared);
+        s.lookup(filename).map(|(_, b)| b.to_vec())
+    }
+
+    /// Lowercase hex sha256 of a generated file (also accepts
+    /// `<wheel>.metadata`).
+    pub fn file_sha256(&self, filename: &str) -> Option<String> {
+        let s = lock(&self.shared);
+        s.lookup(filename).map(|(_, b)| util::sha256_hex(&b))
+    }
+
+    /// Absolute download URL of a generated file (also accepts
+    /// `<wheel>.metadata`).
+    pub fn file_url(&self, filename: &str) -> Option<String> {
+        let s = lock(&self.shared);
+        s.lookup(filename)
+            .map(|(f, _)| format!("{}/files/{}{}", s.base_url, f.dir(), filename))
+    }
+
+    /// Filenames of all current files of a project, in release order.
+    pub fn filenames(&self, project: &str) -> Vec<String> {
+        let s = lock(&self.shared);
+        s.projects
+            .get(&normalize_name(project))
+            .map(|p| {
+                p.releases
+                    .iter()
+                    .flat_map(|r| r.files.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The whole changelog, in serial order.
+    pub fn changelog(&self) -> Vec<ChangelogEntry> {
+        lock(&self.shared).changelog.clone()
+    }
+}
+
+/// A small dependency chain for end-to-end tests:
+///
+/// * `demo-app` 1.0 requires `demo-lib>=1.0`
+/// * `demo-lib` 0.9 (yanked, reason `"broken"`), 1.0, and 1.1 (requires
+///   `demo-util`, `Requires-Python: >=3.8`)
+/// * `demo-util` 0.1
+/// * `Foo.Bar_baz` 2.0 (tricky name, normalises to `foo-bar-baz`)
+pub fn demo_projects() -> Vec<ProjectSpec> {
+    vec![
+        ProjectSpec::new("demo-util").release(ReleaseSpec::new("0.1")),
+        ProjectSpec::new("demo-lib")
+            .release(ReleaseSpec::new("0.9").yanked("broken"))
+            .release(ReleaseSpec::new("1.0"))
+            .release(
+                ReleaseSpec::new("1.1")
+                    .requires("demo-util")
+                    .requires_python(">=3.8"),
+            ),
+        ProjectSpec::new("demo-app").release(ReleaseSpec::new("1.0").requires("demo-lib>=1.0")),
+        ProjectSpec::new("Foo.Bar_baz").release(ReleaseSpec::new("2.0")),
+    ]
+}
