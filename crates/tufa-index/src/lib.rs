@@ -1,1 +1,452 @@
-#![doc = "placeholder"]
+//! `tufa-index`: the writer's only local state, a [redb] database.
+//!
+//! Holds what tufa knows about each mirrored project (its upstream serial, PEP 700 versions,
+//! PEP 792 status), each of its files (filename, sha256, size, requires-python, yanked, upload
+//! time, core-metadata hash, upstream URL), the upstream serial a full sync has reached, and the
+//! set of projects changed since the last publish. Releases are derived from the files'
+//! versions, not stored twice.
+//!
+//! Every write is one durable redb transaction (`Durability::Immediate`, redb's default):
+//! when a method returns, the change survives a crash, and a crash before that leaves the
+//! previous state. A project's files are replaced as a whole in one transaction, so a reader
+//! never sees half a project.
+//!
+//! All methods block; async callers run them on `spawn_blocking`.
+//!
+//! Must not know about: the network, the blob store's backend, signing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tufa_pypi::simple::ProjectStatus;
+use tufa_pypi::{DistFilename, DistKind, ProjectName, Sha256Digest};
+
+/// `project name` → JSON [`ProjectRecord`].
+const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
+/// `"<project>/<filename>"` → JSON [`FileRecord`]. Both parts are validated path-safe
+/// components, so `/` separates them unambiguously and a prefix scan lists one project.
+const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
+/// Projects changed since the last publish → ().
+const DIRTY: TableDefinition<&str, ()> = TableDefinition::new("dirty_projects");
+/// Small named values: schema version, upstream serial.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const SCHEMA_VERSION: u64 = 1;
+const KEY_SCHEMA: &str = "schema_version";
+const KEY_UPSTREAM_SERIAL: &str = "upstream_serial";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index `{path}`: {source}")]
+    Open { path: PathBuf, source: redb::DatabaseError },
+    #[error("index `{path}` has schema version {found}, this tufa understands {SCHEMA_VERSION}")]
+    Schema { path: PathBuf, found: u64 },
+    #[error("index database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("index record `{key}` is corrupt: {source}")]
+    Record { key: String, source: serde_json::Error },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for IndexError {
+            fn from(e: $t) -> Self { IndexError::Db(e.into()) }
+        }
+    )*};
+}
+db_err!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+/// What tufa knows about one project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    pub name: ProjectName,
+    /// Upstream's `_last-serial` for this project when it was last synced.
+    pub last_serial: Option<u64>,
+    /// PEP 700 `versions` as upstream listed them (may include versions without files).
+    #[serde(default)]
+    pub versions: Vec<String>,
+    /// PEP 792 status, when upstream gives one.
+    #[serde(default)]
+    pub status: Option<ProjectStatus>,
+}
+
+/// One distribution file of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub filename: DistFilename,
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    #[serde(default)]
+    pub requires_python: Option<String>,
+    /// `None`: not yanked. `Some(reason)`: yanked, reason possibly empty.
+    #[serde(default)]
+    pub yanked: Option<String>,
+    /// ISO 8601 upload time as upstream gave it.
+    #[serde(default)]
+    pub upload_time: Option<String>,
+    /// sha256 of the file's core metadata (PEP 658) when known.
+    #[serde(default)]
+    pub core_metadata_sha256: Option<Sha256Digest>,
+    /// Where upstream served the file.
+    pub upstream_url: String,
+    /// PEP 740 provenance URL passed through from upstream.
+    #[serde(default)]
+    pub provenance: Option<String>,
+}
+
+impl FileRecord {
+    pub fn kind(&self) -> DistKind {
+        self.filename.kind()
+    }
+}
+
+/// What replacing a project's files changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectChange {
+    pub added: usize,
+    pub removed: usize,
+    pub updated: usize,
+    /// Whether the project record itself (serial, versions, status) changed.
+    pub record_changed: bool,
+}
+
+impl ProjectChange {
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.removed == 0 && self.updated == 0 && !self.record_changed
+    }
+}
+
+/// The redb-backed index. Cheap to clone.
+#[derive(Clone)]
+pub struct Index {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+fn file_key(project: &ProjectName, filename: &DistFilename) -> String {
+    format!("{}/{}", project.as_str(), filename.as_str())
+}
+
+/// `[prefix, prefix_end)` covers exactly the keys of `project` (`'0'` follows `'/'` in ASCII).
+fn file_range(project: &ProjectName) -> (String, String) {
+    (format!("{}/", project.as_str()), format!("{}0", project.as_str()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| IndexError::Record { key: key.to_owned(), source })
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|source| IndexError::Record { key: key.to_owned(), source })
+}
+
+impl Index {
+    /// Opens (or creates) the index at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| IndexError::Open {
+                path: path.clone(),
+                source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
+            })?;
+        }
+        let db = Database::create(&path).map_err(|source| IndexError::Open { path: path.clone(), source })?;
+        let index = Self { db: Arc::new(db), path };
+        index.init_schema()?;
+        Ok(index)
+    }
+
+    fn init_schema(&self) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get(KEY_SCHEMA)?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert(KEY_SCHEMA, SCHEMA_VERSION)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => return Err(IndexError::Schema { path: self.path.clone(), found }),
+            }
+            tx.open_table(PROJECTS)?;
+            tx.open_table(FILES)?;
+            tx.open_table(DIRTY)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn project(&self, name: &ProjectName) -> Result<Option<ProjectRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PROJECTS)?;
+        table.get(name.as_str())?.map(|v| decode(name.as_str(), v.value())).transpose()
+    }
+
+    /// Files of `project`, ordered by filename.
+    pub fn files(&self, project: &ProjectName) -> Result<Vec<FileRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(FILES)?;
+        let (start, end) = file_range(project);
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str())? {
+            let (k, v) = entry?;
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Files of `project` grouped by release (PEP 440 order); legacy files without a
+    /// parseable version are grouped under `None`.
+    pub fn releases(&self, project: &ProjectName) -> Result<BTreeMap<Option<tufa_pypi::Version>, Vec<FileRecord>>> {
+        let mut out: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for f in self.files(project)? {
+            out.entry(f.filename.version().cloned()).or_default().push(f);
+        }
+        Ok(out)
+    }
+
+    /// All project names, sorted.
+    pub fn project_names(&self) -> Result<Vec<ProjectName>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PROJECTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let rec: ProjectRecord = decode(k.value(), v.value())?;
+            out.push(rec.name);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` for every file of every project, inside one read transaction (a consistent
+    /// view), without loading them all at once.
+    pub fn for_each_file(&self, mut f: impl FnMut(&ProjectName, FileRecord)) -> Result<()> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(FILES)?;
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let key = k.value();
+            let record: FileRecord = decode(key, v.value())?;
+            let project = key.split('/').next().and_then(|p| ProjectName::new(p).ok());
+            match project {
+                Some(project) => f(&project, record),
+                None => {
+                    return Err(IndexError::Record {
+                        key: key.to_owned(),
+                        source: serde::de::Error::custom("key does not start with a project name"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces everything known about one project in one durable transaction: the record, and
+    /// exactly `files` as its file set (files absent from `files` are removed from the index;
+    /// their blobs stay in the store for a later gc). Marks the project dirty when anything
+    /// changed.
+    pub fn replace_project(&self, record: &ProjectRecord, files: &[FileRecord]) -> Result<ProjectChange> {
+        let name = &record.name;
+        let tx = self.db.begin_write()?;
+        let mut change = ProjectChange::default();
+        {
+            let mut projects = tx.open_table(PROJECTS)?;
+            let old: Option<ProjectRecord> =
+                projects.get(name.as_str())?.map(|v| decode(name.as_str(), v.value())).transpose()?;
+            if old.as_ref() != Some(record) {
+                change.record_changed = true;
+                projects.insert(name.as_str(), encode(name.as_str(), record)?.as_slice())?;
+            }
+
+            let mut table = tx.open_table(FILES)?;
+            let (start, end) = file_range(name);
+            let mut existing: BTreeMap<String, FileRecord> = BTreeMap::new();
+            for entry in table.range(start.as_str()..end.as_str())? {
+                let (k, v) = entry?;
+                existing.insert(k.value().to_owned(), decode(k.value(), v.value())?);
+            }
+            let mut keep = BTreeSet::new();
+            for file in files {
+                let key = file_key(name, &file.filename);
+                match existing.get(&key) {
+                    Some(old) if old == file => {}
+                    Some(_) => change.updated += 1,
+                    None => change.added += 1,
+                }
+                if existing.get(&key) != Some(file) {
+                    table.insert(key.as_str(), encode(&key, file)?.as_slice())?;
+                }
+                keep.insert(key);
+            }
+            for key in existing.keys().filter(|k| !keep.contains(*k)) {
+                table.remove(key.as_str())?;
+                change.removed += 1;
+            }
+            if !change.is_empty() {
+                tx.open_table(DIRTY)?.insert(name.as_str(), ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(change)
+    }
+
+    /// Removes a project and its files from the index (blobs stay for gc). Returns whether it
+    /// was known.
+    pub fn remove_project(&self, name: &ProjectName) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let existed;
+        {
+            existed = tx.open_table(PROJECTS)?.remove(name.as_str())?.is_some();
+            let mut table = tx.open_table(FILES)?;
+            let (start, end) = file_range(name);
+            table.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+            if existed {
+                tx.open_table(DIRTY)?.insert(name.as_str(), ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    /// The upstream serial a full sync has completely processed.
+    pub fn upstream_serial(&self) -> Result<Option<u64>> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(META)?.get(KEY_UPSTREAM_SERIAL)?.map(|v| v.value()))
+    }
+
+    pub fn set_upstream_serial(&self, serial: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?.insert(KEY_UPSTREAM_SERIAL, serial)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Projects changed since the last [`Index::clear_dirty`].
+    pub fn dirty_projects(&self) -> Result<Vec<ProjectName>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DIRTY)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, _) = entry?;
+            if let Ok(name) = ProjectName::new(k.value()) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn clear_dirty(&self, names: &[ProjectName]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(DIRTY)?;
+            for n in names {
+                table.remove(n.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn file(name: &str, byte: u8) -> FileRecord {
+        FileRecord {
+            filename: DistFilename::parse(name).unwrap(),
+            sha256: Sha256Digest::from_bytes([byte; 32]),
+            size: 10,
+            requires_python: Some(">=3.8".into()),
+            yanked: None,
+            upload_time: None,
+            core_metadata_sha256: None,
+            upstream_url: format!("http://up/{name}"),
+            provenance: None,
+        }
+    }
+
+    fn record(name: &str, serial: u64) -> ProjectRecord {
+        ProjectRecord { name: ProjectName::new(name).unwrap(), last_serial: Some(serial), versions: vec![], status: None }
+    }
+
+    #[test]
+    fn replace_adds_updates_removes_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        let demo = ProjectName::new("demo").unwrap();
+        {
+            let index = Index::open(&path).unwrap();
+            let change = index
+                .replace_project(&record("demo", 1), &[file("demo-1.0.tar.gz", 1), file("demo-1.1.tar.gz", 2)])
+                .unwrap();
+            assert_eq!((change.added, change.removed, change.updated), (2, 0, 0));
+            // A project whose name is a prefix of another must not see its files.
+            index.replace_project(&record("demo-x", 1), &[file("demo_x-1.0.tar.gz", 9)]).unwrap();
+            let mut changed = file("demo-1.1.tar.gz", 2);
+            changed.yanked = Some("bad".into());
+            let change = index.replace_project(&record("demo", 2), &[changed, file("demo-2.0.tar.gz", 3)]).unwrap();
+            assert_eq!((change.added, change.removed, change.updated), (1, 1, 1));
+            let again = index.replace_project(&record("demo", 2), &index.files(&demo).unwrap()).unwrap();
+            assert!(again.is_empty());
+        }
+        let index = Index::open(&path).unwrap();
+        let names: Vec<_> = index.files(&demo).unwrap().into_iter().map(|f| f.filename.to_string()).collect();
+        assert_eq!(names, ["demo-1.1.tar.gz", "demo-2.0.tar.gz"]);
+        assert_eq!(index.project(&demo).unwrap().unwrap().last_serial, Some(2));
+        assert_eq!(index.project_names().unwrap().len(), 2);
+        let releases = index.releases(&demo).unwrap();
+        assert_eq!(releases.len(), 2);
+        let mut n = 0;
+        index.for_each_file(|_, _| n += 1).unwrap();
+        assert_eq!(n, 3);
+        let mut dirty = index.dirty_projects().unwrap();
+        dirty.sort();
+        assert_eq!(dirty.len(), 2);
+        index.clear_dirty(&dirty).unwrap();
+        assert!(index.dirty_projects().unwrap().is_empty());
+        assert!(index.remove_project(&demo).unwrap());
+        assert!(index.files(&demo).unwrap().is_empty());
+        assert_eq!(index.files(&ProjectName::new("demo-x").unwrap()).unwrap().len(), 1);
+        assert_eq!(index.dirty_projects().unwrap(), [demo]);
+    }
+
+    #[test]
+    fn upstream_serial_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path().join("i.redb")).unwrap();
+        assert_eq!(index.upstream_serial().unwrap(), None);
+        index.set_upstream_serial(42).unwrap();
+        assert_eq!(index.upstream_serial().unwrap(), Some(42));
+    }
+
+    #[test]
+    fn refuses_unknown_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        {
+            let index = Index::open(&path).unwrap();
+            let tx = index.db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(KEY_SCHEMA, 99).unwrap();
+            tx.commit().unwrap();
+        }
+        let err = Index::open(&path).unwrap_err();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+}

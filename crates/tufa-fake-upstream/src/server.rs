@@ -1,0 +1,255 @@
+//! HTTP routing and fault-aware response construction.
+
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::stream;
+
+use crate::state::{FaultCheck, State};
+use crate::util::normalize_name;
+use crate::{Fault, Shared, lock, pages, xmlrpc};
+
+const JSON_CT: &str = "application/vnd.pypi.simple.v1+json";
+const HTML_CT: &str = "text/html; charset=utf-8";
+const SERIAL_HEADER: &str = "x-pypi-last-serial";
+/// Upper bound for XML-RPC request bodies.
+const MAX_XMLRPC_BODY: usize = 1 << 20;
+
+pub(crate) fn router(shared: Shared) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let wants_json = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(JSON_CT));
+    lock(&shared)
+        .requests
+        .push(format!("{method} {path_and_query}"));
+
+    if path == "/pypi" {
+        if method != Method::POST {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        }
+        let body = match axum::body::to_bytes(req.into_body(), MAX_XMLRPC_BODY).await {
+            Ok(b) => b,
+            Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        };
+        let text = String::from_utf8_lossy(&body);
+        let out = xmlrpc::handle(&lock(&shared), &text);
+        return ([(header::CONTENT_TYPE, "text/xml")], out).into_response();
+    }
+
+    if method != Method::GET && method != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+
+    if path == "/simple" {
+        let serial = lock(&shared).serial;
+        return redirect("/simple/", serial);
+    }
+    if path == "/simple/" {
+        return index(&shared, wants_json);
+    }
+    if let Some(rest) = path.strip_prefix("/simple/") {
+        return project(&shared, rest, wants_json);
+    }
+    if let Some(rest) = path.strip_prefix("/files/") {
+        return file(&shared, rest, method == Method::GET);
+    }
+    not_found()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 Not Found\n").into_response()
+}
+
+fn service_unavailable(serial: Option<u64>) -> Response {
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n").into_response();
+    if let Some(s) = serial {
+        r.headers_mut().insert(SERIAL_HEADER, HeaderValue::from(s));
+    }
+    r
+}
+
+fn redirect(location: &str, serial: u64) -> Response {
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(SERIAL_HEADER, HeaderValue::from(serial));
+    r
+}
+
+fn index(shared: &Shared, wants_json: bool) -> Response {
+    let s = lock(shared);
+    let json = wants_json && !s.html_only;
+    let (ct, body) = if json {
+        (JSON_CT, pages::index_json(&s))
+    } else {
+        (HTML_CT, pages::index_html(&s))
+    };
+    simple_response(ct, Bytes::from(body), s.serial, None)
+}
+
+fn project(shared: &Shared, rest: &str, wants_json: bool) -> Response {
+    let mut guard = lock(shared);
+    let s: &mut State = &mut guard;
+    let (name, has_slash) = match rest.strip_suffix('/') {
+        Some(n) => (n, true),
+        None => (rest, false),
+    };
+    if name.is_empty() || name.contains('/') {
+        let mut r = not_found();
+        r.headers_mut()
+            .insert(SERIAL_HEADER, HeaderValue::from(s.serial));
+        return r;
+    }
+    let norm = normalize_name(name);
+    if !has_slash || name != norm {
+        return redirect(&format!("/simple/{norm}/"), s.serial);
+    }
+    let Some(serial) = s.projects.get(&norm).map(|p| p.last_serial) else {
+        let mut r = not_found();
+        r.headers_mut()
+            .insert(SERIAL_HEADER, HeaderValue::from(s.serial));
+        return r;
+    };
+    let fault = match State::check_fault(&mut s.project_faults, &norm) {
+        FaultCheck::ServerError => return service_unavailable(Some(serial)),
+        FaultCheck::None => None,
+        FaultCheck::Active(f) => Some(f),
+    };
+    let json = wants_json && !s.html_only;
+    let (mut ct, body) = if json {
+        (JSON_CT, pages::project_json(s, &norm, fault.as_ref()))
+    } else {
+        (HTML_CT, pages::project_html(s, &norm, fault.as_ref()))
+    };
+    if matches!(fault, Some(Fault::WrongContentType)) {
+        ct = "text/plain; charset=utf-8";
+    }
+    drop(guard);
+    simple_response(ct, Bytes::from(body), serial, fault.as_ref())
+}
+
+fn simple_response(ct: &str, body: Bytes, serial: u64, fault: Option<&Fault>) -> Response {
+    let mut r = body_response(body, fault);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(ct) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(SERIAL_HEADER, HeaderValue::from(serial));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    r
+}
+
+fn file(shared: &Shared, rest: &str, is_get: bool) -> Response {
+    let mut guard = lock(shared);
+    let s: &mut State = &mut guard;
+    let mut parts = rest.splitn(3, '/');
+    let (Some(a), Some(b), Some(filename)) = (parts.next(), parts.next(), parts.next()) else {
+        return not_found();
+    };
+    let is_metadata = filename.ends_with(".metadata");
+    if is_get && !is_metadata {
+        s.file_downloads += 1;
+    }
+    let fault = match State::check_fault(&mut s.file_faults, filename) {
+        FaultCheck::ServerError => return service_unavailable(None),
+        FaultCheck::None => None,
+        FaultCheck::Active(f) => Some(f),
+    };
+    let Some((f, bytes)) = s.lookup(filename) else {
+        return not_found();
+    };
+    if f.dir() != format!("{a}/{b}/") {
+        return not_found();
+    }
+    let bytes = if matches!(fault, Some(Fault::HashMismatch)) && !bytes.is_empty() {
+        let mut v = bytes.to_vec();
+        let mid = v.len() / 2;
+        v[mid] ^= 0xff;
+        Bytes::from(v)
+    } else {
+        bytes
+    };
+    drop(guard);
+    let ct = if matches!(fault, Some(Fault::WrongContentType)) {
+        "text/html; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    let mut r = body_response(bytes, fault.as_ref());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r
+}
+
+/// Builds a 200 response for `body`, applying the transport-level faults
+/// (`Truncated`, `SlowBody`). `Content-Length` is always the full size.
+fn body_response(body: Bytes, fault: Option<&Fault>) -> Response {
+    let len = body.len();
+    let mut r = match fault {
+        Some(Fault::Truncated) => {
+            let half = body.slice(..len / 2);
+            let s = stream::unfold(0u8, move |step| {
+                let half = half.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok::<Bytes, io::Error>(half), 1)),
+                        1 => {
+                            // Give hyper a moment to flush the first half
+                            // before the connection is torn down.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Some((
+                                Err(io::Error::other("fake upstream: truncated body (fault)")),
+                                2,
+                            ))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            Response::new(Body::from_stream(s))
+        }
+        Some(Fault::SlowBody { delay_ms }) => {
+            let delay = Duration::from_millis(*delay_ms);
+            let s = stream::unfold(0usize, move |offset| {
+                let body = body.clone();
+                async move {
+                    if offset >= body.len() {
+                        return None;
+                    }
+                    if offset > 0 {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let end = (offset + 1024).min(body.len());
+                    Some((Ok::<Bytes, io::Error>(body.slice(offset..end)), end))
+                }
+            });
+            Response::new(Body::from_stream(s))
+        }
+        _ => Response::new(Body::from(body)),
+    };
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
