@@ -31,6 +31,10 @@ const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");
 const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
 /// Projects changed since the last publish → ().
 const DIRTY: TableDefinition<&str, ()> = TableDefinition::new("dirty_projects");
+/// Projects a full sync has planned but not yet finished → the upstream serial to reach.
+/// Written before any of them is fetched, removed one by one as each completes, so a killed
+/// or partly failed sync resumes exactly where it stopped.
+const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_projects");
 /// Small named values: schema version, upstream serial.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -182,6 +186,7 @@ impl Index {
             tx.open_table(PROJECTS)?;
             tx.open_table(FILES)?;
             tx.open_table(DIRTY)?;
+            tx.open_table(PENDING)?;
         }
         tx.commit()?;
         Ok(())
@@ -336,6 +341,52 @@ impl Index {
         Ok(())
     }
 
+    /// Records, in one transaction, the projects a full sync must fetch and the upstream serial
+    /// it has thereby planned up to. A pending project keeps the highest serial asked for.
+    pub fn plan_pending(&self, projects: &[(ProjectName, u64)], upstream_serial: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(PENDING)?;
+            for (name, serial) in projects {
+                let current = table.get(name.as_str())?.map(|v| v.value());
+                if current.is_none_or(|c| c < *serial) {
+                    table.insert(name.as_str(), *serial)?;
+                }
+            }
+            tx.open_table(META)?.insert(KEY_UPSTREAM_SERIAL, upstream_serial)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Projects planned by [`Index::plan_pending`] and not yet finished, with their serials.
+    pub fn pending(&self) -> Result<Vec<(ProjectName, u64)>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(PENDING)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            if let Ok(name) = ProjectName::new(k.value()) {
+                out.push((name, v.value()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a pending project done, unless a newer serial was planned for it meanwhile.
+    pub fn finish_pending(&self, name: &ProjectName, serial: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(PENDING)?;
+            let current = table.get(name.as_str())?.map(|v| v.value());
+            if current.is_some_and(|c| c <= serial) {
+                table.remove(name.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Projects changed since the last [`Index::clear_dirty`].
     pub fn dirty_projects(&self) -> Result<Vec<ProjectName>> {
         let tx = self.db.begin_read()?;
@@ -434,6 +485,27 @@ mod tests {
         assert_eq!(index.upstream_serial().unwrap(), None);
         index.set_upstream_serial(42).unwrap();
         assert_eq!(index.upstream_serial().unwrap(), Some(42));
+    }
+
+    #[test]
+    fn pending_keeps_highest_serial_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        let a = ProjectName::new("a").unwrap();
+        let b = ProjectName::new("b").unwrap();
+        {
+            let index = Index::open(&path).unwrap();
+            index.plan_pending(&[(a.clone(), 5), (b.clone(), 3)], 10).unwrap();
+            index.plan_pending(&[(a.clone(), 4)], 11).unwrap();
+            index.finish_pending(&b, 3).unwrap();
+            // Finishing an older serial than planned leaves the project pending.
+            index.finish_pending(&a, 4).unwrap();
+        }
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.pending().unwrap(), [(a.clone(), 5)]);
+        assert_eq!(index.upstream_serial().unwrap(), Some(11));
+        index.finish_pending(&a, 5).unwrap();
+        assert!(index.pending().unwrap().is_empty());
     }
 
     #[test]

@@ -1,0 +1,360 @@
+//! Syncing one project: fetch and check its page, download what is missing, record it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt as _;
+use tufa_index::{FileRecord, ProjectRecord};
+use tufa_pypi::simple::{self, ProjectPage};
+use tufa_pypi::{DistFilename, ProjectName, Sha256Digest};
+use tufa_store::{PutOutcome, StoreError};
+use url::Url;
+
+use crate::client::{ACCEPT_SIMPLE, FetchError, Transient};
+use crate::{Ctx, SyncEvent, SyncFailure};
+
+/// Longest `requires-python` or yank reason kept; longer values reject the file.
+const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+pub(crate) enum PageFormat {
+    Json,
+    Html,
+}
+
+/// The page format of a response, from its `Content-Type`.
+pub(crate) fn page_format(content_type: &str) -> Option<PageFormat> {
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/vnd.pypi.simple.v1+json" => Some(PageFormat::Json),
+        "application/vnd.pypi.simple.v1+html" | "text/html" => Some(PageFormat::Html),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ProjectOutcome {
+    pub changed: bool,
+    pub removed: bool,
+    pub files_removed: u64,
+    pub failures: Vec<SyncFailure>,
+}
+
+impl ProjectOutcome {
+    fn failed(project: &ProjectName, error: impl std::fmt::Display) -> Self {
+        tracing::error!(project = %project, error = %error, "project rejected");
+        Self {
+            failures: vec![SyncFailure { project: project.to_string(), file: None, error: error.to_string() }],
+            ..Self::default()
+        }
+    }
+}
+
+/// A file entry that passed validation, ready to be downloaded.
+struct Candidate {
+    record: FileRecord,
+    url: Url,
+}
+
+pub(crate) async fn sync_project(
+    ctx: &Ctx,
+    name: &ProjectName,
+    pending_serial: Option<u64>,
+    full_mode: bool,
+) -> ProjectOutcome {
+    let page_url = match ctx.base.join(&format!("{name}/")) {
+        Ok(u) => u,
+        Err(e) => return ProjectOutcome::failed(name, format!("cannot build page URL: {e}")),
+    };
+    let doc = match ctx.upstream.get_document(&page_url, ACCEPT_SIMPLE).await {
+        Ok(doc) => doc,
+        Err(e) => return ProjectOutcome::failed(name, e),
+    };
+    if doc.status == reqwest::StatusCode::NOT_FOUND {
+        return gone_upstream(ctx, name, pending_serial, full_mode).await;
+    }
+    let page = match parse_page(name, &doc.content_type, &doc.body) {
+        Ok(page) => page,
+        Err(e) => return ProjectOutcome::failed(name, e),
+    };
+    if page.files.len() > ctx.upstream.limits().max_files_per_project {
+        return ProjectOutcome::failed(
+            name,
+            format!(
+                "page lists {} files, more than the limit of {}",
+                page.files.len(),
+                ctx.upstream.limits().max_files_per_project
+            ),
+        );
+    }
+
+    let mut outcome = ProjectOutcome::default();
+    let mut candidates = Vec::new();
+    let mut seen = BTreeSet::new();
+    for file in &page.files {
+        match validate_file(ctx, name, &doc.final_url, file) {
+            Ok(c) if !seen.insert(c.record.filename.as_str().to_owned()) => outcome.failures.push(file_failure(
+                name,
+                &c.record.filename.to_string(),
+                "listed twice on the page".to_owned(),
+            )),
+            Ok(c) => candidates.push(c),
+            Err(e) => outcome.failures.push(file_failure(name, &file.filename, e)),
+        }
+    }
+
+    let index = ctx.index.clone();
+    let project = name.clone();
+    let previous = match tokio::task::spawn_blocking(move || index.files(&project)).await {
+        Ok(Ok(files)) => files,
+        Ok(Err(e)) => return ProjectOutcome::failed(name, format!("index: {e}")),
+        Err(e) => return ProjectOutcome::failed(name, format!("index task: {e}")),
+    };
+    let previous: BTreeMap<String, FileRecord> =
+        previous.into_iter().map(|f| (f.filename.as_str().to_owned(), f)).collect();
+
+    let results: Vec<(Candidate, Result<(), String>)> = futures::stream::iter(candidates)
+        .map(|c| async move {
+            let r = ensure_stored(ctx, &c).await;
+            (c, r)
+        })
+        // The semaphore bounds downloads; this bounds the cheap existence checks.
+        .buffer_unordered(64)
+        .collect()
+        .await;
+
+    let mut files = Vec::new();
+    for (c, result) in results {
+        match result {
+            Ok(()) => files.push(c.record),
+            Err(e) => {
+                let filename = c.record.filename.to_string();
+                // What the index already had for this file stays (loses nothing).
+                if let Some(old) = previous.get(&filename) {
+                    files.push(old.clone());
+                }
+                outcome.failures.push(file_failure(name, &filename, e));
+            }
+        }
+    }
+    // Files that failed validation but were known before are kept as they were.
+    let kept: BTreeSet<String> = files.iter().map(|f| f.filename.as_str().to_owned()).collect();
+    for failure in &outcome.failures {
+        if let Some(file) = failure.file.as_ref().filter(|f| !kept.contains(*f))
+            && let Some(old) = previous.get(file)
+        {
+            files.push(old.clone());
+        }
+    }
+
+    let record = ProjectRecord {
+        name: name.clone(),
+        last_serial: page.meta.last_serial.or(doc.last_serial),
+        versions: page.versions.clone().unwrap_or_default(),
+        status: page.project_status.clone(),
+    };
+    let index = ctx.index.clone();
+    let ok = outcome.failures.is_empty();
+    let stored = tokio::task::spawn_blocking(move || -> Result<_, tufa_index::IndexError> {
+        let change = index.replace_project(&record, &files)?;
+        if ok && let Some(serial) = pending_serial {
+            index.finish_pending(&record.name, serial)?;
+        }
+        Ok(change)
+    })
+    .await;
+    match stored {
+        Ok(Ok(change)) => {
+            outcome.changed = !change.is_empty();
+            outcome.files_removed = change.removed as u64;
+            tracing::info!(
+                project = %name,
+                added = change.added,
+                removed = change.removed,
+                updated = change.updated,
+                failures = outcome.failures.len(),
+                "project synced"
+            );
+        }
+        Ok(Err(e)) => outcome.failures.push(SyncFailure { project: name.to_string(), file: None, error: format!("index: {e}") }),
+        Err(e) => outcome.failures.push(SyncFailure { project: name.to_string(), file: None, error: format!("index task: {e}") }),
+    }
+    outcome
+}
+
+fn file_failure(project: &ProjectName, file: &str, error: String) -> SyncFailure {
+    let file: String = file.escape_debug().collect();
+    tracing::error!(project = %project, file = %file, error = %error, "file rejected");
+    SyncFailure { project: project.to_string(), file: Some(file), error }
+}
+
+/// The upstream answered 404 for the project's page.
+async fn gone_upstream(ctx: &Ctx, name: &ProjectName, pending_serial: Option<u64>, full_mode: bool) -> ProjectOutcome {
+    if !full_mode {
+        // Someone listed it explicitly: a typo or a deleted project deserves an error.
+        return ProjectOutcome::failed(name, "not found upstream (HTTP 404)");
+    }
+    let index = ctx.index.clone();
+    let project = name.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<bool, tufa_index::IndexError> {
+        let existed = index.remove_project(&project)?;
+        if let Some(serial) = pending_serial {
+            index.finish_pending(&project, serial)?;
+        }
+        Ok(existed)
+    })
+    .await;
+    match result {
+        Ok(Ok(existed)) => {
+            if existed {
+                tracing::info!(project = %name, "removed upstream, removed from the index");
+            }
+            ProjectOutcome { removed: existed, changed: existed, ..ProjectOutcome::default() }
+        }
+        Ok(Err(e)) => ProjectOutcome::failed(name, format!("index: {e}")),
+        Err(e) => ProjectOutcome::failed(name, format!("index task: {e}")),
+    }
+}
+
+/// Parses and checks a project page in whichever format the upstream chose.
+fn parse_page(name: &ProjectName, content_type: &str, body: &[u8]) -> Result<ProjectPage, String> {
+    let page = match page_format(content_type) {
+        Some(PageFormat::Json) => {
+            let page: ProjectPage =
+                serde_json::from_slice(body).map_err(|e| format!("malformed project page JSON: {e}"))?;
+            page.meta.check_api_version().map_err(|e| e.to_string())?;
+            let page_name =
+                ProjectName::new(&page.name).map_err(|e| format!("project page names an invalid project: {e}"))?;
+            if &page_name != name {
+                return Err(format!("asked for project `{name}`, upstream answered with project `{page_name}`"));
+            }
+            page
+        }
+        Some(PageFormat::Html) => {
+            let text = std::str::from_utf8(body).map_err(|e| format!("project page HTML is not UTF-8: {e}"))?;
+            let page = simple::parse_project_html(text, name.as_str());
+            page.meta.check_api_version().map_err(|e| e.to_string())?;
+            page
+        }
+        None => {
+            let shown: String = content_type.chars().take(100).collect();
+            return Err(format!("unexpected content type `{}` for a project page", shown.escape_debug()));
+        }
+    };
+    Ok(page)
+}
+
+/// Turns one untrusted file entry into a typed record, or says exactly why not.
+fn validate_file(ctx: &Ctx, project: &ProjectName, page_url: &Url, file: &simple::File) -> Result<Candidate, String> {
+    let filename = DistFilename::parse(&file.filename).map_err(|e| e.to_string())?;
+    if let Some(owner) = filename.project()
+        && owner != project
+    {
+        return Err(format!("file belongs to project `{owner}`, not `{project}`"));
+    }
+    let sha256: Sha256Digest = match file.sha256() {
+        Some(h) => h.parse().map_err(|e| format!("bad sha256 hash: {e}"))?,
+        None => return Err("upstream gives no sha256 hash; tufa mirrors only verifiable files".to_owned()),
+    };
+    let url = file.resolved_url(page_url).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("file URL `{url}` is not http(s)"));
+    }
+    let max = ctx.upstream.limits().max_file_bytes;
+    if let Some(size) = file.size
+        && size > max
+    {
+        return Err(format!("advertised size {size} bytes exceeds the limit of {max} bytes"));
+    }
+    let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_ATTRIBUTE_LEN);
+    if long(&file.requires_python) || long(&file.yanked.reason().map(str::to_owned)) {
+        return Err(format!("requires-python or yank reason longer than {MAX_ATTRIBUTE_LEN} bytes"));
+    }
+    let upload_time = file.upload_time.as_ref().filter(|t| {
+        let ok = t.parse::<jiff::Timestamp>().is_ok();
+        if !ok {
+            tracing::warn!(project = %project, file = %filename, upload_time = %t.escape_debug(), "ignoring unparseable upload-time");
+        }
+        ok
+    });
+    let core_metadata_sha256 = file.metadata().and_then(|m| m.sha256()).and_then(|h| h.parse().ok());
+    Ok(Candidate {
+        record: FileRecord {
+            filename,
+            sha256,
+            size: file.size.unwrap_or(0),
+            requires_python: file.requires_python.clone(),
+            yanked: file.yanked.is_yanked().then(|| file.yanked.reason().unwrap_or("").to_owned()),
+            upload_time: upload_time.cloned(),
+            core_metadata_sha256,
+            upstream_url: url.to_string(),
+            provenance: file.provenance.clone(),
+        },
+        url,
+    })
+}
+
+/// Errors of one download attempt.
+#[derive(Debug, thiserror::Error)]
+enum DownloadError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Content-Length {len} exceeds the limit of {max} bytes")]
+    TooLarge { len: u64, max: u64 },
+}
+
+impl Transient for DownloadError {
+    fn is_transient(&self) -> bool {
+        match self {
+            DownloadError::Fetch(e) => e.is_transient(),
+            // The body stream broke (truncated, reset, timed out): try again.
+            DownloadError::Store(StoreError::Source { .. }) => true,
+            DownloadError::Store(_) | DownloadError::TooLarge { .. } => false,
+        }
+    }
+}
+
+/// Makes sure the file's blob is in the store, downloading and verifying it if needed.
+/// Fills in the record's size from what was stored.
+async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<(), String> {
+    let digest = c.record.sha256;
+    if let Ok(Some(len)) = ctx.store.size(&digest).await {
+        ctx.files_present.fetch_add(1, Ordering::Relaxed);
+        return check_size(c, len);
+    }
+    let _permit = ctx.downloads.acquire().await.map_err(|e| e.to_string())?;
+    let max = ctx.upstream.limits().max_file_bytes;
+    let expected_len = (c.record.size > 0).then_some(c.record.size);
+    let outcome = ctx
+        .upstream
+        .retrying(&c.url, || async {
+            let response = ctx.upstream.get_file_once(&c.url).await?;
+            if let Some(len) = response.content_length()
+                && len > max
+            {
+                return Err(DownloadError::TooLarge { len, max });
+            }
+            Ok(ctx.store.put_stream(&digest, expected_len, max, response.bytes_stream()).await?)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let len = match outcome {
+        PutOutcome::Stored { len } => {
+            ctx.files_downloaded.fetch_add(1, Ordering::Relaxed);
+            ctx.bytes_downloaded.fetch_add(len, Ordering::Relaxed);
+            (ctx.progress)(SyncEvent::Downloaded { bytes: len });
+            tracing::debug!(file = %c.record.filename, bytes = len, sha256 = %digest, "stored");
+            len
+        }
+        PutOutcome::AlreadyPresent { len } => len,
+    };
+    check_size(c, len)
+}
+
+fn check_size(c: &Candidate, len: u64) -> Result<(), String> {
+    if c.record.size != 0 && c.record.size != len {
+        return Err(format!("upstream says {} bytes, the verified blob has {len}", c.record.size));
+    }
+    Ok(())
+}
