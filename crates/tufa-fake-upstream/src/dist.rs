@@ -47,8 +47,7 @@ pub(crate) fn build_wheel(display: &str, spec: &ReleaseSpec) -> Built {
     let dist_info = format!("{dist}-{v}.dist-info");
     let metadata = metadata_text(display, spec).into_bytes();
     let wheel_txt =
-        b"Wheel-Version: 1.0\nGenerator: fake-upstream\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-            .to_vec();
+        b"Wheel-Version: 1.0\nGenerator: fake-upstream\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec();
     let mut entries: Vec<(String, Vec<u8>)> = vec![
         (format!("{dist}/__init__.py"), init_py(spec).into_bytes()),
         (format!("{dist_info}/METADATA"), metadata.clone()),

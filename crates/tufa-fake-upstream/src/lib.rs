@@ -322,9 +322,7 @@ impl FakeUpstream {
     /// and [`Fault::HashMismatch`] are file faults; `WrongSize` shows up on
     /// the project page.
     pub fn set_file_fault(&self, filename: &str, fault: Fault) {
-        lock(&self.shared)
-            .file_faults
-            .insert(filename.to_string(), fault);
+        lock(&self.shared).file_faults.insert(filename.to_string(), fault);
     }
 
     /// Removes all project and file faults.
@@ -396,12 +394,7 @@ impl FakeUpstream {
         let s = lock(&self.shared);
         s.projects
             .get(&normalize_name(project))
-            .map(|p| {
-                p.releases
-                    .iter()
-                    .flat_map(|r| r.files.iter().cloned())
-                    .collect()
-            })
+            .map(|p| p.releases.iter().flat_map(|r| r.files.iter().cloned()).collect())
             .unwrap_or_default()
     }
 

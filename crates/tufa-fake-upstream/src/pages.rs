@@ -32,8 +32,7 @@ fn rows(state: &State, norm: &str, fault: Option<&Fault>) -> Vec<Row> {
             let mut size = f.bytes.len() as u64;
             let mut sha256 = f.sha256.clone();
             let file_fault = state.file_faults.get(name);
-            if matches!(file_fault, Some(Fault::WrongSize)) || matches!(fault, Some(Fault::WrongSize))
-            {
+            if matches!(file_fault, Some(Fault::WrongSize)) || matches!(fault, Some(Fault::WrongSize)) {
                 size += 1;
             }
             if matches!(fault, Some(Fault::HashMismatch)) {

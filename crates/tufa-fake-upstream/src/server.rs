@@ -39,9 +39,7 @@ async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(JSON_CT));
-    lock(&shared)
-        .requests
-        .push(format!("{method} {path_and_query}"));
+    lock(&shared).requests.push(format!("{method} {path_and_query}"));
 
     if path == "/pypi" {
         if method != Method::POST {
@@ -93,8 +91,7 @@ fn redirect(location: &str, serial: u64) -> Response {
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    r.headers_mut()
-        .insert(SERIAL_HEADER, HeaderValue::from(serial));
+    r.headers_mut().insert(SERIAL_HEADER, HeaderValue::from(serial));
     r
 }
 
@@ -118,8 +115,7 @@ fn project(shared: &Shared, rest: &str, wants_json: bool) -> Response {
     };
     if name.is_empty() || name.contains('/') {
         let mut r = not_found();
-        r.headers_mut()
-            .insert(SERIAL_HEADER, HeaderValue::from(s.serial));
+        r.headers_mut().insert(SERIAL_HEADER, HeaderValue::from(s.serial));
         return r;
     }
     let norm = normalize_name(name);
@@ -128,8 +124,7 @@ fn project(shared: &Shared, rest: &str, wants_json: bool) -> Response {
     }
     let Some(serial) = s.projects.get(&norm).map(|p| p.last_serial) else {
         let mut r = not_found();
-        r.headers_mut()
-            .insert(SERIAL_HEADER, HeaderValue::from(s.serial));
+        r.headers_mut().insert(SERIAL_HEADER, HeaderValue::from(s.serial));
         return r;
     };
     let fault = match State::check_fault(&mut s.project_faults, &norm) {
@@ -219,10 +214,7 @@ fn body_response(body: Bytes, fault: Option<&Fault>) -> Response {
                             // Give hyper a moment to flush the first half
                             // before the connection is torn down.
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            Some((
-                                Err(io::Error::other("fake upstream: truncated body (fault)")),
-                                2,
-                            ))
+                            Some((Err(io::Error::other("fake upstream: truncated body (fault)")), 2))
                         }
                         _ => None,
                     }

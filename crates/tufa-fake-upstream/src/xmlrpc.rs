@@ -42,9 +42,7 @@ fn int(v: u64) -> XValue {
 }
 
 fn success(v: &XValue) -> String {
-    let mut out = String::from(
-        "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n",
-    );
+    let mut out = String::from("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n");
     v.render(&mut out);
     out.push_str("\n</param>\n</params>\n</methodResponse>\n");
     out

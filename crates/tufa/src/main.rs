@@ -1,1 +1,156 @@
-fn main() {}
+//! `tufa`: the command-line front of the tufa PyPI mirror.
+//!
+//! Owns configuration, subcommands, progress display and logging; the work itself lives in
+//! the library crates. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+
+mod config;
+mod progress;
+mod sync_cmd;
+mod verify_cmd;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tufa_pypi::ProjectName;
+use url::Url;
+
+use crate::config::{Config, LogFormat};
+
+/// A secure, fast mirror of the Python Package Index.
+///
+/// tufa syncs projects from an upstream index (PyPI by default) over the PEP 691 JSON API,
+/// verifies every file's sha256 while storing it content-addressed, and keeps an index of
+/// what it mirrors. Start with `tufa init DIR`, then `tufa --config DIR/tufa.toml sync`.
+#[derive(Debug, Parser)]
+#[command(name = "tufa", version, about, long_about, propagate_version = true)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "TUFA_CONFIG", default_value = "tufa.toml", value_name = "PATH")]
+    config: PathBuf,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output: errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log format on stderr (overrides the config file).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create DIR/tufa.toml with documented defaults.
+    Init {
+        /// The directory to create (or reuse, if it has no tufa.toml yet).
+        dir: PathBuf,
+        /// Simple API root of the upstream index.
+        #[arg(long, default_value = config::DEFAULT_UPSTREAM, value_name = "URL")]
+        upstream: Url,
+        /// A project to mirror (repeatable). Without any, tufa mirrors everything upstream has.
+        #[arg(long = "project", value_name = "NAME")]
+        projects: Vec<ProjectName>,
+        /// Overwrite an existing tufa.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sync from upstream: the allowlisted projects, or everything changed upstream since the
+    /// last run. Resumable and safe to kill at any moment. Exits 1 if anything failed, after
+    /// syncing everything else.
+    Sync,
+    /// Re-hash every blob the index references; report missing or corrupt ones (exit 1).
+    Verify {
+        /// Blobs hashed at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Continue an interrupted verification from its checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let usage = e.downcast_ref::<UsageError>().is_some();
+            eprintln!("error: {e:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// A configuration or usage problem (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+struct UsageError(anyhow::Error);
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir, upstream, projects, force } => {
+            init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
+            let projects = (!projects.is_empty()).then_some(projects);
+            init(&dir, upstream, projects, force).map_err(|e| UsageError(e).into())
+        }
+        Command::Sync => {
+            let loaded = load_config(&cli.config)?;
+            let fmt = cli.log_format.unwrap_or(loaded.config.log.format);
+            let bar = std::io::stderr().is_terminal() && fmt == LogFormat::Text && !cli.quiet;
+            init_logging(cli.verbose, cli.quiet, fmt, bar);
+            runtime()?.block_on(sync_cmd::run(&loaded, bar))
+        }
+        Command::Verify { jobs, resume } => {
+            let loaded = load_config(&cli.config)?;
+            init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or(loaded.config.log.format), false);
+            runtime()?.block_on(verify_cmd::run(&loaded, jobs.max(1), resume))
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<config::Loaded> {
+    config::load(path).map_err(|e| UsageError(e).into())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn init(dir: &std::path::Path, upstream: Url, projects: Option<Vec<ProjectName>>, force: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::new(upstream, projects);
+    config.validate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let path = dir.join("tufa.toml");
+    if path.exists() && !force {
+        anyhow::bail!("`{}` already exists (use --force to overwrite)", path.display());
+    }
+    std::fs::write(&path, config.render_initial()).with_context(|| format!("cannot write `{}`", path.display()))?;
+    println!("wrote {}", path.display());
+    println!("next: tufa --config {} sync", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr (stdout is for command output). With a progress bar on a terminal the
+/// default level is `warn` so lines do not tear the bar; `-v` brings info back.
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat, bar: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose, bar) {
+        (true, _, _) => "error",
+        (false, 0, true) => "warn",
+        (false, 0, false) => "info",
+        (false, 1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level}")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+}

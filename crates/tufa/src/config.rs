@@ -1,0 +1,287 @@
+//! `tufa.toml`: the one configuration file, with environment overrides.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use tufa_pypi::ProjectName;
+use tufa_sync::{Concurrency, Limits};
+use url::Url;
+
+pub const DEFAULT_UPSTREAM: &str = "https://pypi.org/simple/";
+
+/// The whole configuration file. Unknown keys are errors, so a typo never silently does
+/// nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Simple API root of the upstream index.
+    #[serde(default = "default_upstream")]
+    pub upstream: Url,
+    /// XML-RPC endpoint for the changelog (full mode). Default: `/pypi` on the upstream host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmlrpc: Option<Url>,
+    /// Allowlist: sync exactly these projects. Absent: mirror everything upstream has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<ProjectName>>,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub sync: Sync,
+    #[serde(default)]
+    pub log: Log,
+}
+
+fn default_upstream() -> Url {
+    #[allow(clippy::expect_used)]
+    Url::parse(DEFAULT_UPSTREAM).expect("the default upstream is a valid URL")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Directory of the content-addressed blob store. Relative to the config file's directory.
+    #[serde(default = "default_blobs")]
+    pub blobs: PathBuf,
+    /// The redb index file. Relative to the config file's directory.
+    #[serde(default = "default_index")]
+    pub index: PathBuf,
+}
+
+fn default_blobs() -> PathBuf {
+    PathBuf::from("data/store")
+}
+fn default_index() -> PathBuf {
+    PathBuf::from("data/index.redb")
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self { blobs: default_blobs(), index: default_index() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sync {
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// A loaded configuration with paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub blobs_dir: PathBuf,
+    pub index_path: PathBuf,
+}
+
+/// Environment variables that override the file (documented in README.md).
+pub const ENV_UPSTREAM: &str = "TUFA_UPSTREAM";
+pub const ENV_PROJECTS: &str = "TUFA_PROJECTS";
+pub const ENV_LOG_FORMAT: &str = "TUFA_LOG_FORMAT";
+
+impl Config {
+    pub fn new(upstream: Url, projects: Option<Vec<ProjectName>>) -> Self {
+        Self {
+            upstream,
+            xmlrpc: None,
+            projects,
+            storage: Storage::default(),
+            sync: Sync::default(),
+            log: Log::default(),
+        }
+    }
+
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", origin.display(), e.to_string().trim_end()))
+    }
+
+    /// Applies `TUFA_*` environment overrides.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(u) = get(ENV_UPSTREAM) {
+            self.upstream = Url::parse(&u).with_context(|| format!("{ENV_UPSTREAM}=`{u}` is not a URL"))?;
+        }
+        if let Some(list) = get(ENV_PROJECTS) {
+            let names = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| ProjectName::new(s).with_context(|| format!("{ENV_PROJECTS}: `{s}`")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            self.projects = Some(names);
+        }
+        if let Some(f) = get(ENV_LOG_FORMAT) {
+            self.log.format = match f.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("{ENV_LOG_FORMAT}=`{other}`: expected `text` or `json`"),
+            };
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.upstream.scheme(), "http" | "https") {
+            bail!("upstream `{}` must be an http(s) URL", self.upstream);
+        }
+        if self.sync.concurrency.projects == 0 || self.sync.concurrency.downloads == 0 {
+            bail!("sync.concurrency values must be at least 1");
+        }
+        if let Some(p) = &self.projects
+            && p.is_empty()
+        {
+            bail!("`projects` is empty: list projects to mirror, or remove the key to mirror everything");
+        }
+        Ok(())
+    }
+
+    /// The file `tufa init` writes: every key shown, documented, defaults commented out.
+    pub fn render_initial(&self) -> String {
+        let projects = match &self.projects {
+            Some(p) => {
+                let items: Vec<String> = p.iter().map(|n| format!("\"{n}\"")).collect();
+                format!("projects = [{}]", items.join(", "))
+            }
+            None => "# projects = [\"requests\", \"idna\"]".to_owned(),
+        };
+        let l = Limits::default();
+        let c = Concurrency::default();
+        format!(
+            r#"# tufa configuration. Every key is optional; commented values are the defaults.
+# Environment overrides: TUFA_UPSTREAM, TUFA_PROJECTS (comma-separated), TUFA_LOG_FORMAT.
+
+# Simple API root of the index to mirror.
+upstream = "{upstream}"
+# XML-RPC changelog endpoint used by full mirrors (default: /pypi on the upstream host).
+# xmlrpc = "https://pypi.org/pypi"
+
+# Allowlist: mirror exactly these projects (with all their files).
+# Remove the key to mirror every project upstream has.
+{projects}
+
+[storage]
+# Content-addressed blobs (relative paths are relative to this file).
+# blobs = "data/store"
+# The index database.
+# index = "data/index.redb"
+
+[sync.concurrency]
+# projects = {cp}
+# downloads = {cd}
+
+[sync.limits]
+# max_page_bytes = {mpb}
+# max_file_bytes = {mfb}
+# max_files_per_project = {mfp}
+# connect_timeout_secs = {cts}
+# read_timeout_secs = {rts}
+# page_timeout_secs = {pts}
+# retries = {retries}
+# retry_base_delay_ms = {rbd}
+
+[log]
+# "text" or "json"
+# format = "text"
+"#,
+            upstream = self.upstream,
+            cp = c.projects,
+            cd = c.downloads,
+            mpb = l.max_page_bytes,
+            mfb = l.max_file_bytes,
+            mfp = l.max_files_per_project,
+            cts = l.connect_timeout_secs,
+            rts = l.read_timeout_secs,
+            pts = l.page_timeout_secs,
+            retries = l.retries,
+            rbd = l.retry_base_delay_ms,
+        )
+    }
+}
+
+/// Reads, overrides, validates, and resolves paths.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read config `{}` (create one with `tufa init DIR`, or pass --config)", path.display())
+    })?;
+    let mut config = Config::parse(&text, path)?;
+    config.apply_env(|k| std::env::var(k).ok())?;
+    config.validate().with_context(|| format!("config `{}`", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    Ok(Loaded {
+        blobs_dir: base.join(&config.storage.blobs),
+        index_path: base.join(&config.storage.index),
+        config,
+
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn initial_file_parses_back() {
+        let c = Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), Some(vec![ProjectName::new("Foo.Bar").unwrap()]));
+        let text = c.render_initial();
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(back.upstream, c.upstream);
+        assert_eq!(back.projects.unwrap()[0].as_str(), "foo-bar");
+        assert_eq!(back.sync.limits, Limits::default());
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        let err = Config::parse("upstrem = \"x\"", Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("t.toml") && err.contains("upstrem"), "{err}");
+        let err = Config::parse("projects = [\"../etc\"]", Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("../etc"), "{err}");
+        let err = Config::parse("[sync.limits]\nretries = -1", Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("retries"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::parse("", Path::new("t.toml")).unwrap();
+        c.apply_env(|k| match k {
+            ENV_PROJECTS => Some("Django, zope.interface".into()),
+            ENV_UPSTREAM => Some("http://localhost:1/simple/".into()),
+            _ => None,
+        })
+        .unwrap();
+        let names: Vec<_> = c.projects.unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(names, ["django", "zope-interface"]);
+        assert_eq!(c.upstream.as_str(), "http://localhost:1/simple/");
+        let mut c = Config::parse("", Path::new("t.toml")).unwrap();
+        assert!(c.apply_env(|k| (k == ENV_LOG_FORMAT).then(|| "xml".into())).is_err());
+    }
+
+    #[test]
+    fn validation() {
+        let mut c = Config::parse("projects = []", Path::new("t.toml")).unwrap();
+        assert!(c.validate().is_err());
+        c.projects = None;
+        c.upstream = Url::parse("ftp://x/").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("ftp://x/"));
+    }
+}

@@ -1,0 +1,57 @@
+//! `tufa sync`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tufa_index::Index;
+use tufa_store::BlobStore;
+use tufa_sync::{SyncEvent, SyncOptions};
+
+use crate::config::Loaded;
+use crate::progress::Progress;
+
+pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
+    let c = &loaded.config;
+    let store = BlobStore::local(&loaded.blobs_dir)
+        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
+    let index_path = loaded.index_path.clone();
+    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+
+    let mut options = SyncOptions::new(c.upstream.clone());
+    options.xmlrpc = c.xmlrpc.clone();
+    options.projects = c.projects.clone();
+    options.limits = c.sync.limits.clone();
+    options.concurrency = c.sync.concurrency.clone();
+
+    let progress = Progress::new("sync", bar);
+    let p = progress.clone();
+    let on_event: tufa_sync::Progress = Arc::new(move |e| match e {
+        SyncEvent::Planned { projects } => p.set_total(projects as u64),
+        SyncEvent::Downloaded { bytes } => p.add_bytes(bytes),
+        SyncEvent::ProjectDone { .. } => p.inc(),
+    });
+    let report = tufa_sync::sync(&options, &store, &index, on_event).await;
+    progress.finish();
+    let report = report?;
+
+    println!(
+        "synced {} projects from {}: {} changed, {} removed; {} files downloaded ({} bytes), {} already present, {} removed from the index",
+        report.projects_processed,
+        c.upstream,
+        report.projects_changed,
+        report.projects_removed,
+        report.files_downloaded,
+        report.bytes_downloaded,
+        report.files_already_present,
+        report.files_removed,
+    );
+    if report.is_success() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("error: {} problem(s); everything else was synced:", report.failures.len());
+    for f in &report.failures {
+        eprintln!("  {f}");
+    }
+    Ok(ExitCode::from(1))
+}

@@ -1,0 +1,124 @@
+//! `tufa verify`: re-hash every blob the index references.
+//!
+//! Runs `jobs` blobs at once, project by project in name order, and writes a checkpoint
+//! (next to the index) after each batch of projects, so `--resume` continues an interrupted
+//! run instead of starting over. The checkpoint carries the problems found so far, and is
+//! removed when a run completes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tufa_index::Index;
+use tufa_pypi::{ProjectName, Sha256Digest};
+use tufa_store::{BlobStore, VerifyOutcome};
+
+use crate::config::Loaded;
+use crate::progress::Progress;
+
+/// Projects verified between two checkpoint writes.
+const CHECKPOINT_EVERY: usize = 100;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    /// Every project up to and including this one is verified.
+    after: Option<ProjectName>,
+    problems: Vec<String>,
+}
+
+fn checkpoint_path(index: &Path) -> PathBuf {
+    let mut p = index.as_os_str().to_owned();
+    p.push(".verify-checkpoint.json");
+    PathBuf::from(p)
+}
+
+fn write_checkpoint(path: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let data = serde_json::to_vec_pretty(cp)?;
+    std::fs::write(&tmp, data).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}
+
+pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<ExitCode> {
+    let store = BlobStore::local(&loaded.blobs_dir)
+        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
+    let index_path = loaded.index_path.clone();
+    if !index_path.exists() {
+        anyhow::bail!("no index at `{}`: run `tufa sync` first", index_path.display());
+    }
+    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let cp_path = checkpoint_path(&loaded.index_path);
+    let mut checkpoint = if resume && cp_path.exists() {
+        let text = std::fs::read(&cp_path).with_context(|| format!("cannot read `{}`", cp_path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("checkpoint `{}` is corrupt", cp_path.display()))?
+    } else {
+        Checkpoint::default()
+    };
+    if let Some(after) = &checkpoint.after {
+        tracing::info!(after = %after, "resuming verification");
+    }
+
+    // project → [(filename, digest)], in name order.
+    let idx = index.clone();
+    let files: BTreeMap<ProjectName, Vec<(String, Sha256Digest)>> = tokio::task::spawn_blocking(move || {
+        let mut map: BTreeMap<ProjectName, Vec<(String, Sha256Digest)>> = BTreeMap::new();
+        idx.for_each_file(|p, f| map.entry(p.clone()).or_default().push((f.filename.to_string(), f.sha256)))
+            .map(|()| map)
+    })
+    .await??;
+    let todo: Vec<_> = files.into_iter().filter(|(p, _)| checkpoint.after.as_ref().is_none_or(|a| p > a)).collect();
+
+    let progress = Progress::new("verify", false);
+    progress.set_total(todo.iter().map(|(_, f)| f.len() as u64).sum());
+    let mut checked = 0u64;
+    for batch in todo.chunks(CHECKPOINT_EVERY) {
+        let items = batch.iter().flat_map(|(p, fs)| fs.iter().map(move |(name, d)| (p, name, *d)));
+        let results: Vec<_> = futures::stream::iter(items)
+            .map(|(p, name, d)| {
+                let store = store.clone();
+                let progress = progress.clone();
+                async move {
+                    let r = store.verify(&d).await;
+                    progress.inc();
+                    (p, name, d, r)
+                }
+            })
+            .buffer_unordered(jobs)
+            .collect()
+            .await;
+        for (project, name, digest, r) in results {
+            checked += 1;
+            let problem = match r {
+                Ok(VerifyOutcome::Ok { .. }) => continue,
+                Ok(VerifyOutcome::Missing) => format!("{project}: file `{name}`: blob {digest} is missing"),
+                Ok(VerifyOutcome::Corrupt { actual }) => {
+                    format!("{project}: file `{name}`: blob {digest} is corrupt (its content hashes to {actual})")
+                }
+                Err(e) => format!("{project}: file `{name}`: blob {digest} cannot be read: {e}"),
+            };
+            tracing::error!(%problem, "verification failed");
+            checkpoint.problems.push(problem);
+        }
+        checkpoint.after = batch.last().map(|(p, _)| p.clone());
+        write_checkpoint(&cp_path, &checkpoint)?;
+    }
+    progress.finish();
+    // A complete run needs no checkpoint.
+    let _ = std::fs::remove_file(&cp_path);
+
+    println!("verified {checked} files against {}", store.describe());
+    if checkpoint.problems.is_empty() {
+        println!("all blobs present and intact");
+        return Ok(ExitCode::SUCCESS);
+    }
+    checkpoint.problems.sort();
+    eprintln!("error: {} problem(s):", checkpoint.problems.len());
+    for p in &checkpoint.problems {
+        eprintln!("  {p}");
+    }
+    Ok(ExitCode::from(1))
+}
