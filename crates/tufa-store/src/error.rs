@@ -59,6 +59,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A named-object key that is not allowed (see `put_named`).
+    #[error("`{0}` is not a valid object name")]
+    BadKey(String),
     /// The local store's root directory could not be opened as an object store.
     #[error("cannot open a local blob store at `{}`", root.display())]
     Open {

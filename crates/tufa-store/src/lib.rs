@@ -35,6 +35,7 @@
 //! Must not know about: HTTP, TUF, the index, project or file names.
 
 mod error;
+mod named;
 
 use std::convert::Infallible;
 use std::io::Read as _;
@@ -169,6 +170,11 @@ impl BlobStore {
     }
 
     /// What this store is, for logs: `local:/path`, `memory`, or the given description.
+    /// The underlying object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     pub fn describe(&self) -> &str {
         &self.description
     }

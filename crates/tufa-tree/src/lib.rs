@@ -1,0 +1,196 @@
+//! `tufa-tree`: the layout of the published tree, the contract between the writer (`tufa
+//! sync`'s publish step) and any number of stateless readers (`tufa serve`).
+//!
+//! Everything published lives in the object store:
+//! - blobs (files, rendered pages, extracted METADATA) under their sha256 (`tufa-store`);
+//! - one **manifest** per project, the named object `published/projects/<name>.json`, pointing
+//!   at the blobs of the project's current HTML and JSON pages (each with a gzip variant) and
+//!   at the METADATA blob of each wheel. Replacing a manifest is atomic, and it is written only
+//!   after every blob it names, so a reader never finds a dangling pointer.
+//!
+//! URL paths (relative to the server root) are fixed here too: pages at
+//! `simple/<project>/`, distribution files at `files/<h0h1>/<h2h3>/<rest of sha256>/<filename>`
+//! (content-addressed: the path alone names the blob), PEP 658 metadata at the file's path plus
+//! `.metadata`.
+//!
+//! Must not know about: HTTP servers, the sync, signing keys.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tufa_pypi::{DistFilename, ProjectName, Sha256Digest};
+use tufa_store::{BlobStore, StoreError};
+
+/// Folder of the project manifests.
+pub const MANIFEST_DIR: &str = "published/projects";
+/// Manifest format version; readers refuse other versions.
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("manifest of project `{project}` is corrupt: {source}")]
+    Corrupt { project: String, source: serde_json::Error },
+    #[error("manifest of project `{project}` has version {found}, expected {MANIFEST_VERSION}")]
+    Version { project: String, found: u32 },
+}
+
+/// A blob with its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub sha256: Sha256Digest,
+    pub len: u64,
+}
+
+/// One rendered page: the exact bytes (what TUF signs) and pre-compressed variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    pub raw: BlobRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<BlobRef>,
+}
+
+/// What is published for one project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectManifest {
+    pub version: u32,
+    pub name: ProjectName,
+    /// RFC 3339, whole seconds, UTC: when this manifest was published (HTTP Last-Modified).
+    pub published_at: String,
+    pub html: Page,
+    pub json: Page,
+    /// Wheel filename → its extracted METADATA blob (PEP 658).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, BlobRef>,
+}
+
+pub fn manifest_key(name: &ProjectName) -> String {
+    format!("{MANIFEST_DIR}/{name}.json")
+}
+
+/// URL path of a distribution file, relative to the server root (no leading `/`).
+pub fn file_path(sha256: &Sha256Digest, filename: &DistFilename) -> String {
+    let hex = sha256.to_hex();
+    format!("files/{}/{}/{}/{}", &hex[..2], &hex[2..4], &hex[4..], filename)
+}
+
+/// A parsed `files/…` path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePath {
+    pub sha256: Sha256Digest,
+    pub filename: DistFilename,
+    /// The path asked for `<file>.metadata` (PEP 658).
+    pub metadata: bool,
+}
+
+/// Parses the segments after `files/`: exactly `<2 hex>/<2 hex>/<60 hex>/<filename>`. Anything
+/// else (traversal, wrong lengths, a hostile filename) is `None`.
+pub fn parse_file_path(rest: &str) -> Option<FilePath> {
+    let mut parts = rest.split('/');
+    let (a, b, c, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || a.len() != 2 || b.len() != 2 || c.len() != 60 {
+        return None;
+    }
+    let sha256: Sha256Digest = format!("{a}{b}{c}").parse().ok()?;
+    let (name, metadata) = match name.strip_suffix(".metadata") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    let filename = DistFilename::parse(name).ok()?;
+    Some(FilePath { sha256, filename, metadata })
+}
+
+/// Writes a project's manifest. Call only after every blob it names is stored.
+pub async fn write_manifest(store: &BlobStore, manifest: &ProjectManifest) -> Result<(), TreeError> {
+    let data = serde_json::to_vec(manifest)
+        .map_err(|source| TreeError::Corrupt { project: manifest.name.to_string(), source })?;
+    store.put_named(&manifest_key(&manifest.name), Bytes::from(data)).await?;
+    Ok(())
+}
+
+/// Reads a project's manifest; `None` when the project is not published.
+pub async fn read_manifest(store: &BlobStore, name: &ProjectName) -> Result<Option<ProjectManifest>, TreeError> {
+    let Some(data) = store.get_named(&manifest_key(name)).await? else {
+        return Ok(None);
+    };
+    let m: ProjectManifest =
+        serde_json::from_slice(&data).map_err(|source| TreeError::Corrupt { project: name.to_string(), source })?;
+    if m.version != MANIFEST_VERSION {
+        return Err(TreeError::Version { project: name.to_string(), found: m.version });
+    }
+    Ok(Some(m))
+}
+
+/// Unpublishes a project.
+pub async fn delete_manifest(store: &BlobStore, name: &ProjectName) -> Result<(), TreeError> {
+    Ok(store.delete_named(&manifest_key(name)).await?)
+}
+
+/// Streams the names of all published projects (in the backend's listing order, which is
+/// lexicographic for local disk and S3), without holding the list in memory.
+pub fn published_projects(store: &BlobStore) -> futures::stream::BoxStream<'static, Result<ProjectName, TreeError>> {
+    store
+        .list_named(MANIFEST_DIR)
+        .filter_map(|r| async move {
+            match r {
+                Ok(name) => name.strip_suffix(".json").and_then(|n| ProjectName::new(n).ok()).map(Ok),
+                Err(e) => Some(Err(TreeError::from(e))),
+            }
+        })
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn file_paths_round_trip_and_reject_hostile_input() {
+        let d = Sha256Digest::of(b"x");
+        let f = DistFilename::parse("demo-1.0-py3-none-any.whl").unwrap();
+        let path = file_path(&d, &f);
+        let rest = path.strip_prefix("files/").unwrap();
+        let parsed = parse_file_path(rest).unwrap();
+        assert_eq!((parsed.sha256, parsed.filename.as_str(), parsed.metadata), (d, f.as_str(), false));
+        let meta = parse_file_path(&format!("{rest}.metadata")).unwrap();
+        assert!(meta.metadata);
+        let hex = d.to_hex();
+        for bad in [
+            format!("{}/{}/{}/../x.whl", &hex[..2], &hex[2..4], &hex[4..]),
+            format!("{}/{}/{}/a/demo-1.0.tar.gz", &hex[..2], &hex[2..4], &hex[4..]),
+            format!("{}/{}/{}", &hex[..2], &hex[2..4], &hex[4..]),
+            format!("{}/{}/demo-1.0.tar.gz", &hex[..2], &hex[2..]),
+            format!("zz/{}/{}/demo-1.0.tar.gz", &hex[2..4], &hex[4..]),
+            format!("{}/{}/{}/demo%2F-1.0.tar.gz", &hex[..2], &hex[2..4], &hex[4..]),
+        ] {
+            assert!(parse_file_path(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn manifests_round_trip_and_list() {
+        let store = BlobStore::memory();
+        let r = BlobRef { sha256: Sha256Digest::of(b"p"), len: 1 };
+        for n in ["b", "a"] {
+            let m = ProjectManifest {
+                version: MANIFEST_VERSION,
+                name: ProjectName::new(n).unwrap(),
+                published_at: "2026-01-01T00:00:00Z".into(),
+                html: Page { raw: r, gzip: None },
+                json: Page { raw: r, gzip: Some(r) },
+                metadata: BTreeMap::new(),
+            };
+            write_manifest(&store, &m).await.unwrap();
+            assert_eq!(read_manifest(&store, &m.name).await.unwrap().unwrap(), m);
+        }
+        let mut names: Vec<String> = published_projects(&store).map(|r| r.unwrap().to_string()).collect().await;
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        delete_manifest(&store, &ProjectName::new("a").unwrap()).await.unwrap();
+        assert!(read_manifest(&store, &ProjectName::new("a").unwrap()).await.unwrap().is_none());
+    }
+}
