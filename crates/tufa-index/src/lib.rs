@@ -35,6 +35,10 @@ const DIRTY: TableDefinition<&str, ()> = TableDefinition::new("dirty_projects");
 /// Written before any of them is fetched, removed one by one as each completes, so a killed
 /// or partly failed sync resumes exactly where it stopped.
 const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_projects");
+/// Distribution file sha256 → sha256 of the core metadata (PEP 658) tufa extracted from it,
+/// or `""` when the file has none that can be extracted. Keyed by content, so it is computed
+/// once per file, ever.
+const METADATA: TableDefinition<&str, &str> = TableDefinition::new("extracted_metadata");
 /// Small named values: schema version, upstream serial.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -187,6 +191,7 @@ impl Index {
             tx.open_table(FILES)?;
             tx.open_table(DIRTY)?;
             tx.open_table(PENDING)?;
+            tx.open_table(METADATA)?;
         }
         tx.commit()?;
         Ok(())
@@ -387,6 +392,33 @@ impl Index {
         Ok(())
     }
 
+    /// What is known of the metadata extracted from the file `file`: `None` when it was never
+    /// tried, `Some(None)` when the file has no extractable metadata.
+    pub fn extracted_metadata(&self, file: &Sha256Digest) -> Result<Option<Option<Sha256Digest>>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(METADATA)?;
+        let key = file.to_hex();
+        let Some(v) = table.get(key.as_str())? else { return Ok(None) };
+        let v = v.value();
+        if v.is_empty() {
+            return Ok(Some(None));
+        }
+        v.parse().map(|d| Some(Some(d))).map_err(|e: tufa_pypi::InvalidDigest| IndexError::Record {
+            key,
+            source: serde::de::Error::custom(e),
+        })
+    }
+
+    pub fn set_extracted_metadata(&self, file: &Sha256Digest, metadata: Option<&Sha256Digest>) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let value = metadata.map(Sha256Digest::to_hex).unwrap_or_default();
+            tx.open_table(METADATA)?.insert(file.to_hex().as_str(), value.as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Projects changed since the last [`Index::clear_dirty`].
     pub fn dirty_projects(&self) -> Result<Vec<ProjectName>> {
         let tx = self.db.begin_read()?;
@@ -506,6 +538,18 @@ mod tests {
         assert_eq!(index.upstream_serial().unwrap(), Some(11));
         index.finish_pending(&a, 5).unwrap();
         assert!(index.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn extracted_metadata_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path().join("i.redb")).unwrap();
+        let (a, b, m) = (Sha256Digest::of(b"a"), Sha256Digest::of(b"b"), Sha256Digest::of(b"m"));
+        assert_eq!(index.extracted_metadata(&a).unwrap(), None);
+        index.set_extracted_metadata(&a, Some(&m)).unwrap();
+        index.set_extracted_metadata(&b, None).unwrap();
+        assert_eq!(index.extracted_metadata(&a).unwrap(), Some(Some(m)));
+        assert_eq!(index.extracted_metadata(&b).unwrap(), Some(None));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod digest;
 pub mod filename;
 pub mod name;
+pub mod render;
 pub mod simple;
 
 pub use digest::{InvalidDigest, Sha256Digest, Sha256Hasher};

@@ -110,9 +110,12 @@ pub struct File {
     /// PEP 714 name of the PEP 658 key.
     #[serde(rename = "core-metadata", default, skip_serializing_if = "Option::is_none")]
     pub core_metadata: Option<CoreMetadata>,
-    /// PEP 658's original key, still sent by PyPI for older clients.
+    /// PEP 658's original key. Written as `data-dist-info-metadata`, the spelling PyPI sends
+    /// and older pip reads: PEP 714 explains that pip up to 23.1 fails hard on the spec's
+    /// `dist-info-metadata`, so that spelling is only ever read, never written.
     #[serde(
-        rename = "dist-info-metadata",
+        rename = "data-dist-info-metadata",
+        alias = "dist-info-metadata",
         default,
         skip_serializing_if = "Option::is_none"
     )]
@@ -459,7 +462,7 @@ mod tests {
         {"filename": "demo-1.0-py3-none-any.whl", "url": "https://files.example/demo-1.0-py3-none-any.whl",
          "hashes": {"sha256": "aa"}, "requires-python": ">=3.8", "yanked": false, "size": 10,
          "upload-time": "2024-01-02T03:04:05.123456Z", "core-metadata": {"sha256": "bb"},
-         "data-dist-info-metadata": {"sha256": "bb"}, "dist-info-metadata": {"sha256": "bb"},
+         "dist-info-metadata": {"sha256": "bb"},
          "provenance": "https://files.example/demo.provenance"},
         {"filename": "demo-1.1.tar.gz", "url": "../../files/demo-1.1.tar.gz", "hashes": {"sha256": "cc"},
          "yanked": "broken build", "core-metadata": false, "size": 20},
@@ -487,6 +490,15 @@ mod tests {
         assert_eq!(page.project_status.as_ref().unwrap().status, "archived");
         let again: ProjectPage = serde_json::from_str(&serde_json::to_string(&page).unwrap()).unwrap();
         assert_eq!(again, page);
+    }
+
+    #[test]
+    fn never_writes_the_key_that_breaks_old_pip() {
+        let page: ProjectPage = serde_json::from_str(PYPI_JSON).unwrap();
+        assert!(page.files[0].dist_info_metadata.is_some(), "the PEP 658 spelling is read");
+        let out = serde_json::to_string(&page).unwrap();
+        assert!(!out.contains("\"dist-info-metadata\""), "{out}");
+        assert!(out.contains("\"data-dist-info-metadata\"") && out.contains("\"core-metadata\""));
     }
 
     #[test]

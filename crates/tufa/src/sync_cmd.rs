@@ -34,6 +34,8 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     let report = tufa_sync::sync(&options, &store, &index, on_event).await;
     progress.finish();
     let report = report?;
+    // Publish what synced, even when some of it failed: good projects should not wait.
+    let published = tufa_publish::publish(&store, &index).await?;
 
     println!(
         "synced {} projects from {}: {} changed, {} removed; {} files downloaded ({} bytes), {} already present, {} removed from the index",
@@ -46,12 +48,20 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
         report.files_already_present,
         report.files_removed,
     );
-    if report.is_success() {
+    println!(
+        "published {} projects ({} unpublished), {} wheel METADATA files extracted",
+        published.projects_published, published.projects_unpublished, published.metadata_extracted
+    );
+    if report.is_success() && published.failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("error: {} problem(s); everything else was synced:", report.failures.len());
+    let problems = report.failures.len() + published.failures.len();
+    eprintln!("error: {problems} problem(s); everything else was synced and published:");
     for f in &report.failures {
         eprintln!("  {f}");
+    }
+    for (project, e) in &published.failures {
+        eprintln!("  {project}: publishing failed: {e}");
     }
     Ok(ExitCode::from(1))
 }

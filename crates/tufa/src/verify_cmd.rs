@@ -43,6 +43,39 @@ fn write_checkpoint(path: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks every project's published manifest and the page and METADATA blobs it names, and
+/// that every project in the index is published.
+async fn verify_published(store: &BlobStore, index: &Index, problems: &mut Vec<String>) -> anyhow::Result<u64> {
+    let idx = index.clone();
+    let names = tokio::task::spawn_blocking(move || idx.project_names()).await??;
+    let mut checked = 0;
+    for name in names {
+        let manifest = match tufa_tree::read_manifest(store, &name).await {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                problems.push(format!("{name}: not published (run `tufa sync` to publish it)"));
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        for digest in tufa_publish::page_digests(&manifest) {
+            checked += 1;
+            match store.verify(&digest).await {
+                Ok(VerifyOutcome::Ok { .. }) => {}
+                Ok(VerifyOutcome::Missing) => problems.push(format!("{name}: published page blob {digest} is missing")),
+                Ok(VerifyOutcome::Corrupt { actual }) => problems.push(format!(
+                    "{name}: published page blob {digest} is corrupt (its content hashes to {actual})"
+                )),
+                Err(e) => problems.push(format!("{name}: published page blob {digest} cannot be read: {e}")),
+            }
+        }
+    }
+    Ok(checked)
+}
+
 pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<ExitCode> {
     let store = BlobStore::local(&loaded.blobs_dir)
         .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
@@ -107,6 +140,7 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
         write_checkpoint(&cp_path, &checkpoint)?;
     }
     progress.finish();
+    checked += verify_published(&store, &index, &mut checkpoint.problems).await?;
     // A complete run needs no checkpoint.
     let _ = std::fs::remove_file(&cp_path);
 

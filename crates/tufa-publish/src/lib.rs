@@ -1,0 +1,270 @@
+//! `tufa-publish`: turns the index into the published tree.
+//!
+//! For each project changed since the last publish (the index's dirty set) it extracts PEP 658
+//! metadata from new wheels, renders the project page as PEP 691 JSON and PEP 503 HTML from one
+//! model, stores both (plus gzip variants) as content-addressed blobs, and only then replaces
+//! the project's manifest (`tufa-tree`). Cost grows with the number of changed projects, never
+//! with the size of the mirror; the root `/simple/` list is not rendered at all (the server
+//! streams it from the manifest listing).
+//!
+//! Order, for readers: blobs first, then the manifest that names them; the dirty mark is
+//! cleared last, so a crash at any point means the project is published again next time.
+//!
+//! Must not know about: the network, HTTP serving.
+
+pub mod metadata;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tufa_index::{FileRecord, Index, IndexError, ProjectRecord};
+use tufa_pypi::simple::{CoreMetadata, File, ProjectPage, Yanked};
+use tufa_pypi::{DistKind, ProjectName, Sha256Digest, Version, render};
+use tufa_store::{BlobStore, StoreError};
+use tufa_tree::{BlobRef, Page, ProjectManifest, TreeError};
+
+/// Projects published at once.
+const CONCURRENCY: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("published tree: {0}")]
+    Tree(#[from] TreeError),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PublishReport {
+    pub projects_published: usize,
+    pub projects_unpublished: usize,
+    pub metadata_extracted: usize,
+    /// Project → error, for projects that could not be published (they stay dirty).
+    pub failures: Vec<(ProjectName, String)>,
+}
+
+/// Publishes every dirty project.
+pub async fn publish(store: &BlobStore, index: &Index) -> Result<PublishReport, PublishError> {
+    let idx = index.clone();
+    let dirty = tokio::task::spawn_blocking(move || idx.dirty_projects()).await??;
+    let results: Vec<(ProjectName, Result<Outcome, PublishError>)> = futures::stream::iter(dirty)
+        .map(|name| async move {
+            let r = publish_project(store, index, &name).await;
+            (name, r)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut report = PublishReport::default();
+    let mut done = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(Outcome::Published { extracted }) => {
+                report.projects_published += 1;
+                report.metadata_extracted += extracted;
+                done.push(name);
+            }
+            Ok(Outcome::Unpublished) => {
+                report.projects_unpublished += 1;
+                done.push(name);
+            }
+            Err(e) => {
+                tracing::error!(project = %name, error = %e, "publishing failed; will retry next run");
+                report.failures.push((name, e.to_string()));
+            }
+        }
+    }
+    let idx = index.clone();
+    tokio::task::spawn_blocking(move || idx.clear_dirty(&done)).await??;
+    tracing::info!(
+        published = report.projects_published,
+        unpublished = report.projects_unpublished,
+        metadata_extracted = report.metadata_extracted,
+        failures = report.failures.len(),
+        "publish finished"
+    );
+    Ok(report)
+}
+
+enum Outcome {
+    Published { extracted: usize },
+    Unpublished,
+}
+
+async fn publish_project(store: &BlobStore, index: &Index, name: &ProjectName) -> Result<Outcome, PublishError> {
+    let idx = index.clone();
+    let n = name.clone();
+    let (record, files) = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
+        Ok((idx.project(&n)?, idx.files(&n)?))
+    })
+    .await??;
+    let Some(record) = record else {
+        tufa_tree::delete_manifest(store, name).await?;
+        tracing::info!(project = %name, "unpublished");
+        return Ok(Outcome::Unpublished);
+    };
+
+    // PEP 792: a quarantined project's files must not be offered.
+    let quarantined = record.status.as_ref().is_some_and(|s| s.status == "quarantined");
+    let files: Vec<FileRecord> = if quarantined { Vec::new() } else { files };
+
+    let mut metadata = BTreeMap::new();
+    let mut extracted = 0;
+    for f in files.iter().filter(|f| f.kind() == DistKind::Wheel) {
+        let (m, fresh) = wheel_metadata(store, index, f).await?;
+        extracted += usize::from(fresh);
+        if let Some(m) = m {
+            metadata.insert(f.filename.as_str().to_owned(), m);
+        }
+    }
+
+    let page = project_page(&record, &files, &metadata);
+    let html = store_page(store, render::render_html(&page).into_bytes()).await?;
+    let json = store_page(store, render::render_json(&page).into_bytes()).await?;
+    let manifest = ProjectManifest {
+        version: tufa_tree::MANIFEST_VERSION,
+        name: name.clone(),
+        published_at: now_rfc3339(),
+        html,
+        json,
+        metadata,
+    };
+    tufa_tree::write_manifest(store, &manifest).await?;
+    tracing::info!(project = %name, files = files.len(), "published");
+    Ok(Outcome::Published { extracted })
+}
+
+fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
+}
+
+/// The metadata blob of a wheel, extracting and storing it the first time. Returns whether it
+/// was extracted now.
+async fn wheel_metadata(store: &BlobStore, index: &Index, f: &FileRecord) -> Result<(Option<BlobRef>, bool), PublishError> {
+    let idx = index.clone();
+    let digest = f.sha256;
+    let known = tokio::task::spawn_blocking(move || idx.extracted_metadata(&digest)).await??;
+    if let Some(known) = known {
+        let Some(m) = known else { return Ok((None, false)) };
+        // The blob may have been garbage-collected or lost; then extract again.
+        if let Some(len) = store.size(&m).await? {
+            return Ok((Some(BlobRef { sha256: m, len }), false));
+        }
+    }
+    let extracted = match extract_from_store(store, f).await {
+        Ok(m) => m,
+        Err(e) => {
+            // A wheel we cannot read still gets published, just without PEP 658 metadata.
+            tracing::warn!(file = %f.filename, error = %e, "cannot extract METADATA");
+            None
+        }
+    };
+    let blob = match extracted {
+        Some(bytes) => {
+            let len = bytes.len() as u64;
+            let sha256 = store.put_bytes(Bytes::from(bytes)).await?;
+            Some(BlobRef { sha256, len })
+        }
+        None => None,
+    };
+    let idx = index.clone();
+    let meta_digest = blob.map(|b| b.sha256);
+    tokio::task::spawn_blocking(move || idx.set_extracted_metadata(&digest, meta_digest.as_ref())).await??;
+    Ok((blob, true))
+}
+
+async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<Vec<u8>>, String> {
+    let Some(wheel) = f.filename.as_wheel().cloned() else { return Ok(None) };
+    let filename = f.filename.to_string();
+    match store.local_path(&f.sha256) {
+        // Local disk: read the zip's central directory in place, never the whole wheel.
+        Some(path) => tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).map_err(|e| format!("cannot open the stored wheel: {e}"))?;
+            metadata::extract(std::io::BufReader::new(file), &wheel, &filename).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?,
+        None => {
+            let data = store.get(&f.sha256).await.map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || {
+                metadata::extract(std::io::Cursor::new(data), &wheel, &filename).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+    }
+}
+
+/// Stores a rendered page and its gzip variant.
+async fn store_page(store: &BlobStore, raw: Vec<u8>) -> Result<Page, PublishError> {
+    let raw_len = raw.len() as u64;
+    let gz = tokio::task::spawn_blocking({
+        let raw = raw.clone();
+        move || -> std::io::Result<Vec<u8>> {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&raw)?;
+            e.finish()
+        }
+    })
+    .await?
+    .map_err(|source| StoreError::Io { path: "gzip".into(), source })?;
+    let gz_len = gz.len() as u64;
+    let raw = store.put_bytes(Bytes::from(raw)).await?;
+    let gzip = store.put_bytes(Bytes::from(gz)).await?;
+    Ok(Page { raw: BlobRef { sha256: raw, len: raw_len }, gzip: Some(BlobRef { sha256: gzip, len: gz_len }) })
+}
+
+/// The page model both formats are rendered from. Files are ordered by version, then name;
+/// links are relative (`../../files/…`) so the tree works under any host and path prefix.
+pub fn project_page(record: &ProjectRecord, files: &[FileRecord], metadata: &BTreeMap<String, BlobRef>) -> ProjectPage {
+    let mut files: Vec<&FileRecord> = files.iter().collect();
+    files.sort_by(|a, b| (a.filename.version(), a.filename.as_str()).cmp(&(b.filename.version(), b.filename.as_str())));
+    let mut versions: BTreeSet<Version> = record.versions.iter().filter_map(|v| v.parse().ok()).collect();
+    versions.extend(files.iter().filter_map(|f| f.filename.version().cloned()));
+    ProjectPage {
+        meta: render::meta(),
+        name: record.name.to_string(),
+        versions: Some(versions.iter().map(ToString::to_string).collect()),
+        project_status: record.status.clone(),
+        files: files
+            .into_iter()
+            .map(|f| {
+                let core = metadata.get(f.filename.as_str()).map(|m| CoreMetadata::Present {
+                    hashes: BTreeMap::from([("sha256".to_owned(), m.sha256.to_hex())]),
+                });
+                File {
+                    filename: f.filename.to_string(),
+                    url: format!("../../{}", tufa_tree::file_path(&f.sha256, &f.filename)),
+                    hashes: BTreeMap::from([("sha256".to_owned(), f.sha256.to_hex())]),
+                    requires_python: f.requires_python.clone(),
+                    yanked: match &f.yanked {
+                        None => Yanked::No,
+                        Some(r) if r.is_empty() => Yanked::Yes { reason: None },
+                        Some(r) => Yanked::Yes { reason: Some(r.clone()) },
+                    },
+                    size: Some(f.size),
+                    upload_time: f.upload_time.clone(),
+                    core_metadata: Some(core.clone().unwrap_or(CoreMetadata::Absent)),
+                    dist_info_metadata: Some(core.unwrap_or(CoreMetadata::Absent)),
+                    gpg_sig: None,
+                    provenance: f.provenance.clone(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The digest a stored page must have; used by `tufa verify`.
+pub fn page_digests(m: &ProjectManifest) -> Vec<Sha256Digest> {
+    let mut out = vec![m.html.raw.sha256, m.json.raw.sha256];
+    out.extend(m.html.gzip.iter().chain(m.json.gzip.iter()).map(|g| g.sha256));
+    out.extend(m.metadata.values().map(|b| b.sha256));
+    out
+}
