@@ -49,7 +49,10 @@ const KEY_UPSTREAM_SERIAL: &str = "upstream_serial";
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index `{path}`: {source}")]
-    Open { path: PathBuf, source: redb::DatabaseError },
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("index `{path}` has schema version {found}, this tufa understands {SCHEMA_VERSION}")]
     Schema { path: PathBuf, found: u64 },
     #[error("index database error: {0}")]
@@ -65,7 +68,12 @@ macro_rules! db_err {
         }
     )*};
 }
-db_err!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
@@ -152,11 +160,17 @@ fn file_range(project: &ProjectName) -> (String, String) {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| IndexError::Record { key: key.to_owned(), source })
+    serde_json::from_slice(bytes).map_err(|source| IndexError::Record {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|source| IndexError::Record { key: key.to_owned(), source })
+    serde_json::to_vec(value).map_err(|source| IndexError::Record {
+        key: key.to_owned(),
+        source,
+    })
 }
 
 impl Index {
@@ -169,8 +183,14 @@ impl Index {
                 source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
             })?;
         }
-        let db = Database::create(&path).map_err(|source| IndexError::Open { path: path.clone(), source })?;
-        let index = Self { db: Arc::new(db), path };
+        let db = Database::create(&path).map_err(|source| IndexError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let index = Self {
+            db: Arc::new(db),
+            path,
+        };
         index.init_schema()?;
         Ok(index)
     }
@@ -185,7 +205,12 @@ impl Index {
                     meta.insert(KEY_SCHEMA, SCHEMA_VERSION)?;
                 }
                 Some(SCHEMA_VERSION) => {}
-                Some(found) => return Err(IndexError::Schema { path: self.path.clone(), found }),
+                Some(found) => {
+                    return Err(IndexError::Schema {
+                        path: self.path.clone(),
+                        found,
+                    });
+                }
             }
             tx.open_table(PROJECTS)?;
             tx.open_table(FILES)?;
@@ -204,7 +229,10 @@ impl Index {
     pub fn project(&self, name: &ProjectName) -> Result<Option<ProjectRecord>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(PROJECTS)?;
-        table.get(name.as_str())?.map(|v| decode(name.as_str(), v.value())).transpose()
+        table
+            .get(name.as_str())?
+            .map(|v| decode(name.as_str(), v.value()))
+            .transpose()
     }
 
     /// Files of `project`, ordered by filename.
@@ -222,7 +250,10 @@ impl Index {
 
     /// Files of `project` grouped by release (PEP 440 order); legacy files without a
     /// parseable version are grouped under `None`.
-    pub fn releases(&self, project: &ProjectName) -> Result<BTreeMap<Option<tufa_pypi::Version>, Vec<FileRecord>>> {
+    pub fn releases(
+        &self,
+        project: &ProjectName,
+    ) -> Result<BTreeMap<Option<tufa_pypi::Version>, Vec<FileRecord>>> {
         let mut out: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for f in self.files(project)? {
             out.entry(f.filename.version().cloned()).or_default().push(f);
@@ -276,8 +307,10 @@ impl Index {
         let mut change = ProjectChange::default();
         {
             let mut projects = tx.open_table(PROJECTS)?;
-            let old: Option<ProjectRecord> =
-                projects.get(name.as_str())?.map(|v| decode(name.as_str(), v.value())).transpose()?;
+            let old: Option<ProjectRecord> = projects
+                .get(name.as_str())?
+                .map(|v| decode(name.as_str(), v.value()))
+                .transpose()?;
             if old.as_ref() != Some(record) {
                 change.record_changed = true;
                 projects.insert(name.as_str(), encode(name.as_str(), record)?.as_slice())?;
@@ -358,7 +391,8 @@ impl Index {
                     table.insert(name.as_str(), *serial)?;
                 }
             }
-            tx.open_table(META)?.insert(KEY_UPSTREAM_SERIAL, upstream_serial)?;
+            tx.open_table(META)?
+                .insert(KEY_UPSTREAM_SERIAL, upstream_serial)?;
         }
         tx.commit()?;
         Ok(())
@@ -398,22 +432,27 @@ impl Index {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(METADATA)?;
         let key = file.to_hex();
-        let Some(v) = table.get(key.as_str())? else { return Ok(None) };
+        let Some(v) = table.get(key.as_str())? else {
+            return Ok(None);
+        };
         let v = v.value();
         if v.is_empty() {
             return Ok(Some(None));
         }
-        v.parse().map(|d| Some(Some(d))).map_err(|e: tufa_pypi::InvalidDigest| IndexError::Record {
-            key,
-            source: serde::de::Error::custom(e),
-        })
+        v.parse()
+            .map(|d| Some(Some(d)))
+            .map_err(|e: tufa_pypi::InvalidDigest| IndexError::Record {
+                key,
+                source: serde::de::Error::custom(e),
+            })
     }
 
     pub fn set_extracted_metadata(&self, file: &Sha256Digest, metadata: Option<&Sha256Digest>) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
             let value = metadata.map(Sha256Digest::to_hex).unwrap_or_default();
-            tx.open_table(METADATA)?.insert(file.to_hex().as_str(), value.as_str())?;
+            tx.open_table(METADATA)?
+                .insert(file.to_hex().as_str(), value.as_str())?;
         }
         tx.commit()?;
         Ok(())
@@ -466,7 +505,12 @@ mod tests {
     }
 
     fn record(name: &str, serial: u64) -> ProjectRecord {
-        ProjectRecord { name: ProjectName::new(name).unwrap(), last_serial: Some(serial), versions: vec![], status: None }
+        ProjectRecord {
+            name: ProjectName::new(name).unwrap(),
+            last_serial: Some(serial),
+            versions: vec![],
+            status: None,
+        }
     }
 
     #[test]
@@ -477,20 +521,34 @@ mod tests {
         {
             let index = Index::open(&path).unwrap();
             let change = index
-                .replace_project(&record("demo", 1), &[file("demo-1.0.tar.gz", 1), file("demo-1.1.tar.gz", 2)])
+                .replace_project(
+                    &record("demo", 1),
+                    &[file("demo-1.0.tar.gz", 1), file("demo-1.1.tar.gz", 2)],
+                )
                 .unwrap();
             assert_eq!((change.added, change.removed, change.updated), (2, 0, 0));
             // A project whose name is a prefix of another must not see its files.
-            index.replace_project(&record("demo-x", 1), &[file("demo_x-1.0.tar.gz", 9)]).unwrap();
+            index
+                .replace_project(&record("demo-x", 1), &[file("demo_x-1.0.tar.gz", 9)])
+                .unwrap();
             let mut changed = file("demo-1.1.tar.gz", 2);
             changed.yanked = Some("bad".into());
-            let change = index.replace_project(&record("demo", 2), &[changed, file("demo-2.0.tar.gz", 3)]).unwrap();
+            let change = index
+                .replace_project(&record("demo", 2), &[changed, file("demo-2.0.tar.gz", 3)])
+                .unwrap();
             assert_eq!((change.added, change.removed, change.updated), (1, 1, 1));
-            let again = index.replace_project(&record("demo", 2), &index.files(&demo).unwrap()).unwrap();
+            let again = index
+                .replace_project(&record("demo", 2), &index.files(&demo).unwrap())
+                .unwrap();
             assert!(again.is_empty());
         }
         let index = Index::open(&path).unwrap();
-        let names: Vec<_> = index.files(&demo).unwrap().into_iter().map(|f| f.filename.to_string()).collect();
+        let names: Vec<_> = index
+            .files(&demo)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.filename.to_string())
+            .collect();
         assert_eq!(names, ["demo-1.1.tar.gz", "demo-2.0.tar.gz"]);
         assert_eq!(index.project(&demo).unwrap().unwrap().last_serial, Some(2));
         assert_eq!(index.project_names().unwrap().len(), 2);
@@ -506,7 +564,10 @@ mod tests {
         assert!(index.dirty_projects().unwrap().is_empty());
         assert!(index.remove_project(&demo).unwrap());
         assert!(index.files(&demo).unwrap().is_empty());
-        assert_eq!(index.files(&ProjectName::new("demo-x").unwrap()).unwrap().len(), 1);
+        assert_eq!(
+            index.files(&ProjectName::new("demo-x").unwrap()).unwrap().len(),
+            1
+        );
         assert_eq!(index.dirty_projects().unwrap(), [demo]);
     }
 
@@ -544,7 +605,11 @@ mod tests {
     fn extracted_metadata_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path().join("i.redb")).unwrap();
-        let (a, b, m) = (Sha256Digest::of(b"a"), Sha256Digest::of(b"b"), Sha256Digest::of(b"m"));
+        let (a, b, m) = (
+            Sha256Digest::of(b"a"),
+            Sha256Digest::of(b"b"),
+            Sha256Digest::of(b"m"),
+        );
         assert_eq!(index.extracted_metadata(&a).unwrap(), None);
         index.set_extracted_metadata(&a, Some(&m)).unwrap();
         index.set_extracted_metadata(&b, None).unwrap();

@@ -97,7 +97,11 @@ enum Outcome {
     Unpublished,
 }
 
-async fn publish_project(store: &BlobStore, index: &Index, name: &ProjectName) -> Result<Outcome, PublishError> {
+async fn publish_project(
+    store: &BlobStore,
+    index: &Index,
+    name: &ProjectName,
+) -> Result<Outcome, PublishError> {
     let idx = index.clone();
     let n = name.clone();
     let (record, files) = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
@@ -142,12 +146,18 @@ async fn publish_project(store: &BlobStore, index: &Index, name: &ProjectName) -
 
 fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
+    jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
 }
 
 /// The metadata blob of a wheel, extracting and storing it the first time. Returns whether it
 /// was extracted now.
-async fn wheel_metadata(store: &BlobStore, index: &Index, f: &FileRecord) -> Result<(Option<BlobRef>, bool), PublishError> {
+async fn wheel_metadata(
+    store: &BlobStore,
+    index: &Index,
+    f: &FileRecord,
+) -> Result<(Option<BlobRef>, bool), PublishError> {
     let idx = index.clone();
     let digest = f.sha256;
     let known = tokio::task::spawn_blocking(move || idx.extracted_metadata(&digest)).await??;
@@ -181,12 +191,15 @@ async fn wheel_metadata(store: &BlobStore, index: &Index, f: &FileRecord) -> Res
 }
 
 async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<Vec<u8>>, String> {
-    let Some(wheel) = f.filename.as_wheel().cloned() else { return Ok(None) };
+    let Some(wheel) = f.filename.as_wheel().cloned() else {
+        return Ok(None);
+    };
     let filename = f.filename.to_string();
     match store.local_path(&f.sha256) {
         // Local disk: read the zip's central directory in place, never the whole wheel.
         Some(path) => tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path).map_err(|e| format!("cannot open the stored wheel: {e}"))?;
+            let file =
+                std::fs::File::open(&path).map_err(|e| format!("cannot open the stored wheel: {e}"))?;
             metadata::extract(std::io::BufReader::new(file), &wheel, &filename).map_err(|e| e.to_string())
         })
         .await
@@ -214,18 +227,36 @@ async fn store_page(store: &BlobStore, raw: Vec<u8>) -> Result<Page, PublishErro
         }
     })
     .await?
-    .map_err(|source| StoreError::Io { path: "gzip".into(), source })?;
+    .map_err(|source| StoreError::Io {
+        path: "gzip".into(),
+        source,
+    })?;
     let gz_len = gz.len() as u64;
     let raw = store.put_bytes(Bytes::from(raw)).await?;
     let gzip = store.put_bytes(Bytes::from(gz)).await?;
-    Ok(Page { raw: BlobRef { sha256: raw, len: raw_len }, gzip: Some(BlobRef { sha256: gzip, len: gz_len }) })
+    Ok(Page {
+        raw: BlobRef {
+            sha256: raw,
+            len: raw_len,
+        },
+        gzip: Some(BlobRef {
+            sha256: gzip,
+            len: gz_len,
+        }),
+    })
 }
 
 /// The page model both formats are rendered from. Files are ordered by version, then name;
 /// links are relative (`../../files/…`) so the tree works under any host and path prefix.
-pub fn project_page(record: &ProjectRecord, files: &[FileRecord], metadata: &BTreeMap<String, BlobRef>) -> ProjectPage {
+pub fn project_page(
+    record: &ProjectRecord,
+    files: &[FileRecord],
+    metadata: &BTreeMap<String, BlobRef>,
+) -> ProjectPage {
     let mut files: Vec<&FileRecord> = files.iter().collect();
-    files.sort_by(|a, b| (a.filename.version(), a.filename.as_str()).cmp(&(b.filename.version(), b.filename.as_str())));
+    files.sort_by(|a, b| {
+        (a.filename.version(), a.filename.as_str()).cmp(&(b.filename.version(), b.filename.as_str()))
+    });
     let mut versions: BTreeSet<Version> = record.versions.iter().filter_map(|v| v.parse().ok()).collect();
     versions.extend(files.iter().filter_map(|f| f.filename.version().cloned()));
     ProjectPage {
@@ -247,7 +278,9 @@ pub fn project_page(record: &ProjectRecord, files: &[FileRecord], metadata: &BTr
                     yanked: match &f.yanked {
                         None => Yanked::No,
                         Some(r) if r.is_empty() => Yanked::Yes { reason: None },
-                        Some(r) => Yanked::Yes { reason: Some(r.clone()) },
+                        Some(r) => Yanked::Yes {
+                            reason: Some(r.clone()),
+                        },
                     },
                     size: Some(f.size),
                     upload_time: f.upload_time.clone(),

@@ -12,7 +12,10 @@ pub const API_VERSION: &str = "1.4";
 
 /// A fresh `meta` for pages tufa renders.
 pub fn meta() -> Meta {
-    Meta { api_version: API_VERSION.to_owned(), last_serial: None }
+    Meta {
+        api_version: API_VERSION.to_owned(),
+        last_serial: None,
+    }
 }
 
 /// PEP 691 JSON.
@@ -44,14 +47,29 @@ pub fn render_html(page: &ProjectPage) -> String {
     let name = html_escape::encode_text(&page.name);
     let mut out = String::with_capacity(512 + page.files.len() * 300);
     out.push_str("<!DOCTYPE html>\n<html>\n  <head>\n");
-    let _ = writeln!(out, "    <meta name=\"pypi:repository-version\" content=\"{}\">", attr(&page.meta.api_version));
+    let _ = writeln!(
+        out,
+        "    <meta name=\"pypi:repository-version\" content=\"{}\">",
+        attr(&page.meta.api_version)
+    );
     if let Some(status) = &page.project_status {
-        let _ = writeln!(out, "    <meta name=\"pypi:project-status\" content=\"{}\">", attr(&status.status));
+        let _ = writeln!(
+            out,
+            "    <meta name=\"pypi:project-status\" content=\"{}\">",
+            attr(&status.status)
+        );
         if let Some(reason) = &status.reason {
-            let _ = writeln!(out, "    <meta name=\"pypi:project-status-reason\" content=\"{}\">", attr(reason));
+            let _ = writeln!(
+                out,
+                "    <meta name=\"pypi:project-status-reason\" content=\"{}\">",
+                attr(reason)
+            );
         }
     }
-    let _ = writeln!(out, "    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>");
+    let _ = writeln!(
+        out,
+        "    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>"
+    );
     for f in &page.files {
         out.push_str("    <a href=\"");
         out.push_str(&attr(&f.url));
@@ -92,7 +110,10 @@ mod tests {
             meta: meta(),
             name: "demo".into(),
             versions: Some(vec!["1.0".into(), "1.1".into()]),
-            project_status: Some(ProjectStatus { status: "deprecated".into(), reason: Some("use \"other\" <now>".into()) }),
+            project_status: Some(ProjectStatus {
+                status: "deprecated".into(),
+                reason: Some("use \"other\" <now>".into()),
+            }),
             files: vec![
                 File {
                     filename: "demo-1.0-py3-none-any.whl".into(),
@@ -102,7 +123,9 @@ mod tests {
                     yanked: Yanked::No,
                     size: Some(1234),
                     upload_time: Some("2024-01-02T03:04:05Z".into()),
-                    core_metadata: Some(CoreMetadata::Present { hashes: meta_hash.clone() }),
+                    core_metadata: Some(CoreMetadata::Present {
+                        hashes: meta_hash.clone(),
+                    }),
                     dist_info_metadata: Some(CoreMetadata::Present { hashes: meta_hash }),
                     gpg_sig: None,
                     provenance: None,
@@ -112,7 +135,9 @@ mod tests {
                     url: "../../files/cc/cc/y/demo-1.1.tar.gz".into(),
                     hashes: BTreeMap::from([("sha256".to_owned(), "cc".repeat(32))]),
                     requires_python: None,
-                    yanked: Yanked::Yes { reason: Some("broken & <bad>".into()) },
+                    yanked: Yanked::Yes {
+                        reason: Some("broken & <bad>".into()),
+                    },
                     size: Some(99),
                     upload_time: None,
                     core_metadata: None,

@@ -495,7 +495,10 @@ mod tests {
     #[test]
     fn never_writes_the_key_that_breaks_old_pip() {
         let page: ProjectPage = serde_json::from_str(PYPI_JSON).unwrap();
-        assert!(page.files[0].dist_info_metadata.is_some(), "the PEP 658 spelling is read");
+        assert!(
+            page.files[0].dist_info_metadata.is_some(),
+            "the PEP 658 spelling is read"
+        );
         let out = serde_json::to_string(&page).unwrap();
         assert!(!out.contains("\"dist-info-metadata\""), "{out}");
         assert!(out.contains("\"data-dist-info-metadata\"") && out.contains("\"core-metadata\""));

@@ -19,10 +19,15 @@ fn named_key(key: &str) -> Result<Key, StoreError> {
         !s.is_empty()
             && s != "."
             && s != ".."
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     };
     let first = key.split('/').next().unwrap_or("");
-    if !key.split('/').all(ok_segment) || first == TEMP_PREFIX || key.starts_with(BLOB_PREFIX) || first == "blobs" {
+    if !key.split('/').all(ok_segment)
+        || first == TEMP_PREFIX
+        || key.starts_with(BLOB_PREFIX)
+        || first == "blobs"
+    {
         return Err(StoreError::BadKey(key.escape_debug().collect()));
     }
     Ok(Key::from(key))
@@ -33,7 +38,10 @@ impl BlobStore {
     /// returns (the store fsyncs).
     pub async fn put_named(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let key = named_key(key)?;
-        self.object_store().put(&key, PutPayload::from(data)).await.map_err(StoreError::backend(&key))?;
+        self.object_store()
+            .put(&key, PutPayload::from(data))
+            .await
+            .map_err(StoreError::backend(&key))?;
         Ok(())
     }
 
@@ -59,7 +67,10 @@ impl BlobStore {
     /// Streams the names of the objects directly under `prefix` (recursively),
     /// as their last path segment, in the backend's order, without
     /// holding the listing in memory.
-    pub fn list_named(&self, prefix: &str) -> futures::stream::BoxStream<'static, Result<String, StoreError>> {
+    pub fn list_named(
+        &self,
+        prefix: &str,
+    ) -> futures::stream::BoxStream<'static, Result<String, StoreError>> {
         let key = match named_key(prefix) {
             Ok(k) => k,
             Err(e) => return futures::stream::once(async { Err(e) }).boxed(),
@@ -81,7 +92,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_keys() {
-        for bad in ["", "a//b", "../x", "a/../b", "tmp/x", "blobs/sha256/aa", "blobs", "a/b c", "a/\0", "./a"] {
+        for bad in [
+            "",
+            "a//b",
+            "../x",
+            "a/../b",
+            "tmp/x",
+            "blobs/sha256/aa",
+            "blobs",
+            "a/b c",
+            "a/\0",
+            "./a",
+        ] {
             assert!(named_key(bad).is_err(), "{bad:?}");
         }
         assert!(named_key("published/projects/foo-bar.json").is_ok());
@@ -92,10 +114,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for store in [BlobStore::memory(), BlobStore::local(dir.path()).unwrap()] {
             assert_eq!(store.get_named("p/a.json").await.unwrap(), None);
-            store.put_named("p/a.json", Bytes::from_static(b"1")).await.unwrap();
-            store.put_named("p/a.json", Bytes::from_static(b"2")).await.unwrap();
-            store.put_named("p/b.json", Bytes::from_static(b"3")).await.unwrap();
-            assert_eq!(store.get_named("p/a.json").await.unwrap().unwrap(), Bytes::from_static(b"2"));
+            store
+                .put_named("p/a.json", Bytes::from_static(b"1"))
+                .await
+                .unwrap();
+            store
+                .put_named("p/a.json", Bytes::from_static(b"2"))
+                .await
+                .unwrap();
+            store
+                .put_named("p/b.json", Bytes::from_static(b"3"))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.get_named("p/a.json").await.unwrap().unwrap(),
+                Bytes::from_static(b"2")
+            );
             let mut names: Vec<String> = store.list_named("p").map(|r| r.unwrap()).collect().await;
             names.sort();
             assert_eq!(names, ["a.json", "b.json"]);

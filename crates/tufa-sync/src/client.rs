@@ -11,7 +11,8 @@ use url::Url;
 use crate::limits::Limits;
 
 /// The `Accept` header for project pages: PEP 691 JSON preferred, HTML as a fallback.
-pub const ACCEPT_SIMPLE: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
+pub const ACCEPT_SIMPLE: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -114,12 +115,18 @@ impl Upstream {
                     .header(header::ACCEPT, accept)
                     .send()
                     .await
-                    .map_err(|source| FetchError::Transport { url: url.to_string(), source })?;
+                    .map_err(|source| FetchError::Transport {
+                        url: url.to_string(),
+                        source,
+                    })?;
                 document_from(url, response, limit).await
             };
             tokio::time::timeout(timeout, fut)
                 .await
-                .map_err(|_| FetchError::Timeout { url: url.to_string(), secs: timeout.as_secs() })?
+                .map_err(|_| FetchError::Timeout {
+                    url: url.to_string(),
+                    secs: timeout.as_secs(),
+                })?
         })
         .await
     }
@@ -135,7 +142,10 @@ impl Upstream {
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|source| FetchError::Transport { url: url.to_string(), source })?;
+                .map_err(|source| FetchError::Transport {
+                    url: url.to_string(),
+                    source,
+                })?;
             document_from(url, response, limit).await
         })
         .await
@@ -149,10 +159,16 @@ impl Upstream {
             .get(url.clone())
             .send()
             .await
-            .map_err(|source| FetchError::Transport { url: url.to_string(), source })?;
+            .map_err(|source| FetchError::Transport {
+                url: url.to_string(),
+                source,
+            })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(FetchError::Status { url: url.to_string(), status: status.as_u16() });
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
         }
         Ok(response)
     }
@@ -172,10 +188,16 @@ pub struct Document {
 async fn document_from(url: &Url, mut response: Response, limit: u64) -> Result<Document, FetchError> {
     let status = response.status();
     if !status.is_success() && status != StatusCode::NOT_FOUND {
-        return Err(FetchError::Status { url: url.to_string(), status: status.as_u16() });
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+        });
     }
     if response.content_length().is_some_and(|n| n > limit) {
-        return Err(FetchError::TooLarge { url: url.to_string(), limit });
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+            limit,
+        });
     }
     let final_url = response.url().clone();
     let headers = response.headers();
@@ -189,13 +211,23 @@ async fn document_from(url: &Url, mut response: Response, limit: u64) -> Result<
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
     let mut body = BytesMut::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|source| FetchError::Transport { url: url.to_string(), source })?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|source| FetchError::Transport {
+        url: url.to_string(),
+        source,
+    })? {
         if body.len() as u64 + chunk.len() as u64 > limit {
-            return Err(FetchError::TooLarge { url: url.to_string(), limit });
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+                limit,
+            });
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Document { final_url, status, content_type, body: body.freeze(), last_serial })
+    Ok(Document {
+        final_url,
+        status,
+        content_type,
+        body: body.freeze(),
+        last_serial,
+    })
 }

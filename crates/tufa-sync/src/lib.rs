@@ -46,6 +46,9 @@ pub struct SyncOptions {
     pub projects: Option<Vec<ProjectName>>,
     pub limits: Limits,
     pub concurrency: Concurrency,
+    /// Mirror only the files of the newest N releases of each project (bandersnatch's
+    /// `latest_release` filter). `None`: every release.
+    pub latest_releases: Option<usize>,
     pub user_agent: String,
 }
 
@@ -57,6 +60,7 @@ impl SyncOptions {
             projects: None,
             limits: Limits::default(),
             concurrency: Concurrency::default(),
+            latest_releases: None,
             user_agent: default_user_agent(),
         }
     }
@@ -141,6 +145,7 @@ pub(crate) struct Ctx {
     pub files_downloaded: AtomicU64,
     pub bytes_downloaded: AtomicU64,
     pub files_present: AtomicU64,
+    pub latest_releases: Option<usize>,
 }
 
 /// Runs one sync.
@@ -164,6 +169,7 @@ pub async fn sync(
         files_downloaded: AtomicU64::new(0),
         bytes_downloaded: AtomicU64::new(0),
         files_present: AtomicU64::new(0),
+        latest_releases: options.latest_releases,
     });
 
     let mut report = SyncReport::default();
@@ -174,18 +180,29 @@ pub async fn sync(
             let unique: BTreeSet<_> = allow.iter().cloned().collect();
             unique.into_iter().map(|p| (p, None)).collect()
         }
-        None => plan_full(&ctx, options).await?.into_iter().map(|(p, s)| (p, Some(s))).collect(),
+        None => plan_full(&ctx, options)
+            .await?
+            .into_iter()
+            .map(|(p, s)| (p, Some(s)))
+            .collect(),
     };
     let full_mode = options.projects.is_none();
     (ctx.progress)(SyncEvent::Planned { projects: work.len() });
-    tracing::info!(projects = work.len(), mode = if full_mode { "full" } else { "allowlist" }, "sync planned");
+    tracing::info!(
+        projects = work.len(),
+        mode = if full_mode { "full" } else { "allowlist" },
+        "sync planned"
+    );
 
     let outcomes: Vec<_> = futures::stream::iter(work)
         .map(|(name, serial)| {
             let ctx = ctx.clone();
             async move {
                 let outcome = project::sync_project(&ctx, &name, serial, full_mode).await;
-                (ctx.progress)(SyncEvent::ProjectDone { project: name.clone(), ok: outcome.failures.is_empty() });
+                (ctx.progress)(SyncEvent::ProjectDone {
+                    project: name.clone(),
+                    ok: outcome.failures.is_empty(),
+                });
                 outcome
             }
         })
@@ -203,7 +220,9 @@ pub async fn sync(
     report.files_downloaded = ctx.files_downloaded.load(Ordering::Relaxed);
     report.bytes_downloaded = ctx.bytes_downloaded.load(Ordering::Relaxed);
     report.files_already_present = ctx.files_present.load(Ordering::Relaxed);
-    report.failures.sort_by(|a, b| (&a.project, &a.file).cmp(&(&b.project, &b.file)));
+    report
+        .failures
+        .sort_by(|a, b| (&a.project, &a.file).cmp(&(&b.project, &b.file)));
     tracing::info!(
         projects = report.projects_processed,
         changed = report.projects_changed,
@@ -217,7 +236,11 @@ pub async fn sync(
 
 /// Allowlist mode mirrors exactly the listed projects: ones no longer listed leave the index
 /// (their blobs stay in the store for a later gc).
-async fn drop_unlisted_projects(ctx: &Ctx, allow: &[ProjectName], report: &mut SyncReport) -> Result<(), SyncError> {
+async fn drop_unlisted_projects(
+    ctx: &Ctx,
+    allow: &[ProjectName],
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     let index = ctx.index.clone();
     let allow: BTreeSet<ProjectName> = allow.iter().cloned().collect();
     let removed = tokio::task::spawn_blocking(move || -> Result<usize, tufa_index::IndexError> {
@@ -255,7 +278,11 @@ async fn plan_full(ctx: &Ctx, options: &SyncOptions) -> Result<Vec<(ProjectName,
         Some(plan) => plan,
         None => list_changed_projects(ctx).await?,
     };
-    tracing::info!(changed = changes.len(), upstream_serial = serial, "planned full sync");
+    tracing::info!(
+        changed = changes.len(),
+        upstream_serial = serial,
+        "planned full sync"
+    );
     let index = ctx.index.clone();
     tokio::task::spawn_blocking(move || -> Result<_, tufa_index::IndexError> {
         index.plan_pending(&changes, serial)?;
@@ -274,7 +301,11 @@ async fn changelog_since(ctx: &Ctx, options: &SyncOptions, since: u64) -> Result
         None => ctx.base.join("/pypi").map_err(|e| e.to_string())?,
     };
     let body = xmlrpc::method_call("changelog_since_serial", &[since as i64]);
-    let doc = ctx.upstream.post_xmlrpc(&url, body).await.map_err(|e| e.to_string())?;
+    let doc = ctx
+        .upstream
+        .post_xmlrpc(&url, body)
+        .await
+        .map_err(|e| e.to_string())?;
     if !doc.status.is_success() {
         return Err(format!("POST {url}: HTTP {}", doc.status.as_u16()));
     }
@@ -290,7 +321,9 @@ async fn changelog_since(ctx: &Ctx, options: &SyncOptions, since: u64) -> Result
                 let s = latest.entry(name).or_default();
                 *s = (*s).max(e.serial);
             }
-            Err(err) => tracing::warn!(name = %e.name.escape_debug(), error = %err, "changelog names an invalid project, skipped"),
+            Err(err) => {
+                tracing::warn!(name = %e.name.escape_debug(), error = %err, "changelog names an invalid project, skipped")
+            }
         }
     }
     Ok((latest.into_iter().collect(), serial))
@@ -303,7 +336,10 @@ async fn changelog_since(ctx: &Ctx, options: &SyncOptions, since: u64) -> Result
 async fn list_changed_projects(ctx: &Ctx) -> Result<Plan, SyncError> {
     let url = ctx.base.clone();
     let doc = ctx.upstream.get_document(&url, client::ACCEPT_SIMPLE).await?;
-    let list_err = |reason: String| SyncError::ProjectList { url: url.to_string(), reason };
+    let list_err = |reason: String| SyncError::ProjectList {
+        url: url.to_string(),
+        reason,
+    };
     if !doc.status.is_success() {
         return Err(list_err(format!("HTTP {}", doc.status.as_u16())));
     }
@@ -311,14 +347,21 @@ async fn list_changed_projects(ctx: &Ctx) -> Result<Plan, SyncError> {
         Some(project::PageFormat::Json) => {
             let list: tufa_pypi::simple::ProjectList =
                 serde_json::from_slice(&doc.body).map_err(|e| list_err(format!("malformed JSON: {e}")))?;
-            list.meta.check_api_version().map_err(|e| list_err(e.to_string()))?;
+            list.meta
+                .check_api_version()
+                .map_err(|e| list_err(e.to_string()))?;
             list
         }
         Some(project::PageFormat::Html) => {
             let text = std::str::from_utf8(&doc.body).map_err(|e| list_err(format!("not UTF-8: {e}")))?;
             tufa_pypi::simple::parse_project_list_html(text)
         }
-        None => return Err(list_err(format!("unexpected content type `{}`", doc.content_type))),
+        None => {
+            return Err(list_err(format!(
+                "unexpected content type `{}`",
+                doc.content_type
+            )));
+        }
     };
     let serial = list.meta.last_serial.or(doc.last_serial).unwrap_or(0);
     let index = ctx.index.clone();

@@ -69,6 +69,9 @@ pub struct Concurrency {
 
 impl Default for Concurrency {
     fn default() -> Self {
-        Self { projects: 8, downloads: 16 }
+        Self {
+            projects: 8,
+            downloads: 16,
+        }
     }
 }

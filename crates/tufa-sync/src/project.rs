@@ -23,7 +23,12 @@ pub(crate) enum PageFormat {
 
 /// The page format of a response, from its `Content-Type`.
 pub(crate) fn page_format(content_type: &str) -> Option<PageFormat> {
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/vnd.pypi.simple.v1+json" => Some(PageFormat::Json),
         "application/vnd.pypi.simple.v1+html" | "text/html" => Some(PageFormat::Html),
@@ -43,7 +48,11 @@ impl ProjectOutcome {
     fn failed(project: &ProjectName, error: impl std::fmt::Display) -> Self {
         tracing::error!(project = %project, error = %error, "project rejected");
         Self {
-            failures: vec![SyncFailure { project: project.to_string(), file: None, error: error.to_string() }],
+            failures: vec![SyncFailure {
+                project: project.to_string(),
+                file: None,
+                error: error.to_string(),
+            }],
             ..Self::default()
         }
     }
@@ -92,14 +101,20 @@ pub(crate) async fn sync_project(
     let mut seen = BTreeSet::new();
     for file in &page.files {
         match validate_file(ctx, name, &doc.final_url, file) {
-            Ok(c) if !seen.insert(c.record.filename.as_str().to_owned()) => outcome.failures.push(file_failure(
-                name,
-                &c.record.filename.to_string(),
-                "listed twice on the page".to_owned(),
-            )),
+            Ok(c) if !seen.insert(c.record.filename.as_str().to_owned()) => {
+                outcome.failures.push(file_failure(
+                    name,
+                    &c.record.filename.to_string(),
+                    "listed twice on the page".to_owned(),
+                ))
+            }
             Ok(c) => candidates.push(c),
             Err(e) => outcome.failures.push(file_failure(name, &file.filename, e)),
         }
+    }
+
+    if let Some(n) = ctx.latest_releases {
+        keep_latest_releases(&mut candidates, n);
     }
 
     let index = ctx.index.clone();
@@ -109,10 +124,12 @@ pub(crate) async fn sync_project(
         Ok(Err(e)) => return ProjectOutcome::failed(name, format!("index: {e}")),
         Err(e) => return ProjectOutcome::failed(name, format!("index task: {e}")),
     };
-    let previous: BTreeMap<String, FileRecord> =
-        previous.into_iter().map(|f| (f.filename.as_str().to_owned(), f)).collect();
+    let previous: BTreeMap<String, FileRecord> = previous
+        .into_iter()
+        .map(|f| (f.filename.as_str().to_owned(), f))
+        .collect();
 
-    let results: Vec<(Candidate, Result<(), String>)> = futures::stream::iter(candidates)
+    let results: Vec<(Candidate, Result<u64, String>)> = futures::stream::iter(candidates)
         .map(|c| async move {
             let r = ensure_stored(ctx, &c).await;
             (c, r)
@@ -125,7 +142,12 @@ pub(crate) async fn sync_project(
     let mut files = Vec::new();
     for (c, result) in results {
         match result {
-            Ok(()) => files.push(c.record),
+            Ok(len) => {
+                let mut record = c.record;
+                // HTML pages give no size: record the verified blob's.
+                record.size = len;
+                files.push(record);
+            }
             Err(e) => {
                 let filename = c.record.filename.to_string();
                 // What the index already had for this file stays (loses nothing).
@@ -149,7 +171,12 @@ pub(crate) async fn sync_project(
     let record = ProjectRecord {
         name: name.clone(),
         last_serial: page.meta.last_serial.or(doc.last_serial),
-        versions: page.versions.clone().unwrap_or_default(),
+        // With a release filter, only the kept releases are this mirror's versions.
+        versions: if ctx.latest_releases.is_some() {
+            Vec::new()
+        } else {
+            page.versions.clone().unwrap_or_default()
+        },
         status: page.project_status.clone(),
     };
     let index = ctx.index.clone();
@@ -175,20 +202,48 @@ pub(crate) async fn sync_project(
                 "project synced"
             );
         }
-        Ok(Err(e)) => outcome.failures.push(SyncFailure { project: name.to_string(), file: None, error: format!("index: {e}") }),
-        Err(e) => outcome.failures.push(SyncFailure { project: name.to_string(), file: None, error: format!("index task: {e}") }),
+        Ok(Err(e)) => outcome.failures.push(SyncFailure {
+            project: name.to_string(),
+            file: None,
+            error: format!("index: {e}"),
+        }),
+        Err(e) => outcome.failures.push(SyncFailure {
+            project: name.to_string(),
+            file: None,
+            error: format!("index task: {e}"),
+        }),
     }
     outcome
+}
+
+/// Keeps only the files of the `n` highest versions (PEP 440 order; legacy files without a
+/// parseable version are dropped when a filter is set).
+fn keep_latest_releases(candidates: &mut Vec<Candidate>, n: usize) {
+    let versions: BTreeSet<tufa_pypi::Version> = candidates
+        .iter()
+        .filter_map(|c| c.record.filename.version().cloned())
+        .collect();
+    let keep: BTreeSet<&tufa_pypi::Version> = versions.iter().rev().take(n).collect();
+    candidates.retain(|c| c.record.filename.version().is_some_and(|v| keep.contains(v)));
 }
 
 fn file_failure(project: &ProjectName, file: &str, error: String) -> SyncFailure {
     let file: String = file.escape_debug().collect();
     tracing::error!(project = %project, file = %file, error = %error, "file rejected");
-    SyncFailure { project: project.to_string(), file: Some(file), error }
+    SyncFailure {
+        project: project.to_string(),
+        file: Some(file),
+        error,
+    }
 }
 
 /// The upstream answered 404 for the project's page.
-async fn gone_upstream(ctx: &Ctx, name: &ProjectName, pending_serial: Option<u64>, full_mode: bool) -> ProjectOutcome {
+async fn gone_upstream(
+    ctx: &Ctx,
+    name: &ProjectName,
+    pending_serial: Option<u64>,
+    full_mode: bool,
+) -> ProjectOutcome {
     if !full_mode {
         // Someone listed it explicitly: a typo or a deleted project deserves an error.
         return ProjectOutcome::failed(name, "not found upstream (HTTP 404)");
@@ -208,7 +263,11 @@ async fn gone_upstream(ctx: &Ctx, name: &ProjectName, pending_serial: Option<u64
             if existed {
                 tracing::info!(project = %name, "removed upstream, removed from the index");
             }
-            ProjectOutcome { removed: existed, changed: existed, ..ProjectOutcome::default() }
+            ProjectOutcome {
+                removed: existed,
+                changed: existed,
+                ..ProjectOutcome::default()
+            }
         }
         Ok(Err(e)) => ProjectOutcome::failed(name, format!("index: {e}")),
         Err(e) => ProjectOutcome::failed(name, format!("index task: {e}")),
@@ -222,29 +281,40 @@ fn parse_page(name: &ProjectName, content_type: &str, body: &[u8]) -> Result<Pro
             let page: ProjectPage =
                 serde_json::from_slice(body).map_err(|e| format!("malformed project page JSON: {e}"))?;
             page.meta.check_api_version().map_err(|e| e.to_string())?;
-            let page_name =
-                ProjectName::new(&page.name).map_err(|e| format!("project page names an invalid project: {e}"))?;
+            let page_name = ProjectName::new(&page.name)
+                .map_err(|e| format!("project page names an invalid project: {e}"))?;
             if &page_name != name {
-                return Err(format!("asked for project `{name}`, upstream answered with project `{page_name}`"));
+                return Err(format!(
+                    "asked for project `{name}`, upstream answered with project `{page_name}`"
+                ));
             }
             page
         }
         Some(PageFormat::Html) => {
-            let text = std::str::from_utf8(body).map_err(|e| format!("project page HTML is not UTF-8: {e}"))?;
+            let text =
+                std::str::from_utf8(body).map_err(|e| format!("project page HTML is not UTF-8: {e}"))?;
             let page = simple::parse_project_html(text, name.as_str());
             page.meta.check_api_version().map_err(|e| e.to_string())?;
             page
         }
         None => {
             let shown: String = content_type.chars().take(100).collect();
-            return Err(format!("unexpected content type `{}` for a project page", shown.escape_debug()));
+            return Err(format!(
+                "unexpected content type `{}` for a project page",
+                shown.escape_debug()
+            ));
         }
     };
     Ok(page)
 }
 
 /// Turns one untrusted file entry into a typed record, or says exactly why not.
-fn validate_file(ctx: &Ctx, project: &ProjectName, page_url: &Url, file: &simple::File) -> Result<Candidate, String> {
+fn validate_file(
+    ctx: &Ctx,
+    project: &ProjectName,
+    page_url: &Url,
+    file: &simple::File,
+) -> Result<Candidate, String> {
     let filename = DistFilename::parse(&file.filename).map_err(|e| e.to_string())?;
     if let Some(owner) = filename.project()
         && owner != project
@@ -263,11 +333,15 @@ fn validate_file(ctx: &Ctx, project: &ProjectName, page_url: &Url, file: &simple
     if let Some(size) = file.size
         && size > max
     {
-        return Err(format!("advertised size {size} bytes exceeds the limit of {max} bytes"));
+        return Err(format!(
+            "advertised size {size} bytes exceeds the limit of {max} bytes"
+        ));
     }
     let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_ATTRIBUTE_LEN);
     if long(&file.requires_python) || long(&file.yanked.reason().map(str::to_owned)) {
-        return Err(format!("requires-python or yank reason longer than {MAX_ATTRIBUTE_LEN} bytes"));
+        return Err(format!(
+            "requires-python or yank reason longer than {MAX_ATTRIBUTE_LEN} bytes"
+        ));
     }
     let upload_time = file.upload_time.as_ref().filter(|t| {
         let ok = t.parse::<jiff::Timestamp>().is_ok();
@@ -276,14 +350,20 @@ fn validate_file(ctx: &Ctx, project: &ProjectName, page_url: &Url, file: &simple
         }
         ok
     });
-    let core_metadata_sha256 = file.metadata().and_then(|m| m.sha256()).and_then(|h| h.parse().ok());
+    let core_metadata_sha256 = file
+        .metadata()
+        .and_then(|m| m.sha256())
+        .and_then(|h| h.parse().ok());
     Ok(Candidate {
         record: FileRecord {
             filename,
             sha256,
             size: file.size.unwrap_or(0),
             requires_python: file.requires_python.clone(),
-            yanked: file.yanked.is_yanked().then(|| file.yanked.reason().unwrap_or("").to_owned()),
+            yanked: file
+                .yanked
+                .is_yanked()
+                .then(|| file.yanked.reason().unwrap_or("").to_owned()),
             upload_time: upload_time.cloned(),
             core_metadata_sha256,
             upstream_url: url.to_string(),
@@ -316,8 +396,8 @@ impl Transient for DownloadError {
 }
 
 /// Makes sure the file's blob is in the store, downloading and verifying it if needed.
-/// Fills in the record's size from what was stored.
-async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<(), String> {
+/// Returns the verified blob's size, for the record (HTML pages give none).
+async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<u64, String> {
     let digest = c.record.sha256;
     if let Ok(Some(len)) = ctx.store.size(&digest).await {
         ctx.files_present.fetch_add(1, Ordering::Relaxed);
@@ -335,10 +415,13 @@ async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<(), String> {
             {
                 return Err(DownloadError::TooLarge { len, max });
             }
-            Ok(ctx.store.put_stream(&digest, expected_len, max, response.bytes_stream()).await?)
+            Ok(ctx
+                .store
+                .put_stream(&digest, expected_len, max, response.bytes_stream())
+                .await?)
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_chain(&e))?;
     let len = match outcome {
         PutOutcome::Stored { len } => {
             ctx.files_downloaded.fetch_add(1, Ordering::Relaxed);
@@ -352,9 +435,91 @@ async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<(), String> {
     check_size(c, len)
 }
 
-fn check_size(c: &Candidate, len: u64) -> Result<(), String> {
-    if c.record.size != 0 && c.record.size != len {
-        return Err(format!("upstream says {} bytes, the verified blob has {len}", c.record.size));
+/// The error and its causes (a broken body's reason is only in the source chain), skipping
+/// causes whose text is already shown.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let msg = cause.to_string();
+        if !text.contains(&msg) {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        source = cause.source();
     }
-    Ok(())
+    text
+}
+
+fn check_size(c: &Candidate, len: u64) -> Result<u64, String> {
+    if c.record.size != 0 && c.record.size != len {
+        return Err(format!(
+            "upstream says {} bytes, the verified blob has {len}",
+            c.record.size
+        ));
+    }
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn candidate(filename: &str) -> Candidate {
+        Candidate {
+            record: FileRecord {
+                filename: DistFilename::parse(filename).unwrap(),
+                sha256: Sha256Digest::of(filename.as_bytes()),
+                size: 1,
+                requires_python: None,
+                yanked: None,
+                upload_time: None,
+                core_metadata_sha256: None,
+                upstream_url: String::new(),
+                provenance: None,
+            },
+            url: Url::parse("http://127.0.0.1/x").unwrap(),
+        }
+    }
+
+    #[test]
+    fn keeps_only_the_newest_releases() {
+        let mut c: Vec<Candidate> = [
+            "demo-1.0.tar.gz",
+            "demo-1.10-py3-none-any.whl",
+            "demo-1.10.tar.gz",
+            "demo-1.9.tar.gz",
+            "demo-2.0rc1.tar.gz",
+            "demo-0.1-py2.7.egg",
+        ]
+        .into_iter()
+        .map(candidate)
+        .collect();
+        keep_latest_releases(&mut c, 2);
+        let mut names: Vec<&str> = c.iter().map(|c| c.record.filename.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "demo-1.10-py3-none-any.whl",
+                "demo-1.10.tar.gz",
+                "demo-2.0rc1.tar.gz"
+            ]
+        );
+    }
+
+    #[test]
+    fn page_formats() {
+        assert!(matches!(
+            page_format("application/vnd.pypi.simple.v1+json"),
+            Some(PageFormat::Json)
+        ));
+        assert!(matches!(
+            page_format("Text/HTML; charset=utf-8"),
+            Some(PageFormat::Html)
+        ));
+        assert!(page_format("text/plain").is_none());
+        assert!(page_format("application/json").is_none());
+    }
 }

@@ -55,23 +55,33 @@ pub fn parse_response(xml: &str) -> Result<Value, XmlRpcError> {
 pub fn parse_int(v: &Value) -> Result<u64, XmlRpcError> {
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
-        other => Err(XmlRpcError::Malformed(format!("expected a non-negative int, got {other:?}"))),
+        other => Err(XmlRpcError::Malformed(format!(
+            "expected a non-negative int, got {other:?}"
+        ))),
     }
 }
 
 pub fn parse_changelog(v: &Value) -> Result<Vec<ChangelogEntry>, XmlRpcError> {
     let Value::Array(rows) = v else {
-        return Err(XmlRpcError::Malformed(format!("expected an array of changes, got {v:?}")));
+        return Err(XmlRpcError::Malformed(format!(
+            "expected an array of changes, got {v:?}"
+        )));
     };
     rows.iter()
         .map(|row| match row {
             Value::Array(cols) if cols.len() >= 5 => match (&cols[0], &cols[3], &cols[4]) {
-                (Value::Str(name), Value::Str(action), serial) => {
-                    Ok(ChangelogEntry { name: name.clone(), action: action.clone(), serial: parse_int(serial)? })
-                }
-                _ => Err(XmlRpcError::Malformed(format!("unexpected changelog row {row:?}"))),
+                (Value::Str(name), Value::Str(action), serial) => Ok(ChangelogEntry {
+                    name: name.clone(),
+                    action: action.clone(),
+                    serial: parse_int(serial)?,
+                }),
+                _ => Err(XmlRpcError::Malformed(format!(
+                    "unexpected changelog row {row:?}"
+                ))),
             },
-            _ => Err(XmlRpcError::Malformed(format!("unexpected changelog row {row:?}"))),
+            _ => Err(XmlRpcError::Malformed(format!(
+                "unexpected changelog row {row:?}"
+            ))),
         })
         .collect()
 }
@@ -130,7 +140,11 @@ impl Parser<'_> {
         let end = self.rest().find('<').unwrap_or(self.rest().len());
         let raw = self.rest()[..end].to_owned();
         self.pos += end;
-        raw.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+        raw.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
     }
     fn value(&mut self) -> Result<Value, XmlRpcError> {
         self.expect_open("value")?;
@@ -146,7 +160,11 @@ impl Parser<'_> {
             self.expect_open(tag)?;
             let t = self.text();
             self.expect_close(tag)?;
-            Value::Int(t.trim().parse().map_err(|_| self.malformed(&format!("bad int `{t}`")))?)
+            Value::Int(
+                t.trim()
+                    .parse()
+                    .map_err(|_| self.malformed(&format!("bad int `{t}`")))?,
+            )
         } else if self.peek_open("string") {
             self.expect_open("string")?;
             let t = self.text();
@@ -171,14 +189,20 @@ impl Parser<'_> {
             self.expect_close("array")?;
             Value::Array(items)
         } else if self.peek_open("struct") {
-            let end = self.rest().find("</struct>").ok_or_else(|| self.malformed("unclosed <struct>"))?;
+            let end = self
+                .rest()
+                .find("</struct>")
+                .ok_or_else(|| self.malformed("unclosed <struct>"))?;
             let body = self.rest()[..end + "</struct>".len()].to_owned();
             self.pos += end + "</struct>".len();
             Value::Other(body)
         } else {
             // Types this client does not use (double, boolean, dateTime…): keep as text.
             let start = self.pos;
-            let end = self.rest().find("</value>").ok_or_else(|| self.malformed("unclosed <value>"))?;
+            let end = self
+                .rest()
+                .find("</value>")
+                .ok_or_else(|| self.malformed("unclosed <value>"))?;
             self.pos += end;
             Value::Other(self.s[start..start + end].to_owned())
         };
@@ -203,14 +227,24 @@ mod tests {
         let v = parse_response(xml).unwrap();
         let entries = parse_changelog(&v).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0], ChangelogEntry { name: "Foo".into(), action: "new release".into(), serial: 7 });
+        assert_eq!(
+            entries[0],
+            ChangelogEntry {
+                name: "Foo".into(),
+                action: "new release".into(),
+                serial: 7
+            }
+        );
         assert_eq!(entries[1].name, "b&r");
         assert_eq!(entries[1].serial, 9);
     }
 
     #[test]
     fn parses_int_and_empty_array() {
-        let v = parse_response("<methodResponse><params><param><value><int>42</int></value></param></params></methodResponse>").unwrap();
+        let v = parse_response(
+            "<methodResponse><params><param><value><int>42</int></value></param></params></methodResponse>",
+        )
+        .unwrap();
         assert_eq!(parse_int(&v).unwrap(), 42);
         let v = parse_response("<methodResponse><params><param><value><array><data/></array></value></param></params></methodResponse>").unwrap();
         assert!(parse_changelog(&v).unwrap().is_empty());
@@ -220,13 +254,23 @@ mod tests {
     fn reports_faults_and_garbage() {
         let fault = "<methodResponse><fault><value><struct><member><name>faultString</name><value>nope</value></member></struct></value></fault></methodResponse>";
         assert!(matches!(parse_response(fault), Err(XmlRpcError::Fault(_))));
-        assert!(matches!(parse_response("<html>oops</html>"), Err(XmlRpcError::Malformed(_))));
-        let v = parse_response("<methodResponse><params><param><value><int>-1</int></value></param></params></methodResponse>").unwrap();
+        assert!(matches!(
+            parse_response("<html>oops</html>"),
+            Err(XmlRpcError::Malformed(_))
+        ));
+        let v = parse_response(
+            "<methodResponse><params><param><value><int>-1</int></value></param></params></methodResponse>",
+        )
+        .unwrap();
         assert!(parse_int(&v).is_err());
     }
 
     #[test]
     fn method_call_renders() {
-        assert!(method_call("changelog_since_serial", &[5]).contains("<methodName>changelog_since_serial</methodName><params><param><value><int>5</int>"));
+        assert!(
+            method_call("changelog_since_serial", &[5]).contains(
+                "<methodName>changelog_since_serial</methodName><params><param><value><int>5</int>"
+            )
+        );
     }
 }

@@ -33,7 +33,10 @@ pub enum TreeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("manifest of project `{project}` is corrupt: {source}")]
-    Corrupt { project: String, source: serde_json::Error },
+    Corrupt {
+        project: String,
+        source: serde_json::Error,
+    },
     #[error("manifest of project `{project}` has version {found}, expected {MANIFEST_VERSION}")]
     Version { project: String, found: u32 },
 }
@@ -100,26 +103,42 @@ pub fn parse_file_path(rest: &str) -> Option<FilePath> {
         None => (name, false),
     };
     let filename = DistFilename::parse(name).ok()?;
-    Some(FilePath { sha256, filename, metadata })
+    Some(FilePath {
+        sha256,
+        filename,
+        metadata,
+    })
 }
 
 /// Writes a project's manifest. Call only after every blob it names is stored.
 pub async fn write_manifest(store: &BlobStore, manifest: &ProjectManifest) -> Result<(), TreeError> {
-    let data = serde_json::to_vec(manifest)
-        .map_err(|source| TreeError::Corrupt { project: manifest.name.to_string(), source })?;
-    store.put_named(&manifest_key(&manifest.name), Bytes::from(data)).await?;
+    let data = serde_json::to_vec(manifest).map_err(|source| TreeError::Corrupt {
+        project: manifest.name.to_string(),
+        source,
+    })?;
+    store
+        .put_named(&manifest_key(&manifest.name), Bytes::from(data))
+        .await?;
     Ok(())
 }
 
 /// Reads a project's manifest; `None` when the project is not published.
-pub async fn read_manifest(store: &BlobStore, name: &ProjectName) -> Result<Option<ProjectManifest>, TreeError> {
+pub async fn read_manifest(
+    store: &BlobStore,
+    name: &ProjectName,
+) -> Result<Option<ProjectManifest>, TreeError> {
     let Some(data) = store.get_named(&manifest_key(name)).await? else {
         return Ok(None);
     };
-    let m: ProjectManifest =
-        serde_json::from_slice(&data).map_err(|source| TreeError::Corrupt { project: name.to_string(), source })?;
+    let m: ProjectManifest = serde_json::from_slice(&data).map_err(|source| TreeError::Corrupt {
+        project: name.to_string(),
+        source,
+    })?;
     if m.version != MANIFEST_VERSION {
-        return Err(TreeError::Version { project: name.to_string(), found: m.version });
+        return Err(TreeError::Version {
+            project: name.to_string(),
+            found: m.version,
+        });
     }
     Ok(Some(m))
 }
@@ -129,14 +148,20 @@ pub async fn delete_manifest(store: &BlobStore, name: &ProjectName) -> Result<()
     Ok(store.delete_named(&manifest_key(name)).await?)
 }
 
-/// Streams the names of all published projects (in the backend's listing order, which is
-/// lexicographic for local disk and S3), without holding the list in memory.
-pub fn published_projects(store: &BlobStore) -> futures::stream::BoxStream<'static, Result<ProjectName, TreeError>> {
+/// Streams the names of all published projects in the backend's listing order (lexicographic
+/// on S3, directory order on local disk; PEP 503 asks for no order), without holding the list
+/// in memory, so the root page stays cheap at 600k projects.
+pub fn published_projects(
+    store: &BlobStore,
+) -> futures::stream::BoxStream<'static, Result<ProjectName, TreeError>> {
     store
         .list_named(MANIFEST_DIR)
         .filter_map(|r| async move {
             match r {
-                Ok(name) => name.strip_suffix(".json").and_then(|n| ProjectName::new(n).ok()).map(Ok),
+                Ok(name) => name
+                    .strip_suffix(".json")
+                    .and_then(|n| ProjectName::new(n).ok())
+                    .map(Ok),
                 Err(e) => Some(Err(TreeError::from(e))),
             }
         })
@@ -155,7 +180,10 @@ mod tests {
         let path = file_path(&d, &f);
         let rest = path.strip_prefix("files/").unwrap();
         let parsed = parse_file_path(rest).unwrap();
-        assert_eq!((parsed.sha256, parsed.filename.as_str(), parsed.metadata), (d, f.as_str(), false));
+        assert_eq!(
+            (parsed.sha256, parsed.filename.as_str(), parsed.metadata),
+            (d, f.as_str(), false)
+        );
         let meta = parse_file_path(&format!("{rest}.metadata")).unwrap();
         assert!(meta.metadata);
         let hex = d.to_hex();
@@ -174,23 +202,39 @@ mod tests {
     #[tokio::test]
     async fn manifests_round_trip_and_list() {
         let store = BlobStore::memory();
-        let r = BlobRef { sha256: Sha256Digest::of(b"p"), len: 1 };
+        let r = BlobRef {
+            sha256: Sha256Digest::of(b"p"),
+            len: 1,
+        };
         for n in ["b", "a"] {
             let m = ProjectManifest {
                 version: MANIFEST_VERSION,
                 name: ProjectName::new(n).unwrap(),
                 published_at: "2026-01-01T00:00:00Z".into(),
                 html: Page { raw: r, gzip: None },
-                json: Page { raw: r, gzip: Some(r) },
+                json: Page {
+                    raw: r,
+                    gzip: Some(r),
+                },
                 metadata: BTreeMap::new(),
             };
             write_manifest(&store, &m).await.unwrap();
             assert_eq!(read_manifest(&store, &m.name).await.unwrap().unwrap(), m);
         }
-        let mut names: Vec<String> = published_projects(&store).map(|r| r.unwrap().to_string()).collect().await;
+        let mut names: Vec<String> = published_projects(&store)
+            .map(|r| r.unwrap().to_string())
+            .collect()
+            .await;
         names.sort();
         assert_eq!(names, ["a", "b"]);
-        delete_manifest(&store, &ProjectName::new("a").unwrap()).await.unwrap();
-        assert!(read_manifest(&store, &ProjectName::new("a").unwrap()).await.unwrap().is_none());
+        delete_manifest(&store, &ProjectName::new("a").unwrap())
+            .await
+            .unwrap();
+        assert!(
+            read_manifest(&store, &ProjectName::new("a").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub sync: Sync,
     #[serde(default)]
+    pub serve: Serve,
+    #[serde(default)]
     pub log: Log,
 }
 
@@ -57,17 +59,51 @@ fn default_index() -> PathBuf {
 
 impl Default for Storage {
     fn default() -> Self {
-        Self { blobs: default_blobs(), index: default_index() }
+        Self {
+            blobs: default_blobs(),
+            index: default_index(),
+        }
     }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sync {
+    /// Mirror only the newest N releases of each project. Absent: every release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_releases: Option<usize>,
     #[serde(default)]
     pub concurrency: Concurrency,
     #[serde(default)]
     pub limits: Limits,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Serve {
+    /// Address `tufa serve` listens on (overridden by `--listen`).
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    #[serde(default)]
+    pub limits: tufa_server::ServerLimits,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    #[allow(clippy::expect_used)]
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address is valid")
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            limits: tufa_server::ServerLimits::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -106,13 +142,15 @@ impl Config {
             projects,
             storage: Storage::default(),
             sync: Sync::default(),
+            serve: Serve::default(),
             log: Log::default(),
         }
     }
 
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Self> {
-        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", origin.display(), e.to_string().trim_end()))
+        toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", origin.display(), e.to_string().trim_end()))
     }
 
     /// Applies `TUFA_*` environment overrides.
@@ -145,6 +183,9 @@ impl Config {
         }
         if self.sync.concurrency.projects == 0 || self.sync.concurrency.downloads == 0 {
             bail!("sync.concurrency values must be at least 1");
+        }
+        if self.sync.latest_releases == Some(0) {
+            bail!("sync.latest_releases must be at least 1 (remove it to mirror every release)");
         }
         if let Some(p) = &self.projects
             && p.is_empty()
@@ -184,6 +225,10 @@ upstream = "{upstream}"
 # The index database.
 # index = "data/index.redb"
 
+[sync]
+# Mirror only the newest N releases of each project (default: all releases).
+{latest}
+
 [sync.concurrency]
 # projects = {cp}
 # downloads = {cd}
@@ -198,11 +243,26 @@ upstream = "{upstream}"
 # retries = {retries}
 # retry_base_delay_ms = {rbd}
 
+[serve]
+listen = "{listen}"
+
+[serve.limits]
+# max_path_len = 1024
+# max_header_bytes = 16384
+# request_timeout_secs = 30
+# max_connections = 1024
+# page_cache_bytes = 67108864
+
 [log]
 # "text" or "json"
 # format = "text"
 "#,
             upstream = self.upstream,
+            listen = self.serve.listen,
+            latest = match self.sync.latest_releases {
+                Some(n) => format!("latest_releases = {n}"),
+                None => "# latest_releases = 3".to_owned(),
+            },
             cp = c.projects,
             cd = c.downloads,
             mpb = l.max_page_bytes,
@@ -220,18 +280,26 @@ upstream = "{upstream}"
 /// Reads, overrides, validates, and resolves paths.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let text = std::fs::read_to_string(path).with_context(|| {
-        format!("cannot read config `{}` (create one with `tufa init DIR`, or pass --config)", path.display())
+        format!(
+            "cannot read config `{}` (create one with `tufa init DIR`, or pass --config)",
+            path.display()
+        )
     })?;
     let mut config = Config::parse(&text, path)?;
     config.apply_env(|k| std::env::var(k).ok())?;
-    config.validate().with_context(|| format!("config `{}`", path.display()))?;
+    config
+        .validate()
+        .with_context(|| format!("config `{}`", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
     Ok(Loaded {
         blobs_dir: base.join(&config.storage.blobs),
         index_path: base.join(&config.storage.index),
         config,
-
     })
 }
 
@@ -242,7 +310,10 @@ mod tests {
 
     #[test]
     fn initial_file_parses_back() {
-        let c = Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), Some(vec![ProjectName::new("Foo.Bar").unwrap()]));
+        let c = Config::new(
+            Url::parse("http://127.0.0.1:9/simple/").unwrap(),
+            Some(vec![ProjectName::new("Foo.Bar").unwrap()]),
+        );
         let text = c.render_initial();
         let back = Config::parse(&text, Path::new("t.toml")).unwrap();
         assert_eq!(back.upstream, c.upstream);
@@ -252,11 +323,17 @@ mod tests {
 
     #[test]
     fn typos_and_bad_values_are_named() {
-        let err = Config::parse("upstrem = \"x\"", Path::new("t.toml")).unwrap_err().to_string();
+        let err = Config::parse("upstrem = \"x\"", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t.toml") && err.contains("upstrem"), "{err}");
-        let err = Config::parse("projects = [\"../etc\"]", Path::new("t.toml")).unwrap_err().to_string();
+        let err = Config::parse("projects = [\"../etc\"]", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("../etc"), "{err}");
-        let err = Config::parse("[sync.limits]\nretries = -1", Path::new("t.toml")).unwrap_err().to_string();
+        let err = Config::parse("[sync.limits]\nretries = -1", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("retries"), "{err}");
     }
 
@@ -273,7 +350,10 @@ mod tests {
         assert_eq!(names, ["django", "zope-interface"]);
         assert_eq!(c.upstream.as_str(), "http://localhost:1/simple/");
         let mut c = Config::parse("", Path::new("t.toml")).unwrap();
-        assert!(c.apply_env(|k| (k == ENV_LOG_FORMAT).then(|| "xml".into())).is_err());
+        assert!(
+            c.apply_env(|k| (k == ENV_LOG_FORMAT).then(|| "xml".into()))
+                .is_err()
+        );
     }
 
     #[test]

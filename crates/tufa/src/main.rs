@@ -5,6 +5,7 @@
 
 mod config;
 mod progress;
+mod serve_cmd;
 mod sync_cmd;
 mod verify_cmd;
 
@@ -28,7 +29,13 @@ use crate::config::{Config, LogFormat};
 #[command(name = "tufa", version, about, long_about, propagate_version = true)]
 struct Cli {
     /// The configuration file.
-    #[arg(long, global = true, env = "TUFA_CONFIG", default_value = "tufa.toml", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "TUFA_CONFIG",
+        default_value = "tufa.toml",
+        value_name = "PATH"
+    )]
     config: PathBuf,
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -63,6 +70,32 @@ enum Command {
     /// last run. Resumable and safe to kill at any moment. Exits 1 if anything failed, after
     /// syncing everything else.
     Sync,
+    /// Serve the published tree: the Simple API (PEP 503/691), files, and PEP 658 metadata.
+    /// Stateless: any number of replicas can serve one store.
+    Serve {
+        /// Address to listen on [default: `serve.listen` from the config, 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// PEM certificate chain; serves HTTPS with --tls-key.
+        #[arg(long, value_name = "PATH", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, value_name = "PATH", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// See it work: create ./tufa-data, sync httpx and its dependencies (newest 2 releases)
+    /// from PyPI, and serve them on 127.0.0.1:8080. Re-running reuses ./tufa-data.
+    Quickstart {
+        /// Where to keep the trial mirror.
+        #[arg(long, default_value = "tufa-data", value_name = "DIR")]
+        dir: PathBuf,
+        /// Index to mirror from.
+        #[arg(long, default_value = config::DEFAULT_UPSTREAM, value_name = "URL")]
+        upstream: Url,
+        /// Address to serve on.
+        #[arg(long, default_value = config::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// Re-hash every blob the index references; report missing or corrupt ones (exit 1).
     Verify {
         /// Blobs hashed at once.
@@ -93,7 +126,12 @@ struct UsageError(anyhow::Error);
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Init { dir, upstream, projects, force } => {
+        Command::Init {
+            dir,
+            upstream,
+            projects,
+            force,
+        } => {
             init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
             let projects = (!projects.is_empty()).then_some(projects);
             init(&dir, upstream, projects, force).map_err(|e| UsageError(e).into())
@@ -105,9 +143,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(cli.verbose, cli.quiet, fmt, bar);
             runtime()?.block_on(sync_cmd::run(&loaded, bar))
         }
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let loaded = load_config(&cli.config)?;
+            init_logging(
+                cli.verbose,
+                cli.quiet,
+                cli.log_format.unwrap_or(loaded.config.log.format),
+                false,
+            );
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| serve_cmd::TlsArgs { cert, key });
+            runtime()?.block_on(serve_cmd::run(&loaded, listen, tls))
+        }
+        Command::Quickstart {
+            dir,
+            upstream,
+            listen,
+        } => {
+            let bar = std::io::stderr().is_terminal() && !cli.quiet;
+            init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), bar);
+            runtime()?.block_on(serve_cmd::quickstart(&dir, upstream, listen, bar))
+        }
         Command::Verify { jobs, resume } => {
             let loaded = load_config(&cli.config)?;
-            init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or(loaded.config.log.format), false);
+            init_logging(
+                cli.verbose,
+                cli.quiet,
+                cli.log_format.unwrap_or(loaded.config.log.format),
+                false,
+            );
             runtime()?.block_on(verify_cmd::run(&loaded, jobs.max(1), resume))
         }
     }
@@ -118,10 +187,18 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<config::Loaded> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
-fn init(dir: &std::path::Path, upstream: Url, projects: Option<Vec<ProjectName>>, force: bool) -> anyhow::Result<ExitCode> {
+fn init(
+    dir: &std::path::Path,
+    upstream: Url,
+    projects: Option<Vec<ProjectName>>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     let config = Config::new(upstream, projects);
     config.validate()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -129,7 +206,8 @@ fn init(dir: &std::path::Path, upstream: Url, projects: Option<Vec<ProjectName>>
     if path.exists() && !force {
         anyhow::bail!("`{}` already exists (use --force to overwrite)", path.display());
     }
-    std::fs::write(&path, config.render_initial()).with_context(|| format!("cannot write `{}`", path.display()))?;
+    std::fs::write(&path, config.render_initial())
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
     println!("wrote {}", path.display());
     println!("next: tufa --config {} sync", path.display());
     Ok(ExitCode::SUCCESS)
@@ -147,8 +225,12 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat, bar: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| EnvFilter::new(format!(
+            "warn,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level},tufa_publish={level},tufa_server={level}"
+        )));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),

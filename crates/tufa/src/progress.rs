@@ -70,7 +70,10 @@ impl Progress {
         let now = self.started.elapsed().as_millis() as u64;
         let last = self.last_log_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= self.interval.as_millis() as u64
-            && self.last_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             tracing::info!(
                 what = self.what,

@@ -23,6 +23,7 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     options.projects = c.projects.clone();
     options.limits = c.sync.limits.clone();
     options.concurrency = c.sync.concurrency.clone();
+    options.latest_releases = c.sync.latest_releases;
 
     let progress = Progress::new("sync", bar);
     let p = progress.clone();

@@ -45,7 +45,11 @@ fn write_checkpoint(path: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
 
 /// Checks every project's published manifest and the page and METADATA blobs it names, and
 /// that every project in the index is published.
-async fn verify_published(store: &BlobStore, index: &Index, problems: &mut Vec<String>) -> anyhow::Result<u64> {
+async fn verify_published(
+    store: &BlobStore,
+    index: &Index,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<u64> {
     let idx = index.clone();
     let names = tokio::task::spawn_blocking(move || idx.project_names()).await??;
     let mut checked = 0;
@@ -65,11 +69,15 @@ async fn verify_published(store: &BlobStore, index: &Index, problems: &mut Vec<S
             checked += 1;
             match store.verify(&digest).await {
                 Ok(VerifyOutcome::Ok { .. }) => {}
-                Ok(VerifyOutcome::Missing) => problems.push(format!("{name}: published page blob {digest} is missing")),
+                Ok(VerifyOutcome::Missing) => {
+                    problems.push(format!("{name}: published page blob {digest} is missing"))
+                }
                 Ok(VerifyOutcome::Corrupt { actual }) => problems.push(format!(
                     "{name}: published page blob {digest} is corrupt (its content hashes to {actual})"
                 )),
-                Err(e) => problems.push(format!("{name}: published page blob {digest} cannot be read: {e}")),
+                Err(e) => problems.push(format!(
+                    "{name}: published page blob {digest} cannot be read: {e}"
+                )),
             }
         }
     }
@@ -87,7 +95,8 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
     let cp_path = checkpoint_path(&loaded.index_path);
     let mut checkpoint = if resume && cp_path.exists() {
         let text = std::fs::read(&cp_path).with_context(|| format!("cannot read `{}`", cp_path.display()))?;
-        serde_json::from_slice(&text).with_context(|| format!("checkpoint `{}` is corrupt", cp_path.display()))?
+        serde_json::from_slice(&text)
+            .with_context(|| format!("checkpoint `{}` is corrupt", cp_path.display()))?
     } else {
         Checkpoint::default()
     };
@@ -99,17 +108,26 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
     let idx = index.clone();
     let files: BTreeMap<ProjectName, Vec<(String, Sha256Digest)>> = tokio::task::spawn_blocking(move || {
         let mut map: BTreeMap<ProjectName, Vec<(String, Sha256Digest)>> = BTreeMap::new();
-        idx.for_each_file(|p, f| map.entry(p.clone()).or_default().push((f.filename.to_string(), f.sha256)))
-            .map(|()| map)
+        idx.for_each_file(|p, f| {
+            map.entry(p.clone())
+                .or_default()
+                .push((f.filename.to_string(), f.sha256))
+        })
+        .map(|()| map)
     })
     .await??;
-    let todo: Vec<_> = files.into_iter().filter(|(p, _)| checkpoint.after.as_ref().is_none_or(|a| p > a)).collect();
+    let todo: Vec<_> = files
+        .into_iter()
+        .filter(|(p, _)| checkpoint.after.as_ref().is_none_or(|a| p > a))
+        .collect();
 
     let progress = Progress::new("verify", false);
     progress.set_total(todo.iter().map(|(_, f)| f.len() as u64).sum());
     let mut checked = 0u64;
     for batch in todo.chunks(CHECKPOINT_EVERY) {
-        let items = batch.iter().flat_map(|(p, fs)| fs.iter().map(move |(name, d)| (p, name, *d)));
+        let items = batch
+            .iter()
+            .flat_map(|(p, fs)| fs.iter().map(move |(name, d)| (p, name, *d)));
         let results: Vec<_> = futures::stream::iter(items)
             .map(|(p, name, d)| {
                 let store = store.clone();
@@ -129,7 +147,9 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
                 Ok(VerifyOutcome::Ok { .. }) => continue,
                 Ok(VerifyOutcome::Missing) => format!("{project}: file `{name}`: blob {digest} is missing"),
                 Ok(VerifyOutcome::Corrupt { actual }) => {
-                    format!("{project}: file `{name}`: blob {digest} is corrupt (its content hashes to {actual})")
+                    format!(
+                        "{project}: file `{name}`: blob {digest} is corrupt (its content hashes to {actual})"
+                    )
                 }
                 Err(e) => format!("{project}: file `{name}`: blob {digest} cannot be read: {e}"),
             };

@@ -1,0 +1,537 @@
+//! `/files/<h0h1>/<h2h3>/<rest of sha256>/<filename>` and its PEP 658 `.metadata`.
+//!
+//! See the crate docs for how file bodies are verified while streaming (the last chunk is held
+//! back until the digest is checked) and how range requests are cut only from verified blobs.
+
+use std::io::{self, SeekFrom};
+use std::time::SystemTime;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header, response::Builder};
+use axum::response::Response;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt as _, TryStreamExt as _};
+use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectStoreExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio_util::io::ReaderStream;
+use tufa_pypi::{Sha256Digest, Sha256Hasher};
+use tufa_store::{BlobStore, VerifyOutcome};
+use tufa_tree::{FilePath, parse_file_path, read_manifest};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::pages::{etag_of, if_none_match, verified_small};
+
+/// `Cache-Control` of content-addressed responses: the URL names the content.
+const IMMUTABLE: &str = "max-age=31536000, public, immutable";
+/// Read size for files on the local disk (object_store's own reader uses 8 KiB).
+const READ_CHUNK: usize = 256 * 1024;
+/// Chunks up to this size are hashed on the calling task, larger ones on a blocking thread.
+const INLINE_HASH_LIMIT: usize = 256 * 1024;
+
+/// `Content-Type` by filename. Never a compression type and never with `Content-Encoding`:
+/// a client would decompress a `.tar.gz` and then fail its hash check.
+fn content_type(filename: &str) -> &'static str {
+    if filename.ends_with(".whl") || filename.ends_with(".zip") {
+        "application/zip"
+    } else if filename.ends_with(".tar.gz") || filename.ends_with(".tgz") {
+        "application/x-tar"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+fn http_date(time: SystemTime) -> String {
+    httpdate::fmt_http_date(time)
+}
+
+pub(crate) async fn file(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Ok(Path(rest)) = path else {
+        return Err(ApiError::NotFound);
+    };
+    let file = parse_file_path(&rest).ok_or(ApiError::NotFound)?;
+    if file.metadata {
+        metadata(&state, &file, &method, &headers).await
+    } else {
+        distribution(&state, &file, &method, &headers).await
+    }
+}
+
+/// Headers every answer about a file carries, 304 included.
+fn file_headers(etag: &str, last_modified: SystemTime) -> Builder {
+    Response::builder()
+        .header(header::ETAG, etag)
+        .header(header::CACHE_CONTROL, IMMUTABLE)
+        .header(header::LAST_MODIFIED, http_date(last_modified))
+}
+
+fn build(builder: Builder, body: Body) -> Result<Response, ApiError> {
+    builder.body(body).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn distribution(
+    state: &AppState,
+    file: &FilePath,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let digest = file.sha256;
+    let etag = etag_of(&digest);
+    let key = BlobStore::key_for(&digest);
+    let store = state.store().object_store();
+    let content_type = content_type(file.filename.as_str());
+    let not_modified = if_none_match(headers, &etag);
+    let range = requested_range(headers, &etag);
+
+    if *method == Method::HEAD || not_modified || range.is_some() {
+        let meta = store
+            .head(&key)
+            .await
+            .map_err(|e| ApiError::from_object_store(&digest, e))?;
+        let builder = file_headers(&etag, SystemTime::from(meta.last_modified));
+        if not_modified {
+            return build(builder.status(StatusCode::NOT_MODIFIED), Body::empty());
+        }
+        let builder = builder
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT_RANGES, "bytes");
+        if *method == Method::HEAD {
+            return build(builder.header(header::CONTENT_LENGTH, meta.size), Body::empty());
+        }
+        if let Some(range) = range {
+            return serve_range(state, &digest, range, meta.size, builder).await;
+        }
+    }
+
+    let result = store
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::from_object_store(&digest, e))?;
+    let len = result.meta.size;
+    let builder = file_headers(&etag, SystemTime::from(result.meta.last_modified))
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, len);
+    let body = verified_stream(payload_stream(result), digest, len, state.clone());
+    build(builder, Body::from_stream(body))
+}
+
+/// A range request: verify the whole blob first, then cut the range from a fresh read.
+async fn serve_range(
+    state: &AppState,
+    digest: &Sha256Digest,
+    range: RangeSpec,
+    stored_len: u64,
+    builder: Builder,
+) -> Result<Response, ApiError> {
+    let Some((start, end)) = range.resolve(stored_len) else {
+        return Err(ApiError::RangeNotSatisfiable { len: stored_len });
+    };
+    match state.store().verify(digest).await {
+        Ok(VerifyOutcome::Ok { len }) if len == stored_len => {}
+        Ok(VerifyOutcome::Ok { len }) => {
+            return Err(ApiError::Unavailable(format!(
+                "blob sha256:{digest} changed length while being read ({stored_len} → {len})"
+            )));
+        }
+        Ok(VerifyOutcome::Missing) => return Err(ApiError::NotFound),
+        Ok(VerifyOutcome::Corrupt { actual }) => {
+            state.metrics().verification_failed();
+            tracing::error!(digest = %digest, actual = %actual, "stored blob does not match its digest; range not served");
+            return Err(ApiError::Corrupt);
+        }
+        Err(e) => return Err(ApiError::from_store(e)),
+    }
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(start..end + 1)),
+        ..GetOptions::default()
+    };
+    let result = state
+        .store()
+        .object_store()
+        .get_opts(&BlobStore::key_for(digest), options)
+        .await
+        .map_err(|e| ApiError::from_object_store(digest, e))?;
+    let want = end + 1 - start;
+    let builder = builder
+        .status(StatusCode::PARTIAL_CONTENT)
+        .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{stored_len}"))
+        .header(header::CONTENT_LENGTH, want);
+    build(
+        builder,
+        Body::from_stream(length_checked(payload_stream(result), want, *digest)),
+    )
+}
+
+/// PEP 658 metadata: the METADATA blob the project's manifest lists for this wheel.
+async fn metadata(
+    state: &AppState,
+    file: &FilePath,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let project = file.filename.project().ok_or(ApiError::NotFound)?;
+    let manifest = read_manifest(state.store(), project)
+        .await
+        .map_err(ApiError::from_tree)?
+        .ok_or(ApiError::NotFound)?;
+    let blob = *manifest
+        .metadata
+        .get(file.filename.as_str())
+        .ok_or(ApiError::NotFound)?;
+    // The URL names the distribution's blob too; answer only for a file that is stored.
+    if !state
+        .store()
+        .exists(&file.sha256)
+        .await
+        .map_err(ApiError::from_store)?
+    {
+        return Err(ApiError::NotFound);
+    }
+    let etag = etag_of(&blob.sha256);
+    let builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, IMMUTABLE);
+    if if_none_match(headers, &etag) {
+        return build(builder.status(StatusCode::NOT_MODIFIED), Body::empty());
+    }
+    let builder = builder.header(header::CONTENT_TYPE, "application/octet-stream");
+    if *method == Method::HEAD {
+        return build(builder.header(header::CONTENT_LENGTH, blob.len), Body::empty());
+    }
+    let data = verified_small(state, &blob).await?;
+    build(
+        builder.header(header::CONTENT_LENGTH, data.len()),
+        Body::from(data),
+    )
+}
+
+/// One `Range: bytes=…` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeSpec {
+    /// `a-b`
+    FromTo(u64, u64),
+    /// `a-`
+    From(u64),
+    /// `-n`: the last n bytes
+    Suffix(u64),
+}
+
+impl RangeSpec {
+    /// Parses a single byte range. Anything else (other units, several ranges, bad syntax) is
+    /// `None`, and the request is served whole, as RFC 9110 allows.
+    fn parse(value: &str) -> Option<Self> {
+        let (unit, spec) = value.trim().split_once('=')?;
+        if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+            return None;
+        }
+        let number = |s: &str| -> Option<u64> {
+            let s = s.trim();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        };
+        let (first, last) = spec.split_once('-')?;
+        match (first.trim(), last.trim()) {
+            ("", n) => Some(Self::Suffix(number(n)?)),
+            (a, "") => Some(Self::From(number(a)?)),
+            (a, b) => {
+                let (a, b) = (number(a)?, number(b)?);
+                (a <= b).then_some(Self::FromTo(a, b))
+            }
+        }
+    }
+
+    /// The inclusive byte positions within a blob of `len` bytes; `None`: unsatisfiable (416).
+    fn resolve(self, len: u64) -> Option<(u64, u64)> {
+        let last = len.checked_sub(1)?;
+        match self {
+            Self::FromTo(a, b) => (a <= last).then(|| (a, b.min(last))),
+            Self::From(a) => (a <= last).then_some((a, last)),
+            Self::Suffix(0) => None,
+            Self::Suffix(n) => Some((len - n.min(len), last)),
+        }
+    }
+}
+
+/// The range to serve: a parsable single range, unless `If-Range` names another version.
+fn requested_range(headers: &HeaderMap, etag: &str) -> Option<RangeSpec> {
+    let range = RangeSpec::parse(headers.get(header::RANGE)?.to_str().ok()?)?;
+    match headers.get(header::IF_RANGE) {
+        None => Some(range),
+        Some(v) if v.to_str().is_ok_and(|v| v.trim() == etag) => Some(range),
+        Some(_) => None,
+    }
+}
+
+/// The bytes of a get, in large chunks. object_store reads local files 8 KiB per blocking
+/// call; here a local file is read `READ_CHUNK` bytes at a time.
+fn payload_stream(result: GetResult) -> BoxStream<'static, io::Result<Bytes>> {
+    let GetResult { payload, range, .. } = result;
+    match payload {
+        GetResultPayload::File(file, _) => stream::once(async move {
+            let mut file = tokio::fs::File::from_std(file);
+            file.seek(SeekFrom::Start(range.start)).await?;
+            let reader = file.take(range.end.saturating_sub(range.start));
+            Ok::<_, io::Error>(ReaderStream::with_capacity(reader, READ_CHUNK))
+        })
+        .try_flatten()
+        .boxed(),
+        GetResultPayload::Stream(s) => s.map_err(io::Error::other).boxed(),
+    }
+}
+
+struct Verifying {
+    inner: BoxStream<'static, io::Result<Bytes>>,
+    hasher: Sha256Hasher,
+    held: Option<Bytes>,
+    seen: u64,
+    len: u64,
+    digest: Sha256Digest,
+    state: AppState,
+}
+
+impl Verifying {
+    fn fail(&self, actual: Option<Sha256Digest>) -> io::Error {
+        self.state.metrics().verification_failed();
+        match actual {
+            Some(actual) => tracing::error!(
+                digest = %self.digest,
+                actual = %actual,
+                bytes = self.seen,
+                "stored blob does not match its digest; response aborted before its last chunk"
+            ),
+            None => tracing::error!(
+                digest = %self.digest,
+                expected_len = self.len,
+                bytes = self.seen,
+                "stored blob is longer than announced; response aborted"
+            ),
+        }
+        io::Error::other("blob failed verification")
+    }
+
+    async fn hash(&mut self, chunk: Bytes) -> io::Result<()> {
+        if chunk.len() <= INLINE_HASH_LIMIT {
+            self.hasher.update(&chunk);
+            return Ok(());
+        }
+        let mut hasher = std::mem::take(&mut self.hasher);
+        self.hasher = tokio::task::spawn_blocking(move || {
+            hasher.update(&chunk);
+            hasher
+        })
+        .await
+        .map_err(io::Error::other)?;
+        Ok(())
+    }
+}
+
+/// `inner` as a body that is only ever complete when it hashed to `digest` with exactly `len`
+/// bytes: each chunk is hashed as it arrives and passed on one chunk late; the last one is
+/// released only after the check, and replaced by an error when it fails.
+fn verified_stream(
+    inner: BoxStream<'static, io::Result<Bytes>>,
+    digest: Sha256Digest,
+    len: u64,
+    state: AppState,
+) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    let start = Verifying {
+        inner,
+        hasher: Sha256Hasher::new(),
+        held: None,
+        seen: 0,
+        len,
+        digest,
+        state,
+    };
+    stream::unfold(Some(start), |st| async move {
+        let mut st = st?;
+        loop {
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    // An empty chunk must not push the real last chunk out early.
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    st.seen += chunk.len() as u64;
+                    if st.seen > st.len {
+                        return Some((Err(st.fail(None)), None));
+                    }
+                    if let Err(e) = st.hash(chunk.clone()).await {
+                        return Some((Err(e), None));
+                    }
+                    if let Some(previous) = st.held.replace(chunk) {
+                        return Some((Ok(previous), Some(st)));
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::error!(digest = %st.digest, error = %e, "reading blob failed mid-response");
+                    return Some((Err(e), None));
+                }
+                None => {
+                    let actual = std::mem::take(&mut st.hasher).finish();
+                    if actual == st.digest && st.seen == st.len {
+                        return st.held.take().map(|last| (Ok(last), None));
+                    }
+                    return Some((Err(st.fail(Some(actual))), None));
+                }
+            }
+        }
+    })
+}
+
+/// A range read that must yield exactly `want` bytes.
+fn length_checked(
+    inner: BoxStream<'static, io::Result<Bytes>>,
+    want: u64,
+    digest: Sha256Digest,
+) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    stream::unfold(Some((inner, 0u64)), move |st| async move {
+        let (mut inner, seen) = st?;
+        match inner.next().await {
+            Some(Ok(chunk)) => {
+                let seen = seen + chunk.len() as u64;
+                if seen > want {
+                    tracing::error!(digest = %digest, want, "range read returned too many bytes");
+                    return Some((Err(io::Error::other("range read too long")), None));
+                }
+                Some((Ok(chunk), Some((inner, seen))))
+            }
+            Some(Err(e)) => {
+                tracing::error!(digest = %digest, error = %e, "range read failed mid-response");
+                Some((Err(e), None))
+            }
+            None if seen == want => None,
+            None => {
+                tracing::error!(digest = %digest, want, got = seen, "range read ended early");
+                Some((Err(io::Error::other("range read too short")), None))
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn range_parsing() {
+        use RangeSpec::*;
+        assert_eq!(RangeSpec::parse("bytes=0-9"), Some(FromTo(0, 9)));
+        assert_eq!(RangeSpec::parse("Bytes = 5-"), Some(From(5)));
+        assert_eq!(RangeSpec::parse("bytes=-3"), Some(Suffix(3)));
+        for bad in [
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes 0-1",
+        ] {
+            assert_eq!(RangeSpec::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn range_resolution() {
+        use RangeSpec::*;
+        assert_eq!(FromTo(0, 9).resolve(100), Some((0, 9)));
+        assert_eq!(FromTo(90, 200).resolve(100), Some((90, 99)));
+        assert_eq!(FromTo(100, 200).resolve(100), None);
+        assert_eq!(From(99).resolve(100), Some((99, 99)));
+        assert_eq!(From(100).resolve(100), None);
+        assert_eq!(Suffix(10).resolve(100), Some((90, 99)));
+        assert_eq!(Suffix(1000).resolve(100), Some((0, 99)));
+        assert_eq!(Suffix(0).resolve(100), None);
+        assert_eq!(From(0).resolve(0), None);
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("a-1.0-py3-none-any.whl"), "application/zip");
+        assert_eq!(content_type("a-1.0.zip"), "application/zip");
+        assert_eq!(content_type("a-1.0.tar.gz"), "application/x-tar");
+        assert_eq!(content_type("a-1.0.tgz"), "application/x-tar");
+        assert_eq!(content_type("a-1.0.tar.bz2"), "application/octet-stream");
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> BoxStream<'static, io::Result<Bytes>> {
+        stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+        .boxed()
+    }
+
+    #[tokio::test]
+    async fn verified_stream_releases_the_last_chunk_only_after_the_check() {
+        let state = AppState::new(BlobStore::memory(), crate::ServerLimits::default());
+        let good = Sha256Digest::of(b"abcdef");
+        let out: Vec<io::Result<Bytes>> =
+            verified_stream(chunks(&[b"ab", b"", b"cd", b"ef", b""]), good, 6, state.clone())
+                .collect()
+                .await;
+        let bytes: Vec<u8> = out.into_iter().flat_map(|r| r.unwrap().to_vec()).collect();
+        assert_eq!(bytes, b"abcdef");
+
+        // Wrong content: everything but the last chunk, then an error.
+        let out: Vec<io::Result<Bytes>> =
+            verified_stream(chunks(&[b"ab", b"cd", b"eX"]), good, 6, state.clone())
+                .collect()
+                .await;
+        assert_eq!(out.len(), 3);
+        assert!(out[..2].iter().all(Result::is_ok));
+        assert!(out[2].is_err());
+
+        // Too long: stopped as soon as it shows.
+        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[b"abcdef", b"g"]), good, 6, state.clone())
+            .collect()
+            .await;
+        assert_eq!(out.len(), 1);
+        assert!(out[0].is_err());
+
+        // Too short (a truncated blob that still hashes... to something else).
+        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[b"abc"]), good, 6, state.clone())
+            .collect()
+            .await;
+        assert_eq!(out.len(), 1);
+        assert!(out[0].is_err());
+
+        // Empty blob.
+        let empty = Sha256Digest::of(b"");
+        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[]), empty, 0, state.clone())
+            .collect()
+            .await;
+        assert!(out.is_empty());
+        assert!(
+            state
+                .metrics()
+                .render()
+                .contains("tufa_blob_verification_failures_total 3\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn length_checked_stream() {
+        let d = Sha256Digest::of(b"");
+        let ok: Vec<_> = length_checked(chunks(&[b"ab", b"c"]), 3, d).collect().await;
+        assert!(ok.iter().all(Result::is_ok));
+        let short: Vec<_> = length_checked(chunks(&[b"ab"]), 3, d).collect().await;
+        assert!(short.last().unwrap().is_err());
+        let long: Vec<_> = length_checked(chunks(&[b"abcd"]), 3, d).collect().await;
+        assert!(long.last().unwrap().is_err());
+    }
+}

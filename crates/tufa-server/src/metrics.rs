@@ -1,0 +1,242 @@
+//! Prometheus metrics, kept in atomics and rendered by hand in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The route template a request matched, the `route` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Route {
+    SimpleRoot,
+    SimpleProject,
+    Files,
+    Metadata,
+    Health,
+    Metrics,
+    Other,
+}
+
+impl Route {
+    const ALL: [Route; 7] = [
+        Self::SimpleRoot,
+        Self::SimpleProject,
+        Self::Files,
+        Self::Metadata,
+        Self::Health,
+        Self::Metrics,
+        Self::Other,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::SimpleRoot => "simple_root",
+            Self::SimpleProject => "simple_project",
+            Self::Files => "files",
+            Self::Metadata => "metadata",
+            Self::Health => "health",
+            Self::Metrics => "metrics",
+            Self::Other => "other",
+        }
+    }
+
+    /// Classifies a request path (before routing, so 404s are labelled too).
+    pub(crate) fn classify(path: &str) -> Self {
+        match path {
+            "/simple/" | "/simple" => Self::SimpleRoot,
+            "/healthz" | "/readyz" => Self::Health,
+            "/metrics" => Self::Metrics,
+            p if p.starts_with("/simple/") => Self::SimpleProject,
+            p if p.starts_with("/files/") && p.ends_with(".metadata") => Self::Metadata,
+            p if p.starts_with("/files/") => Self::Files,
+            _ => Self::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Upper bounds of the duration histogram's buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Non-cumulative counts per bucket; the last one is `+Inf`.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, duration: Duration) {
+        let secs = duration.as_secs_f64();
+        let slot = BUCKETS.iter().position(|&le| secs <= le).unwrap_or(BUCKETS.len());
+        if let Some(bucket) = self.buckets.get(slot) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// All counters of one server.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: Mutex<BTreeMap<(Route, u16), u64>>,
+    durations: [Histogram; Route::ALL.len()],
+    response_bytes: [AtomicU64; Route::ALL.len()],
+    verification_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn record(&self, route: Route, status: u16, duration: Duration, bytes: u64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((route, status))
+            .or_default() += 1;
+        if let Some(h) = self.durations.get(route.index()) {
+            h.observe(duration);
+        }
+        if let Some(b) = self.response_bytes.get(route.index()) {
+            b.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn verification_failed(&self) {
+        self.verification_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP tufa_http_requests_total HTTP requests answered, by route and status."
+        );
+        let _ = writeln!(out, "# TYPE tufa_http_requests_total counter");
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for ((route, status), n) in requests {
+            let _ = writeln!(
+                out,
+                "tufa_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                route.label()
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP tufa_http_request_duration_seconds Time from request to the end of the response body."
+        );
+        let _ = writeln!(out, "# TYPE tufa_http_request_duration_seconds histogram");
+        for (route, h) in Route::ALL.iter().zip(&self.durations) {
+            let label = route.label();
+            let mut cumulative = 0u64;
+            for (le, bucket) in BUCKETS.iter().zip(&h.buckets) {
+                cumulative += bucket.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "tufa_http_request_duration_seconds_bucket{{route=\"{label}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            cumulative += h.buckets.last().map_or(0, |b| b.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "tufa_http_request_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "tufa_http_request_duration_seconds_sum{{route=\"{label}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "tufa_http_request_duration_seconds_count{{route=\"{label}\"}} {}",
+                h.count.load(Ordering::Relaxed)
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP tufa_http_response_bytes_total Response body bytes sent, by route."
+        );
+        let _ = writeln!(out, "# TYPE tufa_http_response_bytes_total counter");
+        for (route, b) in Route::ALL.iter().zip(&self.response_bytes) {
+            let _ = writeln!(
+                out,
+                "tufa_http_response_bytes_total{{route=\"{}\"}} {}",
+                route.label(),
+                b.load(Ordering::Relaxed)
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP tufa_blob_verification_failures_total Stored blobs that did not hash to their address when served."
+        );
+        let _ = writeln!(out, "# TYPE tufa_blob_verification_failures_total counter");
+        let _ = writeln!(
+            out,
+            "tufa_blob_verification_failures_total {}",
+            self.verification_failures.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_routes() {
+        for (path, route) in [
+            ("/simple/", Route::SimpleRoot),
+            ("/simple/foo/", Route::SimpleProject),
+            ("/files/aa/bb/cc/x.whl", Route::Files),
+            ("/files/aa/bb/cc/x.whl.metadata", Route::Metadata),
+            ("/healthz", Route::Health),
+            ("/readyz", Route::Health),
+            ("/metrics", Route::Metrics),
+            ("/", Route::Other),
+            ("/tuf/1.root.json", Route::Other),
+        ] {
+            assert_eq!(Route::classify(path), route, "{path}");
+        }
+    }
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.record(Route::Files, 200, Duration::from_millis(3), 10);
+        m.record(Route::Files, 200, Duration::from_secs(60), 5);
+        m.record(Route::Other, 404, Duration::from_micros(10), 10);
+        m.verification_failed();
+        let text = m.render();
+        assert!(
+            text.contains("tufa_http_requests_total{route=\"files\",status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("tufa_http_requests_total{route=\"other\",status=\"404\"} 1\n"));
+        assert!(
+            text.contains("tufa_http_request_duration_seconds_bucket{route=\"files\",le=\"0.0025\"} 0\n")
+        );
+        assert!(text.contains("tufa_http_request_duration_seconds_bucket{route=\"files\",le=\"0.005\"} 1\n"));
+        assert!(text.contains("tufa_http_request_duration_seconds_bucket{route=\"files\",le=\"30\"} 1\n"));
+        assert!(text.contains("tufa_http_request_duration_seconds_bucket{route=\"files\",le=\"+Inf\"} 2\n"));
+        assert!(text.contains("tufa_http_request_duration_seconds_count{route=\"files\"} 2\n"));
+        assert!(text.contains("tufa_http_response_bytes_total{route=\"files\"} 15\n"));
+        assert!(text.contains("tufa_blob_verification_failures_total 1\n"));
+    }
+}

@@ -1,0 +1,193 @@
+//! A small published tree: two projects, their pages (with gzip variants), a wheel with its
+//! METADATA, and an sdist.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use axum::Router;
+use bytes::Bytes;
+use tempfile::TempDir;
+use tufa_pypi::{DistFilename, ProjectName, Sha256Digest};
+use tufa_server::{AppState, ServerLimits, router};
+use tufa_store::BlobStore;
+use tufa_tree::{BlobRef, MANIFEST_VERSION, Page, ProjectManifest, file_path, write_manifest};
+
+pub const WHEEL: &str = "demo-1.0-py3-none-any.whl";
+pub const SDIST: &str = "demo-1.0.tar.gz";
+pub const PUBLISHED_AT: &str = "2026-01-02T03:04:05Z";
+pub const PUBLISHED_HTTP_DATE: &str = "Fri, 02 Jan 2026 03:04:05 GMT";
+pub const WHEEL_LEN: usize = 1024 * 1024 + 123;
+
+pub struct Fixture {
+    pub store: BlobStore,
+    /// Keeps a local store's directory alive.
+    pub dir: Option<TempDir>,
+    pub state: AppState,
+    pub app: Router,
+    pub html: Bytes,
+    pub html_gzip: Bytes,
+    pub json: Bytes,
+    pub json_gzip: Bytes,
+    pub zeta_html: Bytes,
+    pub html_digest: Sha256Digest,
+    pub json_digest: Sha256Digest,
+    pub wheel: Bytes,
+    pub wheel_digest: Sha256Digest,
+    pub sdist: Bytes,
+    pub sdist_digest: Sha256Digest,
+    pub metadata: Bytes,
+    pub metadata_digest: Sha256Digest,
+}
+
+fn gzip(data: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).unwrap();
+    Bytes::from(encoder.finish().unwrap())
+}
+
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data).read_to_end(&mut out).unwrap();
+    out
+}
+
+async fn put(store: &BlobStore, data: &Bytes) -> BlobRef {
+    let sha256 = store.put_bytes(data.clone()).await.unwrap();
+    BlobRef {
+        sha256,
+        len: data.len() as u64,
+    }
+}
+
+impl Fixture {
+    pub async fn memory() -> Self {
+        Self::build(BlobStore::memory(), None, ServerLimits::default()).await
+    }
+
+    pub async fn local() -> Self {
+        Self::local_with(ServerLimits::default()).await
+    }
+
+    pub async fn local_with(limits: ServerLimits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        Self::build(store, Some(dir), limits).await
+    }
+
+    pub async fn build(store: BlobStore, dir: Option<TempDir>, limits: ServerLimits) -> Self {
+        let wheel: Bytes = (0..WHEEL_LEN)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into();
+        let sdist = Bytes::from_static(b"\x1f\x8b\x08\x00 not really a tarball, but bytes all the same");
+        let metadata = Bytes::from_static(b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n");
+        let wheel_ref = put(&store, &wheel).await;
+        let sdist_ref = put(&store, &sdist).await;
+        let metadata_ref = put(&store, &metadata).await;
+        let wheel_url = file_path(&wheel_ref.sha256, &DistFilename::parse(WHEEL).unwrap());
+        let sdist_url = file_path(&sdist_ref.sha256, &DistFilename::parse(SDIST).unwrap());
+
+        let html = Bytes::from(format!(
+            "<!DOCTYPE html><html><head><meta name=\"pypi:repository-version\" content=\"1.1\">\
+             <title>Links for demo</title></head><body><h1>Links for demo</h1>\n\
+             <a href=\"../../{wheel_url}#sha256={}\" data-dist-info-metadata=\"sha256={}\">{WHEEL}</a><br/>\n\
+             <a href=\"../../{sdist_url}#sha256={}\">{SDIST}</a><br/>\n</body></html>\n",
+            wheel_ref.sha256, metadata_ref.sha256, sdist_ref.sha256
+        ));
+        let json = Bytes::from(format!(
+            "{{\"meta\":{{\"api-version\":\"1.1\"}},\"name\":\"demo\",\"files\":[\
+             {{\"filename\":\"{WHEEL}\",\"url\":\"../../{wheel_url}\",\"hashes\":{{\"sha256\":\"{}\"}}}},\
+             {{\"filename\":\"{SDIST}\",\"url\":\"../../{sdist_url}\",\"hashes\":{{\"sha256\":\"{}\"}}}}],\
+             \"versions\":[\"1.0\"]}}",
+            wheel_ref.sha256, sdist_ref.sha256
+        ));
+        let html_gzip = gzip(&html);
+        let json_gzip = gzip(&json);
+        let demo = ProjectManifest {
+            version: MANIFEST_VERSION,
+            name: ProjectName::new("demo").unwrap(),
+            published_at: PUBLISHED_AT.into(),
+            html: Page {
+                raw: put(&store, &html).await,
+                gzip: Some(put(&store, &html_gzip).await),
+            },
+            json: Page {
+                raw: put(&store, &json).await,
+                gzip: Some(put(&store, &json_gzip).await),
+            },
+            metadata: BTreeMap::from([(WHEEL.to_owned(), metadata_ref)]),
+        };
+        write_manifest(&store, &demo).await.unwrap();
+
+        // A second project without gzip variants.
+        let zeta_html =
+            Bytes::from_static(b"<!DOCTYPE html><html><body><h1>Links for zeta-pkg</h1></body></html>\n");
+        let zeta_json =
+            Bytes::from_static(b"{\"meta\":{\"api-version\":\"1.1\"},\"name\":\"zeta-pkg\",\"files\":[]}");
+        let zeta = ProjectManifest {
+            version: MANIFEST_VERSION,
+            name: ProjectName::new("zeta-pkg").unwrap(),
+            published_at: PUBLISHED_AT.into(),
+            html: Page {
+                raw: put(&store, &zeta_html).await,
+                gzip: None,
+            },
+            json: Page {
+                raw: put(&store, &zeta_json).await,
+                gzip: None,
+            },
+            metadata: BTreeMap::new(),
+        };
+        write_manifest(&store, &zeta).await.unwrap();
+
+        let state = AppState::new(store.clone(), limits);
+        let app = router(state.clone());
+        Self {
+            store,
+            dir,
+            state,
+            app,
+            html_digest: Sha256Digest::of(&html),
+            json_digest: Sha256Digest::of(&json),
+            html,
+            html_gzip,
+            json,
+            json_gzip,
+            zeta_html,
+            wheel,
+            wheel_digest: wheel_ref.sha256,
+            sdist,
+            sdist_digest: sdist_ref.sha256,
+            metadata,
+            metadata_digest: metadata_ref.sha256,
+        }
+    }
+
+    /// `/files/…` URL of the wheel.
+    pub fn wheel_url(&self) -> String {
+        format!(
+            "/{}",
+            file_path(&self.wheel_digest, &DistFilename::parse(WHEEL).unwrap())
+        )
+    }
+
+    pub fn sdist_url(&self) -> String {
+        format!(
+            "/{}",
+            file_path(&self.sdist_digest, &DistFilename::parse(SDIST).unwrap())
+        )
+    }
+
+    /// A fresh state and router over the same store (an empty page cache).
+    pub fn fresh_app(&self) -> (AppState, Router) {
+        let state = AppState::new(self.store.clone(), self.state.limits().clone());
+        (state.clone(), router(state))
+    }
+
+    /// Overwrites a stored blob on disk (local store only).
+    pub fn corrupt(&self, digest: &Sha256Digest, data: &[u8]) {
+        let path = self.store.local_path(digest).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests of tufa live in `tests/it`: they start the fake upstream, run the real
+//! `tufa` binary (`init`, `sync`, `serve`) and install through it with real pip and uv from a
+//! venv made by `setup-venv.sh`. This library is empty on purpose.

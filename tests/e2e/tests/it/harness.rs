@@ -1,0 +1,217 @@
+//! Starting the pieces: a fake upstream on a shared runtime, the real `tufa` binary, a venv
+//! with pip and uv.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tufa_fake_upstream::FakeUpstream;
+
+/// The projects every e2e mirror syncs.
+pub const PROJECTS: &[&str] = &["demo-app", "demo-lib", "demo-util", "Foo.Bar_baz"];
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// `target/<profile>/tufa`, next to this test binary's `deps/` folder.
+pub fn tufa_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("tufa");
+    assert!(
+        bin.exists(),
+        "{} not built; run `cargo test --workspace` (it builds the tufa binary)",
+        bin.display()
+    );
+    bin
+}
+
+/// The venv with pip and uv: `$TUFA_E2E_VENV`, or one made once under the target dir.
+pub fn venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    VENV.get_or_init(|| {
+        let _guard = LOCK.lock().unwrap();
+        let path = match std::env::var_os("TUFA_E2E_VENV") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let exe = std::env::current_exe().unwrap();
+                exe.parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .join("e2e-venv")
+            }
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("setup-venv.sh");
+        let status = Command::new("bash").arg(&script).arg(&path).status().unwrap();
+        assert!(
+            status.success(),
+            "{} failed: the e2e tests need pip and uv from PyPI",
+            script.display()
+        );
+        path
+    })
+    .clone()
+}
+
+/// A running mirror: fake upstream, a synced tufa directory, and `tufa serve` on a free port.
+pub struct Mirror {
+    pub upstream: FakeUpstream,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    server: Child,
+    server_log: PathBuf,
+}
+
+impl Mirror {
+    pub fn start() -> Self {
+        let upstream = runtime().block_on(FakeUpstream::start(tufa_fake_upstream::demo_projects()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut init = Command::new(tufa_bin());
+        init.arg("init")
+            .arg(dir.path())
+            .arg("--upstream")
+            .arg(upstream.simple_url());
+        for p in PROJECTS {
+            init.arg("--project").arg(p);
+        }
+        check(init.output().unwrap(), "tufa init");
+        let config = dir.path().join("tufa.toml");
+        check(
+            Command::new(tufa_bin())
+                .arg("--config")
+                .arg(&config)
+                .arg("sync")
+                .output()
+                .unwrap(),
+            "tufa sync",
+        );
+
+        let server_log = dir.path().join("serve.log");
+        let mut server = Command::new(tufa_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&server_log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("serving ")
+            .unwrap_or_else(|| panic!("unexpected serve output {line:?}"))
+            .to_owned();
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/simple/"),
+            "{url}"
+        );
+        Self {
+            upstream,
+            dir,
+            url,
+            server,
+            server_log,
+        }
+    }
+
+    /// Paths the server was asked for so far (from its access log).
+    pub fn served_paths(&self) -> Vec<String> {
+        // The access log is written by another process; give it a moment to flush.
+        std::thread::sleep(Duration::from_millis(200));
+        let log = std::fs::read_to_string(&self.server_log).unwrap();
+        log.lines()
+            .filter(|l| l.contains("request"))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("path="))
+                    .map(|p| p.trim_matches('"').to_owned())
+            })
+            .collect()
+    }
+
+    pub fn work_dir(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+pub fn check(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A command from the venv with an environment that ignores the user's pip/uv config.
+pub fn venv_cmd(tool: &str, home: &Path) -> Command {
+    let mut c = Command::new(venv().join("bin").join(tool));
+    c.env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+        .env("UV_NO_CONFIG", "1")
+        .env("UV_CACHE_DIR", home.join("uv-cache"))
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_PYTHON", venv().join("bin").join("python"))
+        .env("HOME", home)
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .env_remove("UV_FIND_LINKS")
+        .env_remove("UV_EXTRA_INDEX_URL")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("UV_DEFAULT_INDEX");
+    c
+}
+
+/// Waits for `cond`, at most `secs`.
+#[allow(dead_code)]
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Names of the `*.dist-info` folders under `dir`.
+pub fn dist_infos(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".dist-info"))
+        .collect();
+    v.sort();
+    v
+}
