@@ -113,7 +113,8 @@ pub(crate) fn project_json(state: &State, norm: &str, fault: Option<&Fault>) -> 
         .collect();
     let versions: Vec<&str> = p.releases.iter().map(|r| r.spec.version.as_str()).collect();
     let doc = json!({
-        "meta": { "api-version": "1.1", "_last-serial": p.last_serial },
+        // PyPI sends the project page serial as a string (and the root list's as numbers).
+        "meta": { "api-version": "1.1", "_last-serial": p.last_serial.to_string() },
         "name": norm,
         "versions": versions,
         "files": files,

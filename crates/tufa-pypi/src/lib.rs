@@ -9,6 +9,7 @@
 
 pub mod digest;
 pub mod filename;
+pub mod metadata;
 pub mod name;
 pub mod render;
 pub mod simple;

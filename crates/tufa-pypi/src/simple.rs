@@ -21,7 +21,13 @@ pub struct Meta {
     #[serde(rename = "api-version")]
     pub api_version: String,
     /// PyPI's change serial of this response (a PyPI extension, used for incremental sync).
-    #[serde(rename = "_last-serial", default, skip_serializing_if = "Option::is_none")]
+    /// PyPI sends it as a string in project pages and as a number elsewhere; both are read.
+    #[serde(
+        rename = "_last-serial",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "serial_from_number_or_string"
+    )]
     pub last_serial: Option<u64>,
 }
 
@@ -40,6 +46,25 @@ impl Meta {
                 &self.api_version,
             )))
         }
+    }
+}
+
+fn serial_from_number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(t)) => t.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`_last-serial` `{}` is not a number",
+                truncate_for_error(&t)
+            ))
+        }),
     }
 }
 
@@ -65,7 +90,12 @@ pub struct ProjectList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectListEntry {
     pub name: String,
-    #[serde(rename = "_last-serial", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "_last-serial",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "serial_from_number_or_string"
+    )]
     pub last_serial: Option<u64>,
 }
 
@@ -516,6 +546,26 @@ mod tests {
             page.files[2].resolved_url(&base).unwrap().as_str(),
             "https://idx.example/x/demo-0.9.tar.gz"
         );
+    }
+
+    #[test]
+    fn last_serial_as_pypi_sends_it() {
+        // PyPI's project pages carry the serial as a string; its root list as a number.
+        let page: ProjectPage = serde_json::from_str(
+            r#"{"meta":{"api-version":"1.4","_last-serial":"22034184"},"name":"x","files":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.meta.last_serial, Some(22034184));
+        let list: ProjectList = serde_json::from_str(
+            r#"{"meta":{"api-version":"1.4","_last-serial":7},"projects":[{"name":"a","_last-serial":5}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (list.meta.last_serial, list.projects[0].last_serial),
+            (Some(7), Some(5))
+        );
+        let bad = serde_json::from_str::<Meta>(r#"{"api-version":"1.0","_last-serial":"x1"}"#).unwrap_err();
+        assert!(bad.to_string().contains("x1"), "{bad}");
     }
 
     #[test]

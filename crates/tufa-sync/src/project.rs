@@ -216,14 +216,26 @@ pub(crate) async fn sync_project(
     outcome
 }
 
-/// Keeps only the files of the `n` highest versions (PEP 440 order; legacy files without a
-/// parseable version are dropped when a filter is set).
+/// Keeps only the files of the `n` newest final releases (PEP 440 order; pre-, dev- and
+/// post-release-only versions newer than them are dropped too, since installers would pick
+/// them only when asked). A project with no final release keeps its `n` newest versions.
+/// Legacy files without a parseable version are dropped when a filter is set.
 fn keep_latest_releases(candidates: &mut Vec<Candidate>, n: usize) {
     let versions: BTreeSet<tufa_pypi::Version> = candidates
         .iter()
         .filter_map(|c| c.record.filename.version().cloned())
         .collect();
-    let keep: BTreeSet<&tufa_pypi::Version> = versions.iter().rev().take(n).collect();
+    let finals: Vec<&tufa_pypi::Version> = versions
+        .iter()
+        .rev()
+        .filter(|v| !v.any_prerelease())
+        .take(n)
+        .collect();
+    let keep: BTreeSet<&tufa_pypi::Version> = if finals.is_empty() {
+        versions.iter().rev().take(n).collect()
+    } else {
+        finals.into_iter().collect()
+    };
     candidates.retain(|c| c.record.filename.version().is_some_and(|v| keep.contains(v)));
 }
 
@@ -496,17 +508,26 @@ mod tests {
         .into_iter()
         .map(candidate)
         .collect();
+        let mut only_pre: Vec<Candidate> = ["demo-2.0rc1.tar.gz", "demo-2.0rc2.tar.gz", "demo-2.0rc3.tar.gz"]
+            .into_iter()
+            .map(candidate)
+            .collect();
         keep_latest_releases(&mut c, 2);
         let mut names: Vec<&str> = c.iter().map(|c| c.record.filename.as_str()).collect();
         names.sort();
+        // 2.0rc1 is newer but a pre-release: the two newest *final* releases are kept.
         assert_eq!(
             names,
             [
                 "demo-1.10-py3-none-any.whl",
                 "demo-1.10.tar.gz",
-                "demo-2.0rc1.tar.gz"
+                "demo-1.9.tar.gz"
             ]
         );
+        // Only pre-releases: the newest ones are kept rather than nothing.
+        keep_latest_releases(&mut only_pre, 2);
+        let names: Vec<&str> = only_pre.iter().map(|c| c.record.filename.as_str()).collect();
+        assert_eq!(names, ["demo-2.0rc2.tar.gz", "demo-2.0rc3.tar.gz"]);
     }
 
     #[test]

@@ -149,8 +149,29 @@ impl Config {
 
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Self> {
-        toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", origin.display(), e.to_string().trim_end()))
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            // One line: file, line number, the offending line, toml's message.
+            let start = e.span().map(|s| s.start.min(text.len()));
+            match start {
+                Some(start) => {
+                    let line_no = text[..start].matches('\n').count() + 1;
+                    let line: String = text
+                        .lines()
+                        .nth(line_no - 1)
+                        .unwrap_or("")
+                        .trim()
+                        .chars()
+                        .take(80)
+                        .collect();
+                    anyhow::anyhow!(
+                        "{}:{line_no}: `{line}`: {}",
+                        origin.display(),
+                        e.message().trim_end()
+                    )
+                }
+                None => anyhow::anyhow!("{}: {}", origin.display(), e.message().trim_end()),
+            }
+        })
     }
 
     /// Applies `TUFA_*` environment overrides.

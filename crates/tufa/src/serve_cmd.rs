@@ -1,5 +1,6 @@
 //! `tufa serve` and `tufa quickstart`.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,21 +49,16 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The small allowlist quickstart mirrors: `httpx` and its whole dependency tree, all pure
-/// Python, so a trial is a few megabytes.
-pub const QUICKSTART_PROJECTS: &[&str] = &[
-    "httpx",
-    "httpcore",
-    "h11",
-    "anyio",
-    "sniffio",
-    "idna",
-    "certifi",
-    "typing-extensions",
-    "exceptiongroup",
-];
+/// What quickstart mirrors: `httpx`, plus (found by reading the synced wheels' METADATA)
+/// every project it depends on.
+pub const QUICKSTART_ROOTS: &[&str] = &["httpx"];
+/// Releases per project quickstart keeps: a trial mirror of a few megabytes.
+const QUICKSTART_RELEASES: usize = 2;
+/// Bound on the dependency closure, so a surprising upstream cannot grow the trial unboundedly.
+const QUICKSTART_MAX_PROJECTS: usize = 40;
 
-/// `tufa quickstart`: init `dir` (unless it has a config), sync, serve.
+/// `tufa quickstart`: init `dir` (unless it has a config), sync the allowlist and its
+/// dependency closure, serve.
 pub async fn quickstart(
     dir: &Path,
     upstream: Url,
@@ -73,26 +69,52 @@ pub async fn quickstart(
     if path.exists() {
         println!("using existing {}", path.display());
     } else {
-        let projects = QUICKSTART_PROJECTS
+        let projects = QUICKSTART_ROOTS
             .iter()
             .map(|p| ProjectName::new(p))
             .collect::<Result<Vec<_>, _>>()
             .context("quickstart allowlist")?;
         let mut config = Config::new(upstream, Some(projects));
-        config.sync.latest_releases = Some(2);
+        config.sync.latest_releases = Some(QUICKSTART_RELEASES);
         config.serve.listen = listen;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-        std::fs::write(&path, config.render_initial())
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        write_config(&path, &config)?;
         println!(
-            "wrote {} (the newest 2 releases of httpx and its dependencies)",
-            path.display()
+            "wrote {} (the newest {QUICKSTART_RELEASES} releases of {} and their dependencies)",
+            path.display(),
+            QUICKSTART_ROOTS.join(", ")
         );
     }
-    let loaded = config::load(&path)?;
-    println!("syncing from {} …", loaded.config.upstream);
-    let code = crate::sync_cmd::run(&loaded, bar).await?;
-    if code != ExitCode::SUCCESS {
+    let mut loaded = config::load(&path)?;
+    let mut ok = true;
+    loop {
+        println!(
+            "syncing {} projects from {} …",
+            loaded.config.projects.as_ref().map_or(0, Vec::len),
+            loaded.config.upstream
+        );
+        ok &= crate::sync_cmd::run(&loaded, bar).await? == ExitCode::SUCCESS;
+        let missing = missing_dependencies(&loaded).await?;
+        let mut projects = loaded.config.projects.clone().unwrap_or_default();
+        if missing.is_empty() || projects.len() >= QUICKSTART_MAX_PROJECTS {
+            break;
+        }
+        println!(
+            "adding dependencies: {}",
+            missing
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        projects.extend(missing);
+        projects.truncate(QUICKSTART_MAX_PROJECTS);
+        let mut config = loaded.config.clone();
+        config.projects = Some(projects);
+        write_config(&path, &config)?;
+        loaded = config::load(&path)?;
+    }
+    if !ok {
         eprintln!("warning: some files failed to sync (listed above); serving what did");
     }
     println!();
@@ -103,4 +125,31 @@ pub async fn quickstart(
     println!("  uv pip install --index-url http://{listen}/simple/ httpx");
     println!();
     run(&loaded, Some(listen), None).await
+}
+
+fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
+    std::fs::write(path, config.render_initial())
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Projects that published wheels depend on (not via an extra) and the allowlist lacks.
+async fn missing_dependencies(loaded: &Loaded) -> anyhow::Result<BTreeSet<ProjectName>> {
+    let store = BlobStore::local(&loaded.blobs_dir)?;
+    let listed: BTreeSet<ProjectName> = loaded.config.projects.iter().flatten().cloned().collect();
+    let mut missing = BTreeSet::new();
+    for name in &listed {
+        let Some(manifest) = tufa_tree::read_manifest(&store, name).await? else {
+            continue;
+        };
+        for blob in manifest.metadata.values() {
+            let bytes = store.get_verified(&blob.sha256).await?;
+            let text = String::from_utf8_lossy(&bytes);
+            for dep in tufa_pypi::metadata::requires_dist(&text) {
+                if !dep.extra_only && !listed.contains(&dep.name) {
+                    missing.insert(dep.name);
+                }
+            }
+        }
+    }
+    Ok(missing)
 }

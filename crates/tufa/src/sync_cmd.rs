@@ -11,12 +11,25 @@ use tufa_sync::{SyncEvent, SyncOptions};
 use crate::config::Loaded;
 use crate::progress::Progress;
 
+/// Age after which a temporary upload object is certainly abandoned.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     let c = &loaded.config;
     let store = BlobStore::local(&loaded.blobs_dir)
         .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
     let index_path = loaded.index_path.clone();
     let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    // Uploads a killed run left behind. A live upload touches its temporary object at least
+    // every read timeout, so anything this old is garbage.
+    match store.remove_stale_temps(STALE_TEMP_AGE).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            removed = n,
+            "removed temporary objects left by an interrupted run"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot clean up temporary objects"),
+    }
 
     let mut options = SyncOptions::new(c.upstream.clone());
     options.xmlrpc = c.xmlrpc.clone();

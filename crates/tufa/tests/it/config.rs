@@ -87,6 +87,7 @@ fn assert_config_error(text: &str, needles: &[&str]) {
         assert_eq!(output.status.code(), Some(2), "{command}: {output:?}");
         let err = stderr(&output);
         let first = err.lines().next().unwrap_or_default();
+        assert_eq!(err.lines().count(), 1, "config errors are one line: {err}");
         assert!(first.starts_with("error: "), "{err}");
         assert!(
             first.contains(&path.display().to_string()),
@@ -106,11 +107,11 @@ fn assert_config_error(text: &str, needles: &[&str]) {
 fn config_key_typo_is_a_usage_error_naming_the_key() {
     assert_config_error(
         &format!("upstrem = \"{UPSTREAM}\"\n"),
-        &["unknown field `upstrem`", "line 1"],
+        &["unknown field `upstrem`", "tufa.toml:1: "],
     );
     assert_config_error(
         &format!("upstream = \"{UPSTREAM}\"\n[sync.limits]\nretires = 3\n"),
-        &["unknown field `retires`", "line 3"],
+        &["unknown field `retires`", "tufa.toml:3: "],
     );
 }
 
@@ -136,7 +137,7 @@ fn config_bad_values_are_usage_errors_naming_the_value() {
         &format!("upstream = \"{UPSTREAM}\"\n[sync.limits]\nretries = -1\n"),
         &["-1", "u32"],
     );
-    assert_config_error("this is not toml", &["line 1"]);
+    assert_config_error("this is not toml", &["tufa.toml:1: "]);
 }
 
 #[test]
