@@ -39,6 +39,15 @@ const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_projec
 /// or `""` when the file has none that can be extracted. Keyed by content, so it is computed
 /// once per file, ever.
 const METADATA: TableDefinition<&str, &str> = TableDefinition::new("extracted_metadata");
+/// TUF targets by hashed bin: `(bin, target path)` → the target's TUF `TargetFile` JSON. Kept
+/// here so re-signing one bin reads only that bin's targets.
+const TUF_TARGETS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("tuf_targets");
+/// Project → JSON list of `(bin, target path)` it published, to replace them on change.
+const PROJECT_TARGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tuf_project_targets");
+/// Bins whose targets changed since they were last signed.
+const DIRTY_BINS: TableDefinition<u32, ()> = TableDefinition::new("tuf_dirty_bins");
+/// TUF role → (current version, expiry as Unix seconds).
+const TUF_ROLES: TableDefinition<&str, (u64, i64)> = TableDefinition::new("tuf_roles");
 /// Small named values: schema version, upstream serial.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -217,6 +226,10 @@ impl Index {
             tx.open_table(DIRTY)?;
             tx.open_table(PENDING)?;
             tx.open_table(METADATA)?;
+            tx.open_table(TUF_TARGETS)?;
+            tx.open_table(PROJECT_TARGETS)?;
+            tx.open_table(DIRTY_BINS)?;
+            tx.open_table(TUF_ROLES)?;
         }
         tx.commit()?;
         Ok(())
@@ -458,6 +471,136 @@ impl Index {
         Ok(())
     }
 
+    /// Replaces the TUF targets `project` publishes with `targets` (`(bin, path, TargetFile
+    /// JSON)`), marking every bin whose content changed dirty. Returns how many bins changed.
+    pub fn set_project_targets(
+        &self,
+        project: &ProjectName,
+        targets: &[(u32, String, Vec<u8>)],
+    ) -> Result<usize> {
+        let tx = self.db.begin_write()?;
+        let mut dirty = BTreeSet::new();
+        {
+            let mut by_project = tx.open_table(PROJECT_TARGETS)?;
+            let mut table = tx.open_table(TUF_TARGETS)?;
+            let old: Vec<(u32, String)> = match by_project.get(project.as_str())? {
+                Some(v) => decode(project.as_str(), v.value())?,
+                None => Vec::new(),
+            };
+            let new_keys: BTreeSet<(u32, &str)> = targets.iter().map(|(b, p, _)| (*b, p.as_str())).collect();
+            for (bin, path) in &old {
+                if !new_keys.contains(&(*bin, path.as_str()))
+                    && table.remove((*bin, path.as_str()))?.is_some()
+                {
+                    dirty.insert(*bin);
+                }
+            }
+            for (bin, path, file) in targets {
+                let same = table
+                    .get((*bin, path.as_str()))?
+                    .is_some_and(|v| v.value() == file.as_slice());
+                if !same {
+                    table.insert((*bin, path.as_str()), file.as_slice())?;
+                    dirty.insert(*bin);
+                }
+            }
+            if targets.is_empty() {
+                by_project.remove(project.as_str())?;
+            } else {
+                let list: Vec<(u32, &str)> = targets.iter().map(|(b, p, _)| (*b, p.as_str())).collect();
+                by_project.insert(project.as_str(), encode(project.as_str(), &list)?.as_slice())?;
+            }
+            let mut dirty_table = tx.open_table(DIRTY_BINS)?;
+            for bin in &dirty {
+                dirty_table.insert(*bin, ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(dirty.len())
+    }
+
+    /// The targets of one bin: `(path, TargetFile JSON)`, ordered by path.
+    pub fn bin_targets(&self, bin: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TUF_TARGETS)?;
+        let mut out = Vec::new();
+        for entry in table.range((bin, "")..)? {
+            let (k, v) = entry?;
+            let (b, path) = k.value();
+            if b != bin {
+                break;
+            }
+            out.push((path.to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` for every TUF target: `(bin, path, TargetFile JSON)`.
+    pub fn for_each_target(&self, mut f: impl FnMut(u32, &str, &[u8])) -> Result<()> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TUF_TARGETS)?;
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let (bin, path) = k.value();
+            f(bin, path, v.value());
+        }
+        Ok(())
+    }
+
+    /// Marks bins dirty (to be re-signed), e.g. when they near expiry.
+    pub fn mark_bins_dirty(&self, bins: impl IntoIterator<Item = u32>) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(DIRTY_BINS)?;
+            for bin in bins {
+                table.insert(bin, ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn dirty_bins(&self) -> Result<Vec<u32>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DIRTY_BINS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(entry?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// Current version and expiry (Unix seconds) of every TUF role tufa signs or imported.
+    pub fn tuf_roles(&self) -> Result<BTreeMap<String, (u64, i64)>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TUF_ROLES)?;
+        let mut out = BTreeMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.insert(k.value().to_owned(), v.value());
+        }
+        Ok(out)
+    }
+
+    /// Records new role versions and expiries, and clears the given dirty bins, in one
+    /// transaction. Called *before* the metadata files are written, so a crash never reuses a
+    /// version number for different content.
+    pub fn record_tuf_roles(&self, roles: &[(String, u64, i64)], signed_bins: &[u32]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(TUF_ROLES)?;
+            for (role, version, expires) in roles {
+                table.insert(role.as_str(), (*version, *expires))?;
+            }
+            let mut dirty = tx.open_table(DIRTY_BINS)?;
+            for bin in signed_bins {
+                dirty.remove(*bin)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Projects changed since the last [`Index::clear_dirty`].
     pub fn dirty_projects(&self) -> Result<Vec<ProjectName>> {
         let tx = self.db.begin_read()?;
@@ -615,6 +758,48 @@ mod tests {
         index.set_extracted_metadata(&b, None).unwrap();
         assert_eq!(index.extracted_metadata(&a).unwrap(), Some(Some(m)));
         assert_eq!(index.extracted_metadata(&b).unwrap(), Some(None));
+    }
+
+    #[test]
+    fn tuf_targets_replace_per_project_and_mark_bins() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path().join("i.redb")).unwrap();
+        let a = ProjectName::new("a").unwrap();
+        let t = |bin: u32, path: &str, body: &str| (bin, path.to_owned(), body.as_bytes().to_vec());
+        assert_eq!(
+            index
+                .set_project_targets(&a, &[t(1, "simple/a/index.html", "x"), t(2, "files/a.whl", "y")])
+                .unwrap(),
+            2
+        );
+        assert_eq!(index.dirty_bins().unwrap(), [1, 2]);
+        index
+            .record_tuf_roles(&[("bin-1".into(), 1, 10), ("bin-2".into(), 1, 10)], &[1, 2])
+            .unwrap();
+        assert!(index.dirty_bins().unwrap().is_empty());
+        // Same targets: nothing dirty. A changed page and a removed file: both bins dirty.
+        assert_eq!(
+            index
+                .set_project_targets(&a, &[t(1, "simple/a/index.html", "x"), t(2, "files/a.whl", "y")])
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            index
+                .set_project_targets(&a, &[t(1, "simple/a/index.html", "x2")])
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            index.bin_targets(1).unwrap(),
+            [("simple/a/index.html".to_owned(), b"x2".to_vec())]
+        );
+        assert!(index.bin_targets(2).unwrap().is_empty());
+        assert_eq!(index.tuf_roles().unwrap()["bin-1"], (1, 10));
+        index.set_project_targets(&a, &[]).unwrap();
+        let mut n = 0;
+        index.for_each_target(|_, _, _| n += 1).unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Must not know about: the network, HTTP serving.
 
 pub mod metadata;
+pub mod tuf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -38,6 +39,30 @@ pub enum PublishError {
     Tree(#[from] TreeError),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("TUF: {0}")]
+    Tuf(String),
+}
+
+/// How to publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// The hashed-bin layout TUF targets are kept in (fixed once TUF metadata exists).
+    pub layout: tufa_tuf::BinLayout,
+    /// Signing keys; `None` publishes unsigned pages (targets are still tracked, so signing
+    /// can start later).
+    pub tuf: Option<tuf::TufSigning>,
+    /// Sign a new timestamp even when nothing changed (`tufa refresh`).
+    pub force_timestamp: bool,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            layout: tufa_tuf::BinLayout::default(),
+            tuf: None,
+            force_timestamp: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -47,15 +72,21 @@ pub struct PublishReport {
     pub metadata_extracted: usize,
     /// Project → error, for projects that could not be published (they stay dirty).
     pub failures: Vec<(ProjectName, String)>,
+    /// What TUF signing did; `None` when no keys are configured or none can bootstrap.
+    pub tuf: Option<tuf::TufReport>,
 }
 
-/// Publishes every dirty project.
-pub async fn publish(store: &BlobStore, index: &Index) -> Result<PublishReport, PublishError> {
+/// Publishes every dirty project, then signs what changed (when keys are configured).
+pub async fn publish(
+    store: &BlobStore,
+    index: &Index,
+    options: &PublishOptions,
+) -> Result<PublishReport, PublishError> {
     let idx = index.clone();
     let dirty = tokio::task::spawn_blocking(move || idx.dirty_projects()).await??;
     let results: Vec<(ProjectName, Result<Outcome, PublishError>)> = futures::stream::iter(dirty)
         .map(|name| async move {
-            let r = publish_project(store, index, &name).await;
+            let r = publish_project(store, index, &name, &options.layout).await;
             (name, r)
         })
         .buffer_unordered(CONCURRENCY)
@@ -82,6 +113,10 @@ pub async fn publish(store: &BlobStore, index: &Index) -> Result<PublishReport, 
     }
     let idx = index.clone();
     tokio::task::spawn_blocking(move || idx.clear_dirty(&done)).await??;
+    if let Some(signing) = &options.tuf {
+        report.tuf =
+            tuf::publish_tuf(store, index, &options.layout, signing, options.force_timestamp).await?;
+    }
     tracing::info!(
         published = report.projects_published,
         unpublished = report.projects_unpublished,
@@ -101,6 +136,7 @@ async fn publish_project(
     store: &BlobStore,
     index: &Index,
     name: &ProjectName,
+    layout: &tufa_tuf::BinLayout,
 ) -> Result<Outcome, PublishError> {
     let idx = index.clone();
     let n = name.clone();
@@ -110,6 +146,7 @@ async fn publish_project(
     .await??;
     let Some(record) = record else {
         tufa_tree::delete_manifest(store, name).await?;
+        tuf::record_project_targets(index, layout, name, Vec::new()).await?;
         tracing::info!(project = %name, "unpublished");
         return Ok(Outcome::Unpublished);
     };
@@ -140,6 +177,8 @@ async fn publish_project(
         metadata,
     };
     tufa_tree::write_manifest(store, &manifest).await?;
+    let targets = tuf::project_targets(Some(&manifest), &files)?;
+    tuf::record_project_targets(index, layout, name, targets).await?;
     tracing::info!(project = %name, files = files.len(), "published");
     Ok(Outcome::Published { extracted })
 }

@@ -25,6 +25,15 @@ use tufa_store::{BlobStore, StoreError};
 
 /// Folder of the project manifests.
 pub const MANIFEST_DIR: &str = "published/projects";
+/// Folder of the TUF metadata files (`1.root.json`, `timestamp.json`, `N.bin-XXXX.json`, …),
+/// served under `/tuf/`.
+pub const TUF_DIR: &str = "published/tuf";
+
+/// Object name of a TUF metadata file.
+pub fn tuf_key(file: &str) -> String {
+    format!("{TUF_DIR}/{file}")
+}
+
 /// Manifest format version; readers refuse other versions.
 pub const MANIFEST_VERSION: u32 = 1;
 

@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub serve: Serve,
     #[serde(default)]
+    pub tuf: crate::tuf_cmd::TufConfig,
+    #[serde(default)]
     pub log: Log,
 }
 
@@ -125,6 +127,10 @@ pub struct Log {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// The config file.
+    pub path: PathBuf,
+    /// Its directory: relative paths in the config are relative to it.
+    pub base_dir: PathBuf,
     pub blobs_dir: PathBuf,
     pub index_path: PathBuf,
 }
@@ -143,6 +149,7 @@ impl Config {
             storage: Storage::default(),
             sync: Sync::default(),
             serve: Serve::default(),
+            tuf: crate::tuf_cmd::TufConfig::default(),
             log: Log::default(),
         }
     }
@@ -205,6 +212,7 @@ impl Config {
         if self.sync.concurrency.projects == 0 || self.sync.concurrency.downloads == 0 {
             bail!("sync.concurrency values must be at least 1");
         }
+        self.tuf.validate()?;
         if self.sync.latest_releases == Some(0) {
             bail!("sync.latest_releases must be at least 1 (remove it to mirror every release)");
         }
@@ -274,12 +282,38 @@ listen = "{listen}"
 # max_connections = 1024
 # page_cache_bytes = 67108864
 
+[tuf]
+# PEP 458 signing. Without online_key, pages are published unsigned.
+{tuf}
+# log2 of the number of hashed bins: 14 = 16,384 bins (PEP 458). Fixed once published.
+bins_bit_length = {bits}
+# Lifetime of the online roles, in hours.
+# bin_n_expiry_hours = 24
+# snapshot_expiry_hours = 24
+# timestamp_expiry_hours = 24
+
 [log]
 # "text" or "json"
 # format = "text"
 "#,
             upstream = self.upstream,
             listen = self.serve.listen,
+            bits = self.tuf.bins_bit_length,
+            tuf = {
+                let mut lines = Vec::new();
+                match &self.tuf.online_key {
+                    Some(p) => lines.push(format!("online_key = \"{}\"", p.display())),
+                    None => lines.push("# online_key = \"keys/online.json\"".to_owned()),
+                }
+                if let Some(p) = &self.tuf.insecure_dev_keys {
+                    lines.push(
+                        "# INSECURE: offline keys on this host, for trials only (tufa init --dev-keys)."
+                            .to_owned(),
+                    );
+                    lines.push(format!("insecure_dev_keys = \"{}\"", p.display()));
+                }
+                lines.join("\n")
+            },
             latest = match self.sync.latest_releases {
                 Some(n) => format!("latest_releases = {n}"),
                 None => "# latest_releases = 3".to_owned(),
@@ -321,6 +355,8 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         blobs_dir: base.join(&config.storage.blobs),
         index_path: base.join(&config.storage.index),
         config,
+        path: path.to_path_buf(),
+        base_dir: base,
     })
 }
 

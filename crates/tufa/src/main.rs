@@ -7,6 +7,7 @@ mod config;
 mod progress;
 mod serve_cmd;
 mod sync_cmd;
+mod tuf_cmd;
 mod verify_cmd;
 
 use std::io::IsTerminal as _;
@@ -65,6 +66,11 @@ enum Command {
         /// Overwrite an existing tufa.toml.
         #[arg(long)]
         force: bool,
+        /// Also create INSECURE throw-away TUF keys (root, targets, bins, online) in DIR/keys,
+        /// so a trial mirror is signed end to end. Never for production: real offline keys
+        /// come from the key ceremony.
+        #[arg(long)]
+        dev_keys: bool,
     },
     /// Sync from upstream: the allowlisted projects, or everything changed upstream since the
     /// last run. Resumable and safe to kill at any moment. Exits 1 if anything failed, after
@@ -96,6 +102,9 @@ enum Command {
         #[arg(long, default_value = config::DEFAULT_LISTEN, value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
+    /// Re-sign the TUF timestamp and snapshot (and bins near expiry) without syncing. Run it
+    /// from a timer more often than the timestamp lifetime (default 24 h), e.g. hourly.
+    Refresh,
     /// Re-hash every blob the index references; report missing or corrupt ones (exit 1).
     Verify {
         /// Blobs hashed at once.
@@ -131,10 +140,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             upstream,
             projects,
             force,
+            dev_keys,
         } => {
             init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
             let projects = (!projects.is_empty()).then_some(projects);
-            init(&dir, upstream, projects, force).map_err(|e| UsageError(e).into())
+            init(&dir, upstream, projects, force, dev_keys).map_err(|e| UsageError(e).into())
+        }
+        Command::Refresh => {
+            let loaded = load_config(&cli.config)?;
+            init_logging(
+                cli.verbose,
+                cli.quiet,
+                cli.log_format.unwrap_or(loaded.config.log.format),
+                false,
+            );
+            runtime()?.block_on(tuf_cmd::refresh(&loaded))
         }
         Command::Sync => {
             let loaded = load_config(&cli.config)?;
@@ -198,13 +218,26 @@ fn init(
     upstream: Url,
     projects: Option<Vec<ProjectName>>,
     force: bool,
+    dev_keys: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::new(upstream, projects);
+    let mut config = Config::new(upstream, projects);
+    if dev_keys {
+        config.tuf.online_key = Some(PathBuf::from("keys/online.json"));
+        config.tuf.insecure_dev_keys = Some(PathBuf::from("keys"));
+    }
     config.validate()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let path = dir.join("tufa.toml");
     if path.exists() && !force {
         anyhow::bail!("`{}` already exists (use --force to overwrite)", path.display());
+    }
+    if dev_keys {
+        let keys = dir.join("keys");
+        tuf_cmd::write_dev_keys(&keys)?;
+        eprintln!(
+            "warning: wrote INSECURE development TUF keys to {} (trials only; production offline keys come from a key ceremony)",
+            keys.display()
+        );
     }
     std::fs::write(&path, config.render_initial())
         .with_context(|| format!("cannot write `{}`", path.display()))?;

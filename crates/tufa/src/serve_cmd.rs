@@ -77,7 +77,14 @@ pub async fn quickstart(
         let mut config = Config::new(upstream, Some(projects));
         config.sync.latest_releases = Some(QUICKSTART_RELEASES);
         config.serve.listen = listen;
+        config.tuf.online_key = Some(PathBuf::from("keys/online.json"));
+        config.tuf.insecure_dev_keys = Some(PathBuf::from("keys"));
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        crate::tuf_cmd::write_dev_keys(&dir.join("keys"))?;
+        eprintln!(
+            "warning: signing with INSECURE development TUF keys in {} (trials only)",
+            dir.join("keys").display()
+        );
         write_config(&path, &config)?;
         println!(
             "wrote {} (the newest {QUICKSTART_RELEASES} releases of {} and their dependencies)",

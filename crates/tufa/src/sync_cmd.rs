@@ -49,7 +49,8 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     progress.finish();
     let report = report?;
     // Publish what synced, even when some of it failed: good projects should not wait.
-    let published = tufa_publish::publish(&store, &index).await?;
+    let publish_options = crate::tuf_cmd::publish_options(loaded)?;
+    let published = tufa_publish::publish(&store, &index, &publish_options).await?;
 
     println!(
         "synced {} projects from {}: {} changed, {} removed; {} files downloaded ({} bytes), {} already present, {} removed from the index",
@@ -66,6 +67,7 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
         "published {} projects ({} unpublished), {} wheel METADATA files extracted",
         published.projects_published, published.projects_unpublished, published.metadata_extracted
     );
+    crate::tuf_cmd::report(&publish_options, &published);
     if report.is_success() && published.failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

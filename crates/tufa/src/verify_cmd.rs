@@ -84,6 +84,70 @@ async fn verify_published(
     Ok(checked)
 }
 
+/// Walks the published TUF metadata like a client (trusting the published `1.root.json`),
+/// then checks that every signed target's bytes are stored and hash as signed.
+async fn verify_tuf(store: &BlobStore, problems: &mut Vec<String>) -> anyhow::Result<u64> {
+    let Some(root) = store.get_named(&tufa_tree::tuf_key("1.root.json")).await? else {
+        println!("no TUF metadata published: skipping signature checks");
+        return Ok(0);
+    };
+    let handle = tokio::runtime::Handle::current();
+    let fetch_store = store.clone();
+    let verified = tokio::task::spawn_blocking(move || {
+        let source = |name: &str| -> Option<Vec<u8>> {
+            handle
+                .block_on(fetch_store.get_named(&tufa_tree::tuf_key(name)))
+                .ok()
+                .flatten()
+                .map(|b| b.to_vec())
+        };
+        tufa_tuf::verify_repository(
+            &root,
+            &source,
+            &tufa_tuf::VerifyOptions::new(jiff::Timestamp::now()),
+        )
+    })
+    .await?;
+    let repo = match verified {
+        Ok(repo) => repo,
+        Err(failure) => {
+            problems.extend(failure.problems.iter().map(|p| format!("TUF: {p}")));
+            return Ok(0);
+        }
+    };
+    let mut checked = 0;
+    for (path, target) in &repo.targets {
+        checked += 1;
+        let Some(digest) = target.file.sha256() else {
+            problems.push(format!("TUF target `{path}` lists no sha256"));
+            continue;
+        };
+        match store.verify(&digest).await {
+            Ok(VerifyOutcome::Ok { len }) if len == target.file.length => {}
+            Ok(VerifyOutcome::Ok { len }) => problems.push(format!(
+                "TUF target `{path}`: signed length {} but the stored blob has {len} bytes",
+                target.file.length
+            )),
+            Ok(VerifyOutcome::Missing) => {
+                problems.push(format!("TUF target `{path}`: blob {digest} is missing"))
+            }
+            Ok(VerifyOutcome::Corrupt { actual }) => problems.push(format!(
+                "TUF target `{path}`: blob {digest} is corrupt (its content hashes to {actual})"
+            )),
+            Err(e) => problems.push(format!("TUF target `{path}`: blob {digest} cannot be read: {e}")),
+        }
+    }
+    println!(
+        "TUF: root v{}, timestamp v{}, snapshot v{}, {} roles, {} targets verified",
+        repo.root.version,
+        repo.timestamp.version,
+        repo.snapshot.version,
+        repo.roles.len(),
+        repo.targets.len()
+    );
+    Ok(checked)
+}
+
 pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<ExitCode> {
     let store = BlobStore::local(&loaded.blobs_dir)
         .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
@@ -161,6 +225,7 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
     }
     progress.finish();
     checked += verify_published(&store, &index, &mut checkpoint.problems).await?;
+    checked += verify_tuf(&store, &mut checkpoint.problems).await?;
     // A complete run needs no checkpoint.
     let _ = std::fs::remove_file(&cp_path);
 

@@ -1,0 +1,412 @@
+//! PEP 458 signing of the published tree, incrementally.
+//!
+//! Every published page, distribution file and METADATA file is a TUF target (its URL path
+//! relative to the server root). The index keeps the targets per hashed bin; a publish
+//! re-signs only the bins whose targets changed (plus bins near expiry), then a new snapshot,
+//! then a new timestamp — cost grows with the change, not with the mirror.
+//!
+//! Crash safety: new version numbers are recorded in the index *before* the files are
+//! written, and bins stay dirty until everything is written, so a crash never reuses a
+//! version number for different content and the next run finishes the job. Files are written
+//! bins first, snapshot next, timestamp last: a client that sees the new timestamp finds
+//! everything it points to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use jiff::{SignedDuration, Timestamp as Time};
+use serde::Serialize;
+use tufa_index::{Index, IndexError};
+use tufa_pypi::ProjectName;
+use tufa_store::BlobStore;
+use tufa_tuf::build::{self, Expiries, RoleKeySet, RootKeys};
+use tufa_tuf::{BinLayout, Ed25519Signer, RoleName, Signer, TargetFile, TargetPath, TufError};
+
+use crate::PublishError;
+
+/// Metadata files written at once.
+const WRITE_CONCURRENCY: usize = 32;
+
+/// Keys and settings for signing.
+#[derive(Clone)]
+pub struct TufSigning {
+    /// The online key: bin-n, snapshot and timestamp.
+    pub online: Arc<dyn Signer>,
+    /// INSECURE: offline keys on the mirror host (`tufa init --dev-keys`), used only to create
+    /// the first root, targets and bins metadata for a trial. Real deployments import those
+    /// from the key ceremony instead.
+    pub insecure_dev_offline: Option<DevOfflineKeys>,
+    pub expiries: Expiries,
+}
+
+impl std::fmt::Debug for TufSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TufSigning")
+            .field("online", &self.online.keyid())
+            .field("insecure_dev_offline", &self.insecure_dev_offline.is_some())
+            .finish()
+    }
+}
+
+/// The three offline keys of a dev setup.
+#[derive(Clone, Debug)]
+pub struct DevOfflineKeys {
+    pub root: Arc<Ed25519Signer>,
+    pub targets: Arc<Ed25519Signer>,
+    pub bins: Arc<Ed25519Signer>,
+}
+
+/// What a TUF publish did.
+#[derive(Debug, Clone, Default)]
+pub struct TufReport {
+    pub bootstrapped: bool,
+    pub bins_signed: usize,
+    pub snapshot_version: u64,
+    pub timestamp_version: u64,
+    /// Bytes of the new snapshot.json.
+    pub snapshot_bytes: usize,
+    pub files_written: usize,
+}
+
+pub const ROLE_ROOT: &str = "root";
+pub const ROLE_TARGETS: &str = "targets";
+pub const ROLE_BINS: &str = "bins";
+pub const ROLE_SNAPSHOT: &str = "snapshot";
+pub const ROLE_TIMESTAMP: &str = "timestamp";
+
+fn tuf_err(e: TufError) -> PublishError {
+    PublishError::Tuf(e.to_string())
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> PublishError {
+    PublishError::Join(e)
+}
+
+/// The TUF targets of one published project: its two pages, every file, every METADATA.
+pub fn project_targets(
+    manifest: Option<&tufa_tree::ProjectManifest>,
+    files: &[tufa_index::FileRecord],
+) -> Result<Vec<(TargetPath, TargetFile)>, PublishError> {
+    let Some(m) = manifest else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let path = |p: String| TargetPath::new(&p).map_err(tuf_err);
+    out.push((
+        path(format!("simple/{}/index.html", m.name))?,
+        TargetFile::new(m.html.raw.len, &m.html.raw.sha256),
+    ));
+    out.push((
+        path(format!("simple/{}/index.json", m.name))?,
+        TargetFile::new(m.json.raw.len, &m.json.raw.sha256),
+    ));
+    for f in files {
+        let file_path = tufa_tree::file_path(&f.sha256, &f.filename);
+        if let Some(meta) = m.metadata.get(f.filename.as_str()) {
+            out.push((
+                path(format!("{file_path}.metadata"))?,
+                TargetFile::new(meta.len, &meta.sha256),
+            ));
+        }
+        out.push((path(file_path)?, TargetFile::new(f.size, &f.sha256)));
+    }
+    Ok(out)
+}
+
+/// Records a project's targets in the index (marking changed bins dirty).
+pub async fn record_project_targets(
+    index: &Index,
+    layout: &BinLayout,
+    project: &ProjectName,
+    targets: Vec<(TargetPath, TargetFile)>,
+) -> Result<(), PublishError> {
+    let rows = targets
+        .into_iter()
+        .map(|(path, file)| {
+            let json = serde_json::to_vec(&file).map_err(|e| PublishError::Tuf(e.to_string()))?;
+            Ok((layout.bin_for(&path), path.as_str().to_owned(), json))
+        })
+        .collect::<Result<Vec<_>, PublishError>>()?;
+    let index = index.clone();
+    let project = project.clone();
+    tokio::task::spawn_blocking(move || index.set_project_targets(&project, &rows))
+        .await
+        .map_err(blocking_err)??;
+    Ok(())
+}
+
+fn unix(t: Time) -> i64 {
+    t.as_second()
+}
+
+async fn write_file(store: &BlobStore, name: String, bytes: Vec<u8>) -> Result<(), PublishError> {
+    store
+        .put_named(&tufa_tree::tuf_key(&name), Bytes::from(bytes))
+        .await?;
+    Ok(())
+}
+
+fn signed_bytes<T: Serialize>(signed: T, signers: &[&dyn Signer]) -> Result<Vec<u8>, PublishError> {
+    tufa_tuf::sign_metadata(signed, signers)
+        .and_then(|s| s.to_bytes())
+        .map_err(tuf_err)
+}
+
+/// Creates root v1, targets v1 and bins v1 with the dev keys, when no TUF metadata exists.
+async fn bootstrap(
+    store: &BlobStore,
+    layout: &BinLayout,
+    signing: &TufSigning,
+    dev: &DevOfflineKeys,
+    now: Time,
+) -> Result<Vec<(String, u64, i64)>, PublishError> {
+    let e = &signing.expiries;
+    let online = RoleKeySet::single(signing.online.key().clone());
+    let keys = RootKeys {
+        root: RoleKeySet::single(dev.root.key().clone()),
+        targets: RoleKeySet::single(dev.targets.key().clone()),
+        snapshot: online.clone(),
+        timestamp: online.clone(),
+    };
+    let root_exp = build::expires_after(now, e.root).map_err(tuf_err)?;
+    let targets_exp = build::expires_after(now, e.targets).map_err(tuf_err)?;
+    let bins_exp = build::expires_after(now, e.bins).map_err(tuf_err)?;
+    let root = build::new_root(&keys, 1, root_exp).map_err(tuf_err)?;
+    let targets =
+        build::new_targets_delegating_to_bins(&RoleKeySet::single(dev.bins.key().clone()), 1, targets_exp)
+            .map_err(tuf_err)?;
+    let bins = build::new_bins_delegator(layout, &online, 1, bins_exp).map_err(tuf_err)?;
+    write_file(
+        store,
+        "1.root.json".into(),
+        signed_bytes(root, &[dev.root.as_ref()])?,
+    )
+    .await?;
+    write_file(
+        store,
+        "1.targets.json".into(),
+        signed_bytes(targets, &[dev.targets.as_ref()])?,
+    )
+    .await?;
+    write_file(
+        store,
+        "1.bins.json".into(),
+        signed_bytes(bins, &[dev.bins.as_ref()])?,
+    )
+    .await?;
+    tracing::warn!("created TUF root, targets and bins metadata with INSECURE development keys");
+    Ok(vec![
+        (ROLE_ROOT.into(), 1, unix(root_exp)),
+        (ROLE_TARGETS.into(), 1, unix(targets_exp)),
+        (ROLE_BINS.into(), 1, unix(bins_exp)),
+    ])
+}
+
+/// Signs what changed: dirty bins (and bins within half their lifetime of expiry), a new
+/// snapshot and a new timestamp. Creates the first metadata with dev keys when there is none.
+/// Returns `None` when TUF cannot run (no metadata yet and no dev keys to create it).
+pub async fn publish_tuf(
+    store: &BlobStore,
+    index: &Index,
+    layout: &BinLayout,
+    signing: &TufSigning,
+    force_timestamp: bool,
+) -> Result<Option<TufReport>, PublishError> {
+    let now = Time::now();
+    let mut report = TufReport::default();
+    let idx = index.clone();
+    let mut roles = tokio::task::spawn_blocking(move || idx.tuf_roles())
+        .await
+        .map_err(blocking_err)??;
+    if !roles.contains_key(ROLE_ROOT) {
+        let Some(dev) = &signing.insecure_dev_offline else {
+            return Ok(None);
+        };
+        let created = bootstrap(store, layout, signing, dev, now).await?;
+        let idx = index.clone();
+        let all_bins: Vec<u32> = (0..layout.bin_count()).collect();
+        let rows = created.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), IndexError> {
+            idx.record_tuf_roles(&rows, &[])?;
+            idx.mark_bins_dirty(all_bins)
+        })
+        .await
+        .map_err(blocking_err)??;
+        for (r, v, e) in created {
+            roles.insert(r, (v, e));
+        }
+        report.bootstrapped = true;
+        report.files_written += 3;
+    }
+
+    // Bins to sign: dirty ones, plus any within half its lifetime of expiry.
+    let idx = index.clone();
+    let mut bins: Vec<u32> = tokio::task::spawn_blocking(move || idx.dirty_bins())
+        .await
+        .map_err(blocking_err)??;
+    let half_life = signing.expiries.bin_n.as_secs() / 2;
+    for n in 0..layout.bin_count() {
+        let name = layout.role_name(n);
+        match roles.get(name.as_str()) {
+            Some((_, exp)) if *exp - unix(now) > half_life => {}
+            _ => bins.push(n),
+        }
+    }
+    bins.sort_unstable();
+    bins.dedup();
+
+    // Nothing changed and nothing near expiry: leave the published metadata as it is (unless a
+    // fresh timestamp is asked for, as `tufa refresh` does).
+    let fresh = |role: &str, lifetime: SignedDuration| {
+        roles
+            .get(role)
+            .is_some_and(|(_, exp)| *exp - unix(now) > lifetime.as_secs() / 2)
+    };
+    let snapshot_fresh = fresh(ROLE_SNAPSHOT, signing.expiries.snapshot);
+    report.snapshot_version = roles.get(ROLE_SNAPSHOT).map_or(0, |(v, _)| *v);
+    report.timestamp_version = roles.get(ROLE_TIMESTAMP).map_or(0, |(v, _)| *v);
+    if bins.is_empty() && snapshot_fresh {
+        if !force_timestamp && fresh(ROLE_TIMESTAMP, signing.expiries.timestamp) {
+            return Ok(Some(report));
+        }
+        // Only a new timestamp, over the snapshot already published.
+        let name = format!("{}.snapshot.json", report.snapshot_version);
+        let snapshot_bytes = store
+            .get_named(&tufa_tree::tuf_key(&name))
+            .await?
+            .ok_or_else(|| PublishError::Tuf(format!("published `{name}` is missing")))?;
+        let ts_exp = build::expires_after(now, signing.expiries.timestamp).map_err(tuf_err)?;
+        let version = report.timestamp_version + 1;
+        let idx = index.clone();
+        let row = vec![(ROLE_TIMESTAMP.to_owned(), version, unix(ts_exp))];
+        tokio::task::spawn_blocking(move || idx.record_tuf_roles(&row, &[]))
+            .await
+            .map_err(blocking_err)??;
+        let ts = build::new_timestamp(&snapshot_bytes, report.snapshot_version, version, ts_exp)
+            .map_err(tuf_err)?;
+        write_file(
+            store,
+            "timestamp.json".into(),
+            signed_bytes(ts, &[signing.online.as_ref()])?,
+        )
+        .await?;
+        report.timestamp_version = version;
+        report.files_written += 1;
+        tracing::info!(timestamp = version, "TUF timestamp refreshed");
+        return Ok(Some(report));
+    }
+
+    // Reserve versions first (see the module doc), then build and sign.
+    let bin_exp = build::expires_after(now, signing.expiries.bin_n).map_err(tuf_err)?;
+    let snap_exp = build::expires_after(now, signing.expiries.snapshot).map_err(tuf_err)?;
+    let ts_exp = build::expires_after(now, signing.expiries.timestamp).map_err(tuf_err)?;
+    let next = |role: &str| roles.get(role).map_or(1, |(v, _)| v + 1);
+    let mut reserved: Vec<(String, u64, i64)> = bins
+        .iter()
+        .map(|n| {
+            let name = layout.role_name(*n);
+            let v = next(name.as_str());
+            (name.to_string(), v, unix(bin_exp))
+        })
+        .collect();
+    let snapshot_version = next(ROLE_SNAPSHOT);
+    let timestamp_version = next(ROLE_TIMESTAMP);
+    reserved.push((ROLE_SNAPSHOT.into(), snapshot_version, unix(snap_exp)));
+    reserved.push((ROLE_TIMESTAMP.into(), timestamp_version, unix(ts_exp)));
+    let idx = index.clone();
+    let rows = reserved.clone();
+    tokio::task::spawn_blocking(move || idx.record_tuf_roles(&rows, &[]))
+        .await
+        .map_err(blocking_err)??;
+    for (r, v, e) in &reserved {
+        roles.insert(r.clone(), (*v, *e));
+    }
+
+    // Bins, signed on blocking threads, written concurrently.
+    let results: Vec<Result<(), PublishError>> = futures::stream::iter(bins.iter().copied())
+        .map(|n| {
+            let index = index.clone();
+            let layout = layout.clone();
+            let online = signing.online.clone();
+            let version = roles.get(layout.role_name(n).as_str()).map_or(1, |(v, _)| *v);
+            async move {
+                let (name, bytes) = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
+                    let mut targets = BTreeMap::new();
+                    for (path, json) in index.bin_targets(n)? {
+                        let path = TargetPath::new(&path).map_err(tuf_err)?;
+                        let file: TargetFile =
+                            serde_json::from_slice(&json).map_err(|e| PublishError::Tuf(e.to_string()))?;
+                        targets.insert(path, file);
+                    }
+                    let bin = build::new_bin(&layout, n, targets, version, bin_exp).map_err(tuf_err)?;
+                    let name = tufa_tuf::metadata_file_name(&layout.role_name(n), version, true);
+                    Ok((name, signed_bytes(bin, &[online.as_ref()])?))
+                })
+                .await
+                .map_err(blocking_err)??;
+                write_file(store, name, bytes).await
+            }
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    report.bins_signed = bins.len();
+    report.files_written += bins.len();
+
+    // Snapshot lists every role with its current version.
+    let version_of = |r: &str| roles.get(r).map_or(1, |(v, _)| *v);
+    let bin_versions: Vec<(RoleName, u64)> = (0..layout.bin_count())
+        .map(|n| layout.role_name(n))
+        .map(|r| {
+            let v = version_of(r.as_str());
+            (r, v)
+        })
+        .collect();
+    let meta = build::snapshot_meta(version_of(ROLE_TARGETS), version_of(ROLE_BINS), bin_versions);
+    let snapshot = build::new_snapshot(meta, snapshot_version, snap_exp).map_err(tuf_err)?;
+    let online = signing.online.clone();
+    let snapshot_bytes = tokio::task::spawn_blocking(move || signed_bytes(snapshot, &[online.as_ref()]))
+        .await
+        .map_err(blocking_err)??;
+    let ts = build::new_timestamp(&snapshot_bytes, snapshot_version, timestamp_version, ts_exp)
+        .map_err(tuf_err)?;
+    let ts_bytes = signed_bytes(ts, &[signing.online.as_ref()])?;
+    report.snapshot_bytes = snapshot_bytes.len();
+    write_file(store, format!("{snapshot_version}.snapshot.json"), snapshot_bytes).await?;
+    write_file(store, "timestamp.json".into(), ts_bytes).await?;
+    report.files_written += 2;
+    report.snapshot_version = snapshot_version;
+    report.timestamp_version = timestamp_version;
+
+    // Everything is written: the signed bins are clean now.
+    let idx = index.clone();
+    tokio::task::spawn_blocking(move || idx.record_tuf_roles(&[], &bins))
+        .await
+        .map_err(blocking_err)??;
+    tracing::info!(
+        bins = report.bins_signed,
+        snapshot = snapshot_version,
+        timestamp = timestamp_version,
+        snapshot_bytes = report.snapshot_bytes,
+        "TUF metadata published"
+    );
+    Ok(Some(report))
+}
+
+/// Offline roles (root, targets, bins) expiring within `within`: they need the key ceremony.
+pub async fn offline_roles_expiring(
+    index: &Index,
+    within: SignedDuration,
+) -> Result<Vec<(String, i64)>, PublishError> {
+    let idx = index.clone();
+    let roles = tokio::task::spawn_blocking(move || idx.tuf_roles())
+        .await
+        .map_err(blocking_err)??;
+    let limit = unix(Time::now()) + within.as_secs();
+    Ok(roles
+        .into_iter()
+        .filter(|(r, (_, exp))| [ROLE_ROOT, ROLE_TARGETS, ROLE_BINS].contains(&r.as_str()) && *exp < limit)
+        .map(|(r, (_, exp))| (r, exp))
+        .collect())
+}

@@ -1,0 +1,212 @@
+//! TUF keys and signing for the CLI: `init --dev-keys`, the `[tuf]` config, `tufa refresh`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+use tufa_index::Index;
+use tufa_publish::PublishOptions;
+use tufa_publish::tuf::{DevOfflineKeys, TufSigning};
+use tufa_store::BlobStore;
+use tufa_tuf::build::Expiries;
+use tufa_tuf::{BinLayout, Ed25519Signer};
+
+use crate::config::Loaded;
+
+/// `[tuf]` in tufa.toml. Without `online_key`, tufa publishes unsigned pages.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TufConfig {
+    /// The online key (bin-n, snapshot, timestamp), relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_key: Option<PathBuf>,
+    /// INSECURE: a directory with root/targets/bins keys on the mirror host, so tufa can create
+    /// the first offline metadata itself. For trials only (`tufa init --dev-keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_dev_keys: Option<PathBuf>,
+    /// log2 of the number of hashed bins (14 → 16,384 bins, PEP 458's layout). Fixed once the
+    /// first metadata is published.
+    #[serde(default = "default_bits")]
+    pub bins_bit_length: u8,
+    /// Lifetime of the online roles, in hours.
+    #[serde(default = "default_online_hours")]
+    pub bin_n_expiry_hours: u32,
+    #[serde(default = "default_online_hours")]
+    pub snapshot_expiry_hours: u32,
+    #[serde(default = "default_online_hours")]
+    pub timestamp_expiry_hours: u32,
+}
+
+fn default_bits() -> u8 {
+    14
+}
+fn default_online_hours() -> u32 {
+    24
+}
+
+impl Default for TufConfig {
+    fn default() -> Self {
+        Self {
+            online_key: None,
+            insecure_dev_keys: None,
+            bins_bit_length: default_bits(),
+            bin_n_expiry_hours: default_online_hours(),
+            snapshot_expiry_hours: default_online_hours(),
+            timestamp_expiry_hours: default_online_hours(),
+        }
+    }
+}
+
+impl TufConfig {
+    pub fn layout(&self) -> anyhow::Result<BinLayout> {
+        BinLayout::new(self.bins_bit_length)
+            .map_err(|e| anyhow::anyhow!("tuf.bins_bit_length = {}: {e}", self.bins_bit_length))
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.layout()?;
+        for (key, h) in [
+            ("bin_n_expiry_hours", self.bin_n_expiry_hours),
+            ("snapshot_expiry_hours", self.snapshot_expiry_hours),
+            ("timestamp_expiry_hours", self.timestamp_expiry_hours),
+        ] {
+            if h == 0 {
+                anyhow::bail!("tuf.{key} must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+const DEV_KEY_FILES: [&str; 4] = ["root.json", "targets.json", "bins.json", "online.json"];
+
+/// Writes four fresh INSECURE plaintext keys into `dir` (mode 0600) and returns the paths of the
+/// online key and the key directory, relative to `config_dir`'s config file.
+pub fn write_dev_keys(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    for name in DEV_KEY_FILES {
+        let path = dir.join(name);
+        Ed25519Signer::generate()
+            .write_insecure_plaintext(&path)
+            .map_err(|e| anyhow::anyhow!("cannot write key `{}`: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn read_key(path: &Path) -> anyhow::Result<Ed25519Signer> {
+    Ed25519Signer::read_insecure_plaintext(path).map_err(|e| anyhow::anyhow!("key `{}`: {e}", path.display()))
+}
+
+/// The publish options the config asks for, with keys loaded.
+pub fn publish_options(loaded: &Loaded) -> anyhow::Result<PublishOptions> {
+    let t = &loaded.config.tuf;
+    let layout = t.layout()?;
+    let Some(online) = &t.online_key else {
+        return Ok(PublishOptions {
+            layout,
+            tuf: None,
+            force_timestamp: false,
+        });
+    };
+    let online = read_key(&loaded.base_dir.join(online))?;
+    let insecure_dev_offline = match &t.insecure_dev_keys {
+        Some(dir) => {
+            let dir = loaded.base_dir.join(dir);
+            Some(DevOfflineKeys {
+                root: Arc::new(read_key(&dir.join("root.json"))?),
+                targets: Arc::new(read_key(&dir.join("targets.json"))?),
+                bins: Arc::new(read_key(&dir.join("bins.json"))?),
+            })
+        }
+        None => None,
+    };
+    let hours = |h: u32| SignedDuration::from_hours(i64::from(h));
+    let expiries = Expiries {
+        bin_n: hours(t.bin_n_expiry_hours),
+        snapshot: hours(t.snapshot_expiry_hours),
+        timestamp: hours(t.timestamp_expiry_hours),
+        ..Expiries::default()
+    };
+    Ok(PublishOptions {
+        layout,
+        tuf: Some(TufSigning {
+            online: Arc::new(online),
+            insecure_dev_offline,
+            expiries,
+        }),
+        force_timestamp: false,
+    })
+}
+
+/// Prints what TUF signing did (or why it did not run).
+pub fn report(options: &PublishOptions, report: &tufa_publish::PublishReport) {
+    match (&options.tuf, &report.tuf) {
+        (None, _) => {
+            tracing::warn!("no TUF keys configured ([tuf] online_key): published pages are NOT signed");
+            eprintln!("warning: no TUF keys configured: pages are published unsigned");
+        }
+        (Some(_), None) => {
+            eprintln!(
+                "warning: no TUF root metadata yet and no dev keys to create it: import the ceremony's metadata; pages are published unsigned"
+            );
+        }
+        (Some(_), Some(t)) if t.files_written == 0 => {
+            println!(
+                "TUF metadata unchanged (snapshot v{}, timestamp v{})",
+                t.snapshot_version, t.timestamp_version
+            )
+        }
+        (Some(_), Some(t)) if t.bins_signed == 0 && t.files_written == 1 => {
+            println!(
+                "signed timestamp v{} (snapshot v{} unchanged)",
+                t.timestamp_version, t.snapshot_version
+            )
+        }
+        (Some(_), Some(t)) => println!(
+            "signed {} bins, snapshot v{} ({} bytes), timestamp v{}{}",
+            t.bins_signed,
+            t.snapshot_version,
+            t.snapshot_bytes,
+            t.timestamp_version,
+            if t.bootstrapped {
+                " (created root/targets/bins v1 with INSECURE dev keys)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// `tufa refresh`: re-sign timestamp and snapshot, and bins near expiry, without syncing.
+pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
+    let mut options = publish_options(loaded)?;
+    options.force_timestamp = true;
+    if options.tuf.is_none() {
+        anyhow::bail!(
+            "nothing to refresh: no TUF keys configured ([tuf] online_key in {})",
+            loaded.path.display()
+        );
+    }
+    let store = BlobStore::local(&loaded.blobs_dir)
+        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
+    let index_path = loaded.index_path.clone();
+    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let published = tufa_publish::publish(&store, &index, &options).await?;
+    report(&options, &published);
+    for (role, exp) in
+        tufa_publish::tuf::offline_roles_expiring(&index, SignedDuration::from_hours(24 * 30)).await?
+    {
+        let when = jiff::Timestamp::from_second(exp)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| exp.to_string());
+        eprintln!("warning: offline role `{role}` expires at {when}: re-sign it in a key ceremony");
+    }
+    Ok(if published.tuf.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
