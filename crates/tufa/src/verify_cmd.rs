@@ -43,6 +43,26 @@ fn write_checkpoint(path: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What is wrong with a re-hashed blob, as "`what` blob D is missing" and the like; `None`
+/// when it is intact (and has `expected_len` bytes, when given).
+fn blob_problem(
+    what: &str,
+    digest: &Sha256Digest,
+    result: &Result<VerifyOutcome, tufa_store::StoreError>,
+    expected_len: Option<u64>,
+) -> Option<String> {
+    match result {
+        Ok(VerifyOutcome::Ok { len }) => expected_len
+            .filter(|expected| expected != len)
+            .map(|expected| format!("{what} blob {digest} has {len} bytes, {expected} were signed")),
+        Ok(VerifyOutcome::Missing) => Some(format!("{what} blob {digest} is missing")),
+        Ok(VerifyOutcome::Corrupt { actual }) => Some(format!(
+            "{what} blob {digest} is corrupt (its content hashes to {actual})"
+        )),
+        Err(e) => Some(format!("{what} blob {digest} cannot be read: {e}")),
+    }
+}
+
 /// Checks every project's published manifest and the page and METADATA blobs it names, and
 /// that every project in the index is published.
 async fn verify_published(
@@ -67,18 +87,13 @@ async fn verify_published(
         };
         for digest in tufa_publish::page_digests(&manifest) {
             checked += 1;
-            match store.verify(&digest).await {
-                Ok(VerifyOutcome::Ok { .. }) => {}
-                Ok(VerifyOutcome::Missing) => {
-                    problems.push(format!("{name}: published page blob {digest} is missing"))
-                }
-                Ok(VerifyOutcome::Corrupt { actual }) => problems.push(format!(
-                    "{name}: published page blob {digest} is corrupt (its content hashes to {actual})"
-                )),
-                Err(e) => problems.push(format!(
-                    "{name}: published page blob {digest} cannot be read: {e}"
-                )),
-            }
+            let result = store.verify(&digest).await;
+            problems.extend(blob_problem(
+                &format!("{name}: published page"),
+                &digest,
+                &result,
+                None,
+            ));
         }
     }
     Ok(checked)
@@ -122,20 +137,13 @@ async fn verify_tuf(store: &BlobStore, problems: &mut Vec<String>) -> anyhow::Re
             problems.push(format!("TUF target `{path}` lists no sha256"));
             continue;
         };
-        match store.verify(&digest).await {
-            Ok(VerifyOutcome::Ok { len }) if len == target.file.length => {}
-            Ok(VerifyOutcome::Ok { len }) => problems.push(format!(
-                "TUF target `{path}`: signed length {} but the stored blob has {len} bytes",
-                target.file.length
-            )),
-            Ok(VerifyOutcome::Missing) => {
-                problems.push(format!("TUF target `{path}`: blob {digest} is missing"))
-            }
-            Ok(VerifyOutcome::Corrupt { actual }) => problems.push(format!(
-                "TUF target `{path}`: blob {digest} is corrupt (its content hashes to {actual})"
-            )),
-            Err(e) => problems.push(format!("TUF target `{path}`: blob {digest} cannot be read: {e}")),
-        }
+        let result = store.verify(&digest).await;
+        problems.extend(blob_problem(
+            &format!("TUF target `{path}`:"),
+            &digest,
+            &result,
+            Some(target.file.length),
+        ));
     }
     println!(
         "TUF: root v{}, timestamp v{}, snapshot v{}, {} roles, {} targets verified",
@@ -207,15 +215,8 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
             .await;
         for (project, name, digest, r) in results {
             checked += 1;
-            let problem = match r {
-                Ok(VerifyOutcome::Ok { .. }) => continue,
-                Ok(VerifyOutcome::Missing) => format!("{project}: file `{name}`: blob {digest} is missing"),
-                Ok(VerifyOutcome::Corrupt { actual }) => {
-                    format!(
-                        "{project}: file `{name}`: blob {digest} is corrupt (its content hashes to {actual})"
-                    )
-                }
-                Err(e) => format!("{project}: file `{name}`: blob {digest} cannot be read: {e}"),
+            let Some(problem) = blob_problem(&format!("{project}: file `{name}`:"), &digest, &r, None) else {
+                continue;
             };
             tracing::error!(%problem, "verification failed");
             checkpoint.problems.push(problem);
