@@ -46,10 +46,15 @@ impl PageCache {
         Some(data)
     }
 
+    /// The largest blob the cache keeps: an eighth of its budget.
+    pub(crate) fn max_entry_bytes(&self) -> u64 {
+        self.capacity / 8
+    }
+
     /// Caches `data`, which the caller has verified to hash to `digest`.
     pub(crate) fn insert_verified(&self, digest: Sha256Digest, data: Bytes) {
         let len = data.len() as u64;
-        if len > self.capacity / 8 {
+        if len > self.max_entry_bytes() {
             return;
         }
         let mut lru = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

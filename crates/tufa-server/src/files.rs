@@ -1,4 +1,5 @@
-//! `/files/<h0h1>/<h2h3>/<rest of sha256>/<filename>` and its PEP 658 `.metadata`.
+//! `/files/<h0h1>/<h2h3>/<rest of sha256>/<filename>` and its PEP 658 `.metadata`, each also in
+//! the hash-prefixed form `…/<sha256>.<filename>` TUF clients request (see the crate docs).
 //!
 //! See the crate docs for how file bodies are verified while streaming (the last chunk is held
 //! back until the digest is checked) and how range requests are cut only from verified blobs.
@@ -22,10 +23,10 @@ use tufa_tree::{FilePath, parse_file_path, read_manifest};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::pages::{etag_of, if_none_match, verified_small};
+use crate::pages::{etag_of, if_none_match, split_hash_prefix, verified_small};
 
 /// `Cache-Control` of content-addressed responses: the URL names the content.
-const IMMUTABLE: &str = "max-age=31536000, public, immutable";
+pub(crate) const IMMUTABLE: &str = "max-age=31536000, public, immutable";
 /// Read size for files on the local disk (object_store's own reader uses 8 KiB).
 const READ_CHUNK: usize = 256 * 1024;
 /// Chunks up to this size are hashed on the calling task, larger ones on a blocking thread.
@@ -56,11 +57,27 @@ pub(crate) async fn file(
     let Ok(Path(rest)) = path else {
         return Err(ApiError::NotFound);
     };
-    let file = parse_file_path(&rest).ok_or(ApiError::NotFound)?;
+    let (file, prefix) = parse_any_file_path(&rest).ok_or(ApiError::NotFound)?;
     if file.metadata {
-        metadata(&state, &file, &method, &headers).await
+        metadata(&state, &file, prefix.as_ref(), &method, &headers).await
     } else {
+        // The hash-prefixed form of a file names its digest twice; both must agree.
+        if prefix.is_some_and(|p| p != file.sha256) {
+            return Err(ApiError::NotFound);
+        }
         distribution(&state, &file, &method, &headers).await
+    }
+}
+
+/// Parses a `files/…` path in its plain form (`parse_file_path`) or in the hash-prefixed
+/// form, whose last segment is `<64 lowercase hex>.<filename>[.metadata]`; the prefix is
+/// returned too. A last segment that starts with 64 lowercase hex and a dot is always read as
+/// prefixed (no distribution filename begins that way).
+fn parse_any_file_path(rest: &str) -> Option<(FilePath, Option<Sha256Digest>)> {
+    let (dirs, last) = rest.rsplit_once('/')?;
+    match split_hash_prefix(last) {
+        Some((prefix, base)) => Some((parse_file_path(&format!("{dirs}/{base}"))?, Some(prefix))),
+        None => Some((parse_file_path(rest)?, None)),
     }
 }
 
@@ -123,6 +140,23 @@ async fn distribution(
     build(builder, Body::from_stream(body))
 }
 
+/// The whole blob `digest` as a response body that is only complete when it verified (see
+/// `verified_stream`), with its length.
+pub(crate) async fn verified_blob_body(
+    state: &AppState,
+    digest: &Sha256Digest,
+) -> Result<(u64, Body), ApiError> {
+    let result = state
+        .store()
+        .object_store()
+        .get(&BlobStore::key_for(digest))
+        .await
+        .map_err(|e| ApiError::from_object_store(digest, e))?;
+    let len = result.meta.size;
+    let body = verified_stream(payload_stream(result), *digest, len, state.clone());
+    Ok((len, Body::from_stream(body)))
+}
+
 /// A range request: verify the whole blob first, then cut the range from a fresh read.
 async fn serve_range(
     state: &AppState,
@@ -170,10 +204,12 @@ async fn serve_range(
     )
 }
 
-/// PEP 658 metadata: the METADATA blob the project's manifest lists for this wheel.
+/// PEP 658 metadata: the METADATA blob the project's manifest lists for this wheel. With a
+/// hash `prefix` (a TUF client's request), only when it is that blob's digest.
 async fn metadata(
     state: &AppState,
     file: &FilePath,
+    prefix: Option<&Sha256Digest>,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -186,6 +222,9 @@ async fn metadata(
         .metadata
         .get(file.filename.as_str())
         .ok_or(ApiError::NotFound)?;
+    if prefix.is_some_and(|p| *p != blob.sha256) {
+        return Err(ApiError::NotFound);
+    }
     // The URL names the distribution's blob too; answer only for a file that is stored.
     if !state
         .store()
@@ -455,6 +494,39 @@ mod tests {
         assert_eq!(Suffix(1000).resolve(100), Some((0, 99)));
         assert_eq!(Suffix(0).resolve(100), None);
         assert_eq!(From(0).resolve(0), None);
+    }
+
+    #[test]
+    fn hash_prefixed_file_paths() {
+        let d = Sha256Digest::of(b"x");
+        let m = Sha256Digest::of(b"m");
+        let hex = d.to_hex();
+        let dirs = format!("{}/{}/{}", &hex[..2], &hex[2..4], &hex[4..]);
+        let name = "demo-1.0-py3-none-any.whl";
+
+        let (plain, prefix) = parse_any_file_path(&format!("{dirs}/{name}")).unwrap();
+        assert_eq!((plain.sha256, plain.metadata, prefix), (d, false, None));
+
+        let (file, prefix) = parse_any_file_path(&format!("{dirs}/{hex}.{name}")).unwrap();
+        assert_eq!(file, plain);
+        assert_eq!(prefix, Some(d));
+
+        let (file, prefix) = parse_any_file_path(&format!("{dirs}/{m}.{name}.metadata")).unwrap();
+        assert_eq!(
+            (file.sha256, file.filename.as_str(), file.metadata),
+            (d, name, true)
+        );
+        assert_eq!(prefix, Some(m));
+
+        for bad in [
+            format!("{dirs}/{hex}."),
+            format!("{dirs}/{hex}./{name}"),
+            format!("{dirs}/{hex}.../x.whl"),
+            format!("{hex}.{name}"),
+            format!("{dirs}/{hex}.not a filename"),
+        ] {
+            assert!(parse_any_file_path(&bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

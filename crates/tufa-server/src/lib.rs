@@ -2,8 +2,10 @@
 //!
 //! Owns the Simple Repository API as clients see it (`/simple/`, `/simple/<project>/`, with
 //! PEP 691 content negotiation), distribution files and their PEP 658 metadata under
-//! `/files/…`, and the operational endpoints `/healthz`, `/readyz` and `/metrics`. It reads
-//! nothing but the object store: the project manifests and blobs that `tufa-tree` lays out.
+//! `/files/…`, the TUF metadata under `/tuf/`, the hash-prefixed target paths TUF clients
+//! request with consistent snapshots, and the operational endpoints `/healthz`, `/readyz` and
+//! `/metrics`. It reads nothing but the object store: the project manifests, blobs and TUF
+//! metadata that the writer publishes.
 //! It keeps no state of its own beyond an in-memory cache of verified small blobs, so any
 //! number of replicas can serve the same tree behind a load balancer or a CDN.
 //!
@@ -34,6 +36,28 @@
 //!   package index (clients fetch PEP 658 metadata instead of ranges of wheels), so safety
 //!   wins over speed here.
 //! - **HEAD** requests and `304 Not Modified` answers send no content, so they verify nothing.
+//! - **TUF metadata** (`/tuf/…`) is not content-addressed and is served as stored: it verifies
+//!   itself, by signatures the client checks against the root it trusts (see the `tuf` module).
+//!
+//! # TUF targets (consistent snapshots)
+//!
+//! A TUF client fetches a target `dir/<name>` as `dir/<sha256>.<name>`, the sha256 taken from
+//! signed metadata:
+//!
+//! - `/simple/<project>/<sha256>.index.html` and `…/<sha256>.index.json`: the page blob with
+//!   that sha256, whatever the current manifest says, so a page stays answerable after a newer
+//!   one is published, as long as its blob is stored. Always the exact bytes (never a
+//!   `Content-Encoding`: the client hashes what it receives), `immutable`. Verified like every
+//!   page: small blobs (up to an eighth of the page cache) whole and cached, larger ones
+//!   streamed with the last chunk held back. The project name must be normalised (no
+//!   redirect: a 404). Any page blob is answered under any project name; the client checks the
+//!   bytes against the hash it asked for, and the response carries a sandboxing
+//!   `Content-Security-Policy` and `nosniff` so that a blob of another kind, asked for under a
+//!   page's name, cannot act as HTML in a browser.
+//! - `/files/<h0h1>/<h2h3>/<rest>/<sha256>.<filename>`: the same file as without the prefix,
+//!   but only when the prefix is the digest the path names (else 404).
+//! - `/files/…/<sha256>.<filename>.metadata`: the PEP 658 metadata, only when the prefix is the
+//!   digest the project's manifest lists for that wheel's METADATA (else 404).
 //!
 //! # Limits
 //!
@@ -56,6 +80,7 @@ mod middleware;
 mod negotiate;
 mod pages;
 mod serve;
+mod tuf;
 
 use std::sync::Arc;
 
@@ -92,6 +117,10 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// Bytes of verified small blobs (pages, METADATA) kept in memory. Default 64 MiB.
     pub page_cache_bytes: u64,
+    /// `/readyz` fails when the published TUF timestamp expires within this many seconds (or
+    /// has expired), so a load balancer stops sending clients to a replica whose metadata they
+    /// would refuse. Ignored while no TUF metadata is published. Default 3600.
+    pub readiness_min_timestamp_validity_secs: u64,
 }
 
 impl Default for ServerLimits {
@@ -102,6 +131,7 @@ impl Default for ServerLimits {
             request_timeout_secs: 30,
             max_connections: 1024,
             page_cache_bytes: 64 * 1024 * 1024,
+            readiness_min_timestamp_validity_secs: 3600,
         }
     }
 }
@@ -161,7 +191,9 @@ pub fn router(state: AppState) -> Router {
         .route("/simple", get(pages::root_without_slash))
         .route("/simple/{project}/", get(pages::project))
         .route("/simple/{project}", get(pages::project_without_slash))
+        .route("/simple/{project}/{page}", get(pages::hashed_page))
         .route("/files/{*rest}", get(files::file))
+        .route("/tuf/{file}", get(tuf::metadata_file))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -183,30 +215,77 @@ async fn healthz() -> Response {
 async fn readyz(State(state): State<AppState>) -> Response {
     match readiness_checks(&state).await {
         Ok(()) => plain(StatusCode::OK, "ready\n"),
-        Err(reason) => {
+        Err(NotReady { body, reason }) => {
             tracing::warn!(reason = %reason, "not ready");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            plain(StatusCode::SERVICE_UNAVAILABLE, body)
         }
     }
 }
 
-/// Everything `/readyz` checks; `Err` carries the reason for the log (never sent to clients).
-///
-/// Today: the object store answers a listing of the published manifests (an empty tree is
-/// fine). The TUF checks (timestamp present and not expired) go here once the server serves
-/// `/tuf/`.
-async fn readiness_checks(state: &AppState) -> Result<(), String> {
-    let mut listing = state.store().list_named(tufa_tree::MANIFEST_DIR);
-    match listing.next().await {
-        None | Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(format!("object store listing failed: {e}")),
-    }
+/// Why `/readyz` fails: a short fixed body for the client, and the detail for the log.
+#[derive(Debug)]
+struct NotReady {
+    body: &'static str,
+    reason: String,
 }
 
+/// Everything `/readyz` checks:
+/// - the object store answers a listing of the published manifests (an empty tree is fine);
+/// - when TUF metadata is published (`timestamp.json` exists): it parses, and it stays valid
+///   for at least [`ServerLimits::readiness_min_timestamp_validity_secs`]. A mirror that
+///   publishes unsigned has no timestamp and is ready without one.
+async fn readiness_checks(state: &AppState) -> Result<(), NotReady> {
+    let mut listing = state.store().list_named(tufa_tree::MANIFEST_DIR);
+    if let Some(Err(e)) = listing.next().await {
+        return Err(NotReady {
+            body: "not ready\n",
+            reason: format!("object store listing failed: {e}"),
+        });
+    }
+    let expires = match tuf::timestamp_expiry(state.store()).await {
+        Ok(None) => return Ok(()),
+        Ok(Some(expires)) => expires,
+        Err(e) => {
+            return Err(NotReady {
+                body: "timestamp unreadable\n",
+                reason: format!("published TUF timestamp unreadable: {e}"),
+            });
+        }
+    };
+    let left = tuf::seconds_until(expires, jiff::Timestamp::now());
+    let min = i64::try_from(state.limits().readiness_min_timestamp_validity_secs).unwrap_or(i64::MAX);
+    if left <= 0 {
+        return Err(NotReady {
+            body: "timestamp expired\n",
+            reason: format!("published TUF timestamp expired at {expires} ({} s ago)", -left),
+        });
+    }
+    if left < min {
+        return Err(NotReady {
+            body: "timestamp expires soon\n",
+            reason: format!(
+                "published TUF timestamp expires at {expires}, in {left} s (< {min} s); is `tufa refresh` running?"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `/metrics`: the counters, plus `tufa_tuf_timestamp_expires_in_seconds`, read from the store
+/// at scrape time (omitted while no timestamp is published, or when it cannot be read: the
+/// failure is logged).
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics().render();
+    match tuf::timestamp_expiry(state.store()).await {
+        Ok(Some(expires)) => {
+            metrics::render_timestamp_gauge(&mut text, tuf::seconds_until(expires, jiff::Timestamp::now()));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the published TUF timestamp for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics().render(),
+        text,
     )
         .into_response()
 }

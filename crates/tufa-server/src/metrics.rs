@@ -13,17 +13,19 @@ pub(crate) enum Route {
     SimpleProject,
     Files,
     Metadata,
+    Tuf,
     Health,
     Metrics,
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 7] = [
+    const ALL: [Route; 8] = [
         Self::SimpleRoot,
         Self::SimpleProject,
         Self::Files,
         Self::Metadata,
+        Self::Tuf,
         Self::Health,
         Self::Metrics,
         Self::Other,
@@ -35,6 +37,7 @@ impl Route {
             Self::SimpleProject => "simple_project",
             Self::Files => "files",
             Self::Metadata => "metadata",
+            Self::Tuf => "tuf",
             Self::Health => "health",
             Self::Metrics => "metrics",
             Self::Other => "other",
@@ -50,6 +53,7 @@ impl Route {
             p if p.starts_with("/simple/") => Self::SimpleProject,
             p if p.starts_with("/files/") && p.ends_with(".metadata") => Self::Metadata,
             p if p.starts_with("/files/") => Self::Files,
+            p if p.starts_with("/tuf/") => Self::Tuf,
             _ => Self::Other,
         }
     }
@@ -195,6 +199,16 @@ impl Metrics {
     }
 }
 
+/// Appends `tufa_tuf_timestamp_expires_in_seconds` (negative once expired).
+pub(crate) fn render_timestamp_gauge(out: &mut String, seconds: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP tufa_tuf_timestamp_expires_in_seconds Seconds until the published TUF timestamp expires (negative once expired)."
+    );
+    let _ = writeln!(out, "# TYPE tufa_tuf_timestamp_expires_in_seconds gauge");
+    let _ = writeln!(out, "tufa_tuf_timestamp_expires_in_seconds {seconds}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +224,9 @@ mod tests {
             ("/readyz", Route::Health),
             ("/metrics", Route::Metrics),
             ("/", Route::Other),
-            ("/tuf/1.root.json", Route::Other),
+            ("/tuf/1.root.json", Route::Tuf),
+            ("/tuf/timestamp.json", Route::Tuf),
+            ("/tufx", Route::Other),
         ] {
             assert_eq!(Route::classify(path), route, "{path}");
         }
@@ -238,5 +254,17 @@ mod tests {
         assert!(text.contains("tufa_http_request_duration_seconds_count{route=\"files\"} 2\n"));
         assert!(text.contains("tufa_http_response_bytes_total{route=\"files\"} 15\n"));
         assert!(text.contains("tufa_blob_verification_failures_total 1\n"));
+        assert!(!text.contains("tufa_tuf_timestamp_expires_in_seconds"));
+    }
+
+    #[test]
+    fn renders_the_timestamp_gauge() {
+        let mut text = String::new();
+        render_timestamp_gauge(&mut text, -5);
+        assert!(text.contains("# TYPE tufa_tuf_timestamp_expires_in_seconds gauge\n"));
+        assert!(
+            text.ends_with("\ntufa_tuf_timestamp_expires_in_seconds -5\n"),
+            "{text}"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! `/simple/` and `/simple/<project>/`.
+//! `/simple/`, `/simple/<project>/`, and the hash-prefixed page targets
+//! `/simple/<project>/<sha256>.index.html|json` (see the crate docs).
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -6,17 +7,23 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt as _, stream};
+use object_store::ObjectStoreExt as _;
 use tufa_pypi::{ProjectName, Sha256Digest};
+use tufa_store::BlobStore;
 use tufa_tree::{BlobRef, read_manifest};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::files::{IMMUTABLE, verified_blob_body};
 use crate::negotiate::{Format, accepts_gzip, choose};
 
 /// `Cache-Control` of pages and of the root list.
 const PAGE_CACHE_CONTROL: &str = "max-age=60, public";
 /// Names per chunk of the streamed root list.
 const ROOT_BATCH: usize = 512;
+/// `Content-Security-Policy` of hash-prefixed pages: any stored blob can be asked for under a
+/// page's name, so none may run as a document in a browser. (pip, uv and TUF clients ignore it.)
+const HASHED_PAGE_CSP: &str = "default-src 'none'; sandbox";
 
 const ROOT_HTML_HEAD: &str = "<!DOCTYPE html><html><head><meta name=\"pypi:repository-version\" content=\"1.4\">\
 <title>Simple index</title></head><body>\n";
@@ -212,6 +219,89 @@ pub(crate) async fn project(
     builder.body(body).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// A hash-prefixed page target, `/simple/<project>/<sha256>.index.html` or `….index.json`: the
+/// page blob with that sha256, verified, never compressed, immutable. Not looked up in the
+/// manifest, so older versions of a page stay answerable while their blobs are stored.
+pub(crate) async fn hashed_page(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Ok(Path((raw, file))) = path else {
+        return Err(ApiError::NotFound);
+    };
+    let name = ProjectName::new(&raw).map_err(|_| ApiError::NotFound)?;
+    if name.as_str() != raw {
+        return Err(ApiError::NotFound);
+    }
+    let (digest, format) = parse_hashed_page(&file).ok_or(ApiError::NotFound)?;
+    let etag = etag_of(&digest);
+    let builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, IMMUTABLE)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, HASHED_PAGE_CSP);
+    let cached = state.cache().get(&digest);
+    let len = match &cached {
+        Some(data) => data.len() as u64,
+        None => {
+            state
+                .store()
+                .object_store()
+                .head(&BlobStore::key_for(&digest))
+                .await
+                .map_err(|e| ApiError::from_object_store(&digest, e))?
+                .size
+        }
+    };
+    if if_none_match(&headers, &etag) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(|e| ApiError::Internal(e.to_string()));
+    }
+    let builder = builder.header(header::CONTENT_TYPE, format.content_type());
+    let (len, body) = if method == Method::HEAD {
+        (len, Body::empty())
+    } else if let Some(data) = cached {
+        (data.len() as u64, Body::from(data))
+    } else if len <= state.cache().max_entry_bytes() {
+        let data = verified_small(&state, &BlobRef { sha256: digest, len }).await?;
+        (data.len() as u64, Body::from(data))
+    } else {
+        // Too large to hold (a huge page, or some other blob asked for by its digest):
+        // streamed, the last chunk held back until the digest matched.
+        verified_blob_body(&state, &digest).await?
+    };
+    builder
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `<sha256>.index.html` or `<sha256>.index.json`.
+fn parse_hashed_page(file: &str) -> Option<(Sha256Digest, Format)> {
+    let (digest, base) = split_hash_prefix(file)?;
+    let format = match base {
+        "index.html" => Format::TextHtml,
+        "index.json" => Format::Json,
+        _ => return None,
+    };
+    Some((digest, format))
+}
+
+/// Splits a path segment `<64 lowercase hex>.<rest>` (the form TUF clients request targets in
+/// with consistent snapshots) into the digest and a non-empty `rest`.
+pub(crate) fn split_hash_prefix(segment: &str) -> Option<(Sha256Digest, &str)> {
+    let hex = segment.get(..64)?;
+    let rest = segment.get(64..)?.strip_prefix('.')?;
+    if rest.is_empty() || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Some((hex.parse().ok()?, rest))
+}
+
 /// A small blob named by the published tree (a page or METADATA), re-hashed before use and
 /// cached once verified. A corrupt blob is counted, logged and answered with a 500 carrying
 /// none of its bytes.
@@ -266,6 +356,41 @@ mod tests {
             Some("Fri, 02 Jan 2026 03:04:05 GMT")
         );
         assert_eq!(http_date_of("yesterday"), None);
+    }
+
+    #[test]
+    fn hash_prefixes() {
+        let d = Sha256Digest::of(b"x");
+        let hex = d.to_hex();
+        assert_eq!(split_hash_prefix(&format!("{hex}.a.whl")), Some((d, "a.whl")));
+        assert_eq!(
+            parse_hashed_page(&format!("{hex}.index.html")),
+            Some((d, Format::TextHtml))
+        );
+        assert_eq!(
+            parse_hashed_page(&format!("{hex}.index.json")),
+            Some((d, Format::Json))
+        );
+        for bad in [
+            format!("{hex}."),
+            format!("{hex}index.html"),
+            format!("{}.index.html", hex.to_uppercase()),
+            format!("{}.index.html", &hex[1..]),
+            format!("{hex}0.index.html"),
+            format!("x{}.index.html", &hex[1..]),
+            "index.html".to_owned(),
+            format!("{}é.index.html", &hex[..63]),
+        ] {
+            assert_eq!(split_hash_prefix(&bad), None, "{bad}");
+            assert_eq!(parse_hashed_page(&bad), None, "{bad}");
+        }
+        for bad in [
+            format!("{hex}.index.htm"),
+            format!("{hex}.index.html.bak"),
+            format!("{hex}.index.JSON"),
+        ] {
+            assert_eq!(parse_hashed_page(&bad), None, "{bad}");
+        }
     }
 
     #[test]

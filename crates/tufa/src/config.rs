@@ -281,6 +281,8 @@ listen = "{listen}"
 # request_timeout_secs = 30
 # max_connections = 1024
 # page_cache_bytes = 67108864
+# /readyz fails when the TUF timestamp expires within this many seconds.
+# readiness_min_timestamp_validity_secs = 3600
 
 [tuf]
 # PEP 458 signing. Without online_key, pages are published unsigned.

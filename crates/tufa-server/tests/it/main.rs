@@ -11,6 +11,7 @@ mod ops;
 mod safety;
 mod server;
 mod simple;
+mod tuf;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
