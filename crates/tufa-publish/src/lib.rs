@@ -43,8 +43,8 @@ pub enum PublishError {
     Tuf(String),
 }
 
-/// How to publish.
-#[derive(Debug, Clone)]
+/// How to publish. The default: PEP 458's 16,384 bins, unsigned.
+#[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
     /// The hashed-bin layout TUF targets are kept in (fixed once TUF metadata exists).
     pub layout: tufa_tuf::BinLayout,
@@ -53,16 +53,6 @@ pub struct PublishOptions {
     pub tuf: Option<tuf::TufSigning>,
     /// Sign a new timestamp even when nothing changed (`tufa refresh`).
     pub force_timestamp: bool,
-}
-
-impl Default for PublishOptions {
-    fn default() -> Self {
-        Self {
-            layout: tufa_tuf::BinLayout::default(),
-            tuf: None,
-            force_timestamp: false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default)]
