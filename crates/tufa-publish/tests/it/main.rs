@@ -1,0 +1,158 @@
+//! Publishing and incremental TUF signing against a real index and an in-memory store.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tufa_index::{FileRecord, Index, ProjectRecord};
+use tufa_publish::tuf::{DevOfflineKeys, TufSigning};
+use tufa_publish::{PublishOptions, publish};
+use tufa_pypi::{DistFilename, ProjectName};
+use tufa_store::BlobStore;
+use tufa_tuf::build::Expiries;
+use tufa_tuf::{BinLayout, Ed25519Signer};
+
+fn options(bits: u8) -> PublishOptions {
+    let key = || Arc::new(Ed25519Signer::generate());
+    PublishOptions {
+        layout: BinLayout::new(bits).unwrap(),
+        tuf: Some(TufSigning {
+            online: key(),
+            insecure_dev_offline: Some(DevOfflineKeys {
+                root: key(),
+                targets: key(),
+                bins: key(),
+            }),
+            expiries: Expiries::default(),
+        }),
+        force_timestamp: false,
+    }
+}
+
+/// Stores a file blob and records it in the index as a project's only file.
+async fn add_file(store: &BlobStore, index: &Index, project: &str, filename: &str, body: &[u8]) {
+    let sha256 = store.put_bytes(Bytes::copy_from_slice(body)).await.unwrap();
+    let name = ProjectName::new(project).unwrap();
+    let mut files = index.files(&name).unwrap();
+    files.push(FileRecord {
+        filename: DistFilename::parse(filename).unwrap(),
+        sha256,
+        size: body.len() as u64,
+        requires_python: None,
+        yanked: None,
+        upload_time: None,
+        core_metadata_sha256: None,
+        upstream_url: format!("http://up.invalid/{filename}"),
+        provenance: None,
+    });
+    let record = ProjectRecord {
+        name,
+        last_serial: None,
+        versions: vec![],
+        status: None,
+    };
+    index.replace_project(&record, &files).unwrap();
+}
+
+/// Walks the published metadata like a client, trusting `1.root.json`.
+async fn verify(store: &BlobStore) -> tufa_tuf::VerifiedRepository {
+    use futures::StreamExt as _;
+    let names: Vec<String> = store
+        .list_named(tufa_tree::TUF_DIR)
+        .map(|n| n.unwrap())
+        .collect()
+        .await;
+    let mut files = std::collections::BTreeMap::new();
+    for name in names {
+        let bytes = store
+            .get_named(&tufa_tree::tuf_key(&name))
+            .await
+            .unwrap()
+            .unwrap();
+        files.insert(name, bytes.to_vec());
+    }
+    let root = files["1.root.json"].clone();
+    tufa_tuf::verify_repository(
+        &root,
+        &files,
+        &tufa_tuf::VerifyOptions::new(jiff::Timestamp::now()),
+    )
+    .unwrap_or_else(|f| panic!("{:?}", f.problems))
+}
+
+#[tokio::test]
+async fn one_new_file_resigns_one_bin_then_snapshot_and_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    let opts = options(8);
+    for p in ["alpha", "beta", "gamma"] {
+        add_file(&store, &index, p, &format!("{p}-1.0.tar.gz"), p.as_bytes()).await;
+    }
+    let first = publish(&store, &index, &opts).await.unwrap();
+    let tuf = first.tuf.unwrap();
+    assert!(tuf.bootstrapped);
+    assert_eq!(tuf.bins_signed, 256, "the first publish creates every bin");
+    let repo = verify(&store).await;
+    // Two pages and one file per project.
+    assert_eq!(repo.targets.len(), 9);
+
+    // Nothing changed: nothing is written.
+    let again = publish(&store, &index, &opts).await.unwrap().tuf.unwrap();
+    assert_eq!((again.bins_signed, again.files_written), (0, 0));
+
+    // A new sdist in `beta`: its page pair changes and one file is added. Exactly the bins
+    // of those three targets are re-signed, plus one snapshot and one timestamp.
+    add_file(&store, &index, "beta", "beta-1.1.tar.gz", b"beta 1.1").await;
+    let inc = publish(&store, &index, &opts).await.unwrap().tuf.unwrap();
+    assert!(inc.bins_signed >= 1 && inc.bins_signed <= 3, "{inc:?}");
+    assert_eq!(inc.files_written, inc.bins_signed + 2);
+    assert_eq!(
+        (inc.snapshot_version, inc.timestamp_version),
+        (tuf.snapshot_version + 1, tuf.timestamp_version + 1)
+    );
+    let repo = verify(&store).await;
+    assert_eq!(repo.targets.len(), 10);
+    assert!(
+        repo.targets
+            .keys()
+            .any(|p| p.as_str().ends_with("/beta-1.1.tar.gz"))
+    );
+}
+
+#[tokio::test]
+async fn refresh_signs_only_a_timestamp_over_the_same_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    let mut opts = options(4);
+    add_file(&store, &index, "alpha", "alpha-1.0.tar.gz", b"a").await;
+    let first = publish(&store, &index, &opts).await.unwrap().tuf.unwrap();
+    opts.force_timestamp = true;
+    let refreshed = publish(&store, &index, &opts).await.unwrap().tuf.unwrap();
+    assert_eq!(refreshed.files_written, 1);
+    assert_eq!(refreshed.snapshot_version, first.snapshot_version);
+    assert_eq!(refreshed.timestamp_version, first.timestamp_version + 1);
+    verify(&store).await;
+}
+
+#[tokio::test]
+async fn without_keys_pages_are_published_unsigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    add_file(&store, &index, "alpha", "alpha-1.0.tar.gz", b"a").await;
+    let report = publish(&store, &index, &PublishOptions::default()).await.unwrap();
+    assert_eq!(report.projects_published, 1);
+    assert!(report.tuf.is_none());
+    assert!(
+        store
+            .get_named(&tufa_tree::tuf_key("1.root.json"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Targets are tracked all the same, so signing can start later.
+    let mut n = 0;
+    index.for_each_target(|_, _, _| n += 1).unwrap();
+    assert_eq!(n, 3);
+}
