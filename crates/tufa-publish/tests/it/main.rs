@@ -1,4 +1,5 @@
 //! Publishing and incremental TUF signing against a real index and an in-memory store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
