@@ -102,6 +102,13 @@ enum Command {
         #[arg(long, default_value = config::DEFAULT_LISTEN, value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
+    /// Import the root chain, targets and bins metadata a key ceremony published
+    /// (`tufa-ceremony publish --out DIR`), check them against the mirror's trust chain and
+    /// online key, and re-sign every bin, the snapshot and the timestamp.
+    ImportMetadata {
+        /// The ceremony's output directory.
+        dir: PathBuf,
+    },
     /// Re-sign the TUF timestamp and snapshot (and bins near expiry) without syncing. Run it
     /// from a timer more often than the timestamp lifetime (default 24 h), e.g. hourly.
     Refresh,
@@ -145,6 +152,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
             let projects = (!projects.is_empty()).then_some(projects);
             init(&dir, upstream, projects, force, dev_keys).map_err(|e| UsageError(e).into())
+        }
+        Command::ImportMetadata { dir } => {
+            let loaded = load_config(&cli.config)?;
+            init_logging(
+                cli.verbose,
+                cli.quiet,
+                cli.log_format.unwrap_or(loaded.config.log.format),
+                false,
+            );
+            runtime()?.block_on(tuf_cmd::import_metadata(&loaded, &dir))
         }
         Command::Refresh => {
             let loaded = load_config(&cli.config)?;

@@ -210,3 +210,210 @@ pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+/// The newest `N.<role>.json` in `dir`, with its version.
+fn newest(dir: &Path, role: &str) -> anyhow::Result<Option<(u64, Vec<u8>)>> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(v) = name
+            .strip_suffix(&format!(".{role}.json"))
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(b, _)| v > *b) {
+            best = Some((v, path));
+        }
+    }
+    best.map(|(v, p)| {
+        Ok((
+            v,
+            std::fs::read(&p).with_context(|| format!("cannot read `{}`", p.display()))?,
+        ))
+    })
+    .transpose()
+}
+
+/// `tufa import-metadata DIR`: takes the root chain, targets and bins the key ceremony
+/// published (`tufa-ceremony publish --out DIR`), checks them against the mirror's trust chain
+/// and online key, publishes them, and re-signs every bin, the snapshot and the timestamp with
+/// the online key.
+pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<ExitCode> {
+    use tufa_tuf::{Root, Signed, Targets, verify_signed};
+    let mut options = publish_options(loaded)?;
+    let Some(signing) = options.tuf.clone() else {
+        anyhow::bail!(
+            "configure the online key first: [tuf] online_key in {}",
+            loaded.path.display()
+        );
+    };
+    let store = BlobStore::local(&loaded.blobs_dir)
+        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
+    let index_path = loaded.index_path.clone();
+    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let known = {
+        let idx = index.clone();
+        tokio::task::spawn_blocking(move || idx.tuf_roles()).await??
+    };
+    let now = jiff::Timestamp::now();
+
+    // The root chain: continue from the mirror's newest root, or start at 1.root.json.
+    let mut current: Option<Signed<Root>> = match known.get(tufa_publish::tuf::ROLE_ROOT) {
+        Some((v, _)) => {
+            let name = format!("{v}.root.json");
+            let bytes = store
+                .get_named(&tufa_tree::tuf_key(&name))
+                .await?
+                .with_context(|| format!("the mirror's `{name}` is missing from the published tree"))?;
+            Some(
+                Signed::<Root>::from_bytes(&name, &bytes)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .metadata,
+            )
+        }
+        None => None,
+    };
+    let mut new_roots = Vec::new();
+    let mut version = current.as_ref().map_or(1, |r| r.signed.version + 1);
+    loop {
+        let name = format!("{version}.root.json");
+        let path = dir.join(&name);
+        if !path.exists() {
+            break;
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let root = Signed::<Root>::from_bytes(&name, &bytes)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .metadata;
+        // Signed by the previous root's threshold (trust chain) and by its own.
+        if let Some(prev) = &current {
+            verify_signed(
+                "root",
+                &root,
+                &prev.signed.keys,
+                prev.signed
+                    .role_keys("root")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+            .map_err(|e| anyhow::anyhow!("`{name}` is not signed by the previous root's threshold: {e}"))?;
+        }
+        verify_signed(
+            "root",
+            &root,
+            &root.signed.keys,
+            root.signed
+                .role_keys("root")
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+        .map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
+        new_roots.push((name, bytes, root.signed.version, root.signed.expires));
+        current = Some(root);
+        version += 1;
+    }
+    let root = current.context(
+        "no root metadata: expected 1.root.json (or the mirror's next root version) in the import directory",
+    )?;
+    tufa_tuf::check_expiry("root", root.signed.version, root.signed.expires, now)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // The online key must be the root's snapshot and timestamp key.
+    let online = signing.online.keyid();
+    for role in ["snapshot", "timestamp"] {
+        let keys = root.signed.role_keys(role).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !keys.keyids.contains(&online) {
+            anyhow::bail!(
+                "the configured online key {online} is not a `{role}` key of root v{}",
+                root.signed.version
+            );
+        }
+    }
+
+    // Targets (signed by the root's targets keys) and bins (signed by targets' delegation).
+    let (tv, tbytes) = newest(dir, "targets")?.context("no N.targets.json in the import directory")?;
+    let targets = Signed::<Targets>::from_bytes("targets", &tbytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .metadata;
+    verify_signed(
+        "targets",
+        &targets,
+        &root.signed.keys,
+        root.signed
+            .role_keys("targets")
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("`{tv}.targets.json`: {e}"))?;
+    let (bv, bbytes) = newest(dir, "bins")?.context("no N.bins.json in the import directory")?;
+    let bins = Signed::<Targets>::from_bytes("bins", &bbytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .metadata;
+    let delegations = targets
+        .signed
+        .delegations
+        .as_ref()
+        .context("targets delegates nothing (expected a delegation to `bins`)")?;
+    let bins_keys = delegations
+        .role_keys(&tufa_tuf::RoleName::bins())
+        .context("targets does not delegate to `bins`")?;
+    verify_signed("bins", &bins, &delegations.keys, &bins_keys)
+        .map_err(|e| anyhow::anyhow!("`{bv}.bins.json`: {e}"))?;
+    let succinct = bins
+        .signed
+        .delegations
+        .as_ref()
+        .and_then(|d| d.succinct_roles.as_ref())
+        .context("bins does not delegate to hashed bins (succinct_roles)")?;
+    if !succinct.keyids.contains(&online) {
+        anyhow::bail!("the configured online key {online} is not the bin-n key delegated by bins v{bv}");
+    }
+    let layout = succinct.layout().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if layout != options.layout {
+        anyhow::bail!(
+            "bins v{bv} delegates {} bins but the mirror is configured for {} (tuf.bins_bit_length)",
+            layout.bin_count(),
+            options.layout.bin_count()
+        );
+    }
+    for (what, v, exp) in [
+        ("targets", tv, targets.signed.expires),
+        ("bins", bv, bins.signed.expires),
+    ] {
+        tufa_tuf::check_expiry(what, v, exp, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+
+    // Publish the offline metadata, record it, and have every bin re-signed.
+    let mut rows = Vec::new();
+    for (name, bytes, v, exp) in &new_roots {
+        store
+            .put_named(&tufa_tree::tuf_key(name), bytes.clone().into())
+            .await?;
+        rows.push(("root".to_owned(), *v, exp.as_second()));
+    }
+    store
+        .put_named(&tufa_tree::tuf_key(&format!("{tv}.targets.json")), tbytes.into())
+        .await?;
+    store
+        .put_named(&tufa_tree::tuf_key(&format!("{bv}.bins.json")), bbytes.into())
+        .await?;
+    rows.push(("targets".to_owned(), tv, targets.signed.expires.as_second()));
+    rows.push(("bins".to_owned(), bv, bins.signed.expires.as_second()));
+    let idx = index.clone();
+    let all_bins: Vec<u32> = (0..layout.bin_count()).collect();
+    tokio::task::spawn_blocking(move || -> Result<(), tufa_index::IndexError> {
+        idx.record_tuf_roles(&rows, &[])?;
+        idx.mark_bins_dirty(all_bins)
+    })
+    .await??;
+    println!(
+        "imported root v{} ({} new), targets v{tv}, bins v{bv}",
+        root.signed.version,
+        new_roots.len()
+    );
+    options.force_timestamp = true;
+    let published = tufa_publish::publish(&store, &index, &options).await?;
+    report(&options, &published);
+    Ok(ExitCode::SUCCESS)
+}

@@ -101,7 +101,7 @@ async fn verify_published(
 
 /// Walks the published TUF metadata like a client (trusting the published `1.root.json`),
 /// then checks that every signed target's bytes are stored and hash as signed.
-async fn verify_tuf(store: &BlobStore, problems: &mut Vec<String>) -> anyhow::Result<u64> {
+async fn verify_tuf(store: &BlobStore, index: &Index, problems: &mut Vec<String>) -> anyhow::Result<u64> {
     let Some(root) = store.get_named(&tufa_tree::tuf_key("1.root.json")).await? else {
         println!("no TUF metadata published: skipping signature checks");
         return Ok(0);
@@ -130,6 +130,22 @@ async fn verify_tuf(store: &BlobStore, problems: &mut Vec<String>) -> anyhow::Re
             return Ok(0);
         }
     };
+    // A validly signed but older timestamp or snapshot in the store is a rollback of the
+    // published tree: the index remembers what this writer last published.
+    let idx = index.clone();
+    let recorded = tokio::task::spawn_blocking(move || idx.tuf_roles()).await??;
+    for (role, published) in [
+        ("timestamp", repo.timestamp.version),
+        ("snapshot", repo.snapshot.version),
+    ] {
+        if let Some((want, _)) = recorded.get(role)
+            && published < *want
+        {
+            problems.push(format!(
+                "TUF: published {role} v{published} is older than v{want}, the last one this mirror signed (rolled back?)"
+            ));
+        }
+    }
     let mut checked = 0;
     for (path, target) in &repo.targets {
         checked += 1;
@@ -226,7 +242,7 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
     }
     progress.finish();
     checked += verify_published(&store, &index, &mut checkpoint.problems).await?;
-    checked += verify_tuf(&store, &mut checkpoint.problems).await?;
+    checked += verify_tuf(&store, &index, &mut checkpoint.problems).await?;
     // A complete run needs no checkpoint.
     let _ = std::fs::remove_file(&cp_path);
 

@@ -9,6 +9,7 @@
 mod config;
 mod kill;
 mod sync;
+mod tuf;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

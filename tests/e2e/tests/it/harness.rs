@@ -72,12 +72,24 @@ pub struct Mirror {
     pub upstream: FakeUpstream,
     pub dir: tempfile::TempDir,
     pub url: String,
+    pub config: PathBuf,
     server: Child,
     server_log: PathBuf,
 }
 
 impl Mirror {
+    /// A mirror that publishes unsigned (no TUF keys).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A mirror signing with TUF: `tufa init --dev-keys` (INSECURE keys in `DIR/keys/`) and 16
+    /// hashed bins (`bins_bit_length = 4`) instead of 16,384, so a sync stays fast.
+    pub fn start_signed() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(signed: bool) -> Self {
         let upstream = runtime().block_on(FakeUpstream::start(tufa_fake_upstream::demo_projects()));
         let dir = tempfile::tempdir().unwrap();
         let mut init = Command::new(tufa_bin());
@@ -88,17 +100,21 @@ impl Mirror {
         for p in PROJECTS {
             init.arg("--project").arg(p);
         }
+        if signed {
+            init.arg("--dev-keys");
+        }
         check(init.output().unwrap(), "tufa init");
         let config = dir.path().join("tufa.toml");
-        check(
-            Command::new(tufa_bin())
-                .arg("--config")
-                .arg(&config)
-                .arg("sync")
-                .output()
-                .unwrap(),
-            "tufa sync",
-        );
+        if signed {
+            let toml = std::fs::read_to_string(&config).unwrap();
+            let line = "bins_bit_length = 14";
+            assert!(
+                toml.lines().any(|l| l == line),
+                "`tufa init --dev-keys` no longer writes `{line}`:\n{toml}"
+            );
+            std::fs::write(&config, toml.replace(line, "bins_bit_length = 4")).unwrap();
+        }
+        check(tufa_sync(&config), "tufa sync");
 
         let server_log = dir.path().join("serve.log");
         let mut server = Command::new(tufa_bin())
@@ -126,9 +142,50 @@ impl Mirror {
             upstream,
             dir,
             url,
+            config,
             server,
             server_log,
         }
+    }
+
+    /// Runs `tufa sync` again (the server keeps running), panicking unless it succeeds.
+    pub fn sync(&self) -> Output {
+        check(tufa_sync(&self.config), "tufa sync")
+    }
+
+    /// Runs `tufa <args>` against this mirror's config.
+    pub fn tufa(&self, args: &[&str]) -> Output {
+        Command::new(tufa_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The server root (`http://127.0.0.1:PORT/`): `/tuf/…`, `/simple/…` and `/files/…` are below.
+    pub fn root_url(&self) -> String {
+        self.url.strip_suffix("simple/").unwrap().to_owned()
+    }
+
+    /// Where the published TUF metadata files are (`1.root.json`, `timestamp.json`, …).
+    pub fn tuf_dir(&self) -> PathBuf {
+        self.dir.path().join("data/store/published/tuf")
+    }
+
+    /// The stored blob with this sha256 (files, pages and METADATA are all blobs).
+    pub fn blob_path(&self, sha256_hex: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("data/store/blobs/sha256")
+            .join(&sha256_hex[..2])
+            .join(&sha256_hex[2..4])
+            .join(sha256_hex)
+    }
+
+    /// The dev key `DIR/keys/<name>.json` (`root`, `targets`, `bins`, `online`).
+    pub fn key_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("keys").join(format!("{name}.json"))
     }
 
     /// Paths the server was asked for so far (from its access log).
@@ -158,6 +215,15 @@ impl Drop for Mirror {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
+}
+
+fn tufa_sync(config: &Path) -> Output {
+    Command::new(tufa_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("sync")
+        .output()
+        .unwrap()
 }
 
 pub fn check(out: Output, what: &str) -> Output {

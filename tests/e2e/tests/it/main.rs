@@ -1,6 +1,11 @@
-//! End-to-end: fake upstream → `tufa sync` → `tufa serve` → real pip and uv.
+//! End-to-end: fake upstream → `tufa sync` → `tufa serve` → real pip, uv and python-tuf's
+//! ngclient; TUF attacks against ngclient on static fixtures built from tufa's metadata.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks;
 mod harness;
+mod http;
 mod pip;
+mod tuf;
+mod tuf_client;
 mod uv;

@@ -1,0 +1,203 @@
+//! Signing from the command line: dev keys, refresh, and importing ceremony metadata.
+
+use std::path::Path;
+
+use tufa_fake_upstream::demo_projects;
+use tufa_tuf::build::{self, RoleKeySet, RootKeys};
+use tufa_tuf::{BinLayout, Ed25519Signer, Signer, sign_metadata};
+
+use crate::{MirrorDir, Upstream};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Rewrites the `[tuf]` section: a 16-bin layout (fast) and, optionally, an online key.
+fn configure_tuf(m: &MirrorDir, online_key: Option<&str>) {
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    let mut text = text.replace("bins_bit_length = 14", "bins_bit_length = 4");
+    if let Some(k) = online_key {
+        text = text.replace(
+            "# online_key = \"keys/online.json\"",
+            &format!("online_key = \"{k}\""),
+        );
+    }
+    std::fs::write(m.config(), text).unwrap();
+}
+
+/// What a ceremony would publish: root v1 (root, targets keys; online key for snapshot and
+/// timestamp), targets v1 delegating to bins, bins v1 delegating to the online key.
+fn ceremony_output(
+    out: &Path,
+    root: &Ed25519Signer,
+    targets: &Ed25519Signer,
+    bins: &Ed25519Signer,
+    online: &Ed25519Signer,
+) {
+    std::fs::create_dir_all(out).unwrap();
+    let year =
+        build::expires_after(jiff::Timestamp::now(), jiff::SignedDuration::from_hours(24 * 365)).unwrap();
+    let online_set = RoleKeySet::single(online.key().clone());
+    let keys = RootKeys {
+        root: RoleKeySet::single(root.key().clone()),
+        targets: RoleKeySet::single(targets.key().clone()),
+        snapshot: online_set.clone(),
+        timestamp: online_set.clone(),
+    };
+    let write = |name: &str, bytes: Vec<u8>| std::fs::write(out.join(name), bytes).unwrap();
+    let r = sign_metadata(build::new_root(&keys, 1, year).unwrap(), &[root]).unwrap();
+    write("1.root.json", r.to_bytes().unwrap());
+    let t = build::new_targets_delegating_to_bins(&RoleKeySet::single(bins.key().clone()), 1, year).unwrap();
+    write(
+        "1.targets.json",
+        sign_metadata(t, &[targets]).unwrap().to_bytes().unwrap(),
+    );
+    let b = build::new_bins_delegator(&BinLayout::new(4).unwrap(), &online_set, 1, year).unwrap();
+    write(
+        "1.bins.json",
+        sign_metadata(b, &[bins]).unwrap().to_bytes().unwrap(),
+    );
+}
+
+#[test]
+fn dev_keys_sign_and_verify_then_refresh_moves_only_the_timestamp() {
+    let up = Upstream::start(demo_projects());
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::tufa()
+        .arg("init")
+        .arg(dir.path())
+        .args([
+            "--dev-keys",
+            "--upstream",
+            &up.simple_url(),
+            "--project",
+            "demo-lib",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("INSECURE"),
+        "dev keys must be loudly marked: {}",
+        stderr(&out)
+    );
+    for k in ["root", "targets", "bins", "online"] {
+        let meta = std::fs::metadata(dir.path().join(format!("keys/{k}.json"))).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o600,
+            "{k}"
+        );
+    }
+    let m = MirrorDir { dir };
+    configure_tuf(&m, None);
+    let out = m.tufa(&["sync"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("signed 16 bins, snapshot v1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = m.tufa(&["verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("TUF: root v1, timestamp v1, snapshot v1"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = m.tufa(&["refresh"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("signed timestamp v2 (snapshot v1 unchanged)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = m.tufa(&["verify"]).output().unwrap();
+    assert!(
+        stdout(&out).contains("timestamp v2, snapshot v1"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn without_keys_sync_warns_and_refresh_refuses() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    let out = m.tufa(&["sync"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unsigned"), "{}", stderr(&out));
+    let out = m.tufa(&["refresh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("online_key"), "{}", stderr(&out));
+}
+
+#[test]
+fn import_metadata_from_a_ceremony_then_verify() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib", "demo-util"]);
+    let online = Ed25519Signer::generate();
+    online
+        .write_insecure_plaintext(&m.dir.path().join("online.json"))
+        .unwrap();
+    configure_tuf(&m, Some("online.json"));
+    // With an online key but no imported root yet, pages are published unsigned.
+    let out = m.tufa(&["sync"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("import the ceremony"), "{}", stderr(&out));
+
+    let (root, targets, bins) = (
+        Ed25519Signer::generate(),
+        Ed25519Signer::generate(),
+        Ed25519Signer::generate(),
+    );
+    // A ceremony output whose root is signed by the wrong key is refused, naming the file.
+    let bad = m.dir.path().join("bad");
+    ceremony_output(&bad, &Ed25519Signer::generate(), &targets, &bins, &online);
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bad.join("1.root.json")).unwrap()).unwrap();
+    forged["signatures"][0]["keyid"] = serde_json::Value::String(root.keyid().to_hex());
+    std::fs::write(bad.join("1.root.json"), serde_json::to_vec(&forged).unwrap()).unwrap();
+    let out = m
+        .tufa(&["import-metadata", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("1.root.json"), "{}", stderr(&out));
+
+    // A different online key than the root names is refused too.
+    let other = m.dir.path().join("other");
+    ceremony_output(&other, &root, &targets, &bins, &Ed25519Signer::generate());
+    let out = m
+        .tufa(&["import-metadata", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("online key"), "{}", stderr(&out));
+
+    let good = m.dir.path().join("ceremony-out");
+    ceremony_output(&good, &root, &targets, &bins, &online);
+    let out = m
+        .tufa(&["import-metadata", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("imported root v1 (1 new), targets v1, bins v1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("signed 16 bins"), "{}", stdout(&out));
+    let out = m.tufa(&["verify"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("TUF: root v1"), "{text}");
+    // demo-lib's and demo-util's pages and files are all signed targets.
+    let targets_line = text.lines().find(|l| l.starts_with("TUF:")).unwrap();
+    assert!(!targets_line.contains(" 0 targets"), "{targets_line}");
+}
