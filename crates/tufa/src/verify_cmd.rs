@@ -134,11 +134,15 @@ async fn verify_tuf(store: &BlobStore, index: &Index, problems: &mut Vec<String>
     // published tree: the index remembers what this writer last published.
     let idx = index.clone();
     let recorded = tokio::task::spawn_blocking(move || idx.tuf_roles()).await??;
+    // A root newer than the recorded one may have rotated the timestamp or snapshot key, after
+    // which versions legitimately start again (TUF fast-forward recovery).
+    let same_root = recorded.get("root").is_some_and(|(v, _)| repo.root.version <= *v);
     for (role, published) in [
         ("timestamp", repo.timestamp.version),
         ("snapshot", repo.snapshot.version),
     ] {
         if let Some((want, _)) = recorded.get(role)
+            && same_root
             && published < *want
         {
             problems.push(format!(
