@@ -52,6 +52,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum OnlineKeyAction {
+    /// Create the key the config names: a new key file at `[tuf] online_key`, or a key pair
+    /// inside the `[tuf.online_pkcs11]` token (its private part never leaves the token).
+    Generate,
+    /// Print the configured key's public part and key id.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Create DIR/tufa.toml with documented defaults.
     Init {
@@ -101,6 +110,15 @@ enum Command {
         /// Address to serve on.
         #[arg(long, default_value = config::DEFAULT_LISTEN, value_name = "ADDR")]
         listen: std::net::SocketAddr,
+    },
+    /// The online signing key (bin-n, snapshot, timestamp): create it, or show its public
+    /// part for the key ceremony (`tufa-ceremony init --online-key PUB.json`).
+    OnlineKey {
+        #[command(subcommand)]
+        action: OnlineKeyAction,
+        /// Also write the public key JSON to this file.
+        #[arg(long, global = true, value_name = "PATH")]
+        public_out: Option<PathBuf>,
     },
     /// Import the root chain, targets and bins metadata a key ceremony published
     /// (`tufa-ceremony publish --out DIR`), check them against the mirror's trust chain and
@@ -152,6 +170,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
             let projects = (!projects.is_empty()).then_some(projects);
             init(&dir, upstream, projects, force, dev_keys).map_err(|e| UsageError(e).into())
+        }
+        Command::OnlineKey { action, public_out } => {
+            let loaded = load_config(&cli.config)?;
+            init_logging(
+                cli.verbose,
+                cli.quiet,
+                cli.log_format.unwrap_or(loaded.config.log.format),
+                false,
+            );
+            match action {
+                OnlineKeyAction::Generate => tuf_cmd::online_key_generate(&loaded, public_out.as_deref()),
+                OnlineKeyAction::Show => tuf_cmd::online_key_show(&loaded, public_out.as_deref()),
+            }
         }
         Command::ImportMetadata { dir } => {
             let loaded = load_config(&cli.config)?;

@@ -23,6 +23,9 @@ pub struct TufConfig {
     /// The online key (bin-n, snapshot, timestamp), relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_key: Option<PathBuf>,
+    /// The online key inside a PKCS#11 token (HSM, YubiKey) instead of a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_pkcs11: Option<Pkcs11Settings>,
     /// INSECURE: a directory with root/targets/bins keys on the mirror host, so tufa can create
     /// the first offline metadata itself. For trials only (`tufa init --dev-keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +43,43 @@ pub struct TufConfig {
     pub timestamp_expiry_hours: u32,
 }
 
+/// `[tuf.online_pkcs11]`: where the online key lives in a token. The PIN is read from the
+/// environment variable `pin_env`, never from the file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Settings {
+    /// The PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so` or a vendor's library.
+    pub module: PathBuf,
+    /// Token label.
+    pub token: String,
+    /// Key label (`CKA_LABEL`).
+    pub key: String,
+    /// Environment variable holding the user PIN.
+    #[serde(default = "default_pin_env")]
+    pub pin_env: String,
+}
+
+fn default_pin_env() -> String {
+    "TUFA_PKCS11_PIN".to_owned()
+}
+
+impl Pkcs11Settings {
+    fn config(&self) -> anyhow::Result<tufa_pkcs11::Pkcs11Config> {
+        let pin = std::env::var(&self.pin_env).map_err(|_| {
+            anyhow::anyhow!(
+                "tuf.online_pkcs11: set the token PIN in the environment variable {}",
+                self.pin_env
+            )
+        })?;
+        Ok(tufa_pkcs11::Pkcs11Config {
+            module: self.module.clone(),
+            token_label: self.token.clone(),
+            pin,
+            key_label: self.key.clone(),
+        })
+    }
+}
+
 fn default_bits() -> u8 {
     14
 }
@@ -51,6 +91,7 @@ impl Default for TufConfig {
     fn default() -> Self {
         Self {
             online_key: None,
+            online_pkcs11: None,
             insecure_dev_keys: None,
             bins_bit_length: default_bits(),
             bin_n_expiry_hours: default_online_hours(),
@@ -68,6 +109,9 @@ impl TufConfig {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.layout()?;
+        if self.online_key.is_some() && self.online_pkcs11.is_some() {
+            anyhow::bail!("tuf: set either online_key or [tuf.online_pkcs11], not both");
+        }
         for (key, h) in [
             ("bin_n_expiry_hours", self.bin_n_expiry_hours),
             ("snapshot_expiry_hours", self.snapshot_expiry_hours),
@@ -100,18 +144,78 @@ fn read_key(path: &Path) -> anyhow::Result<Ed25519Signer> {
     Ed25519Signer::read_insecure_plaintext(path).map_err(|e| anyhow::anyhow!("key `{}`: {e}", path.display()))
 }
 
+/// The configured online signer: a key file or a PKCS#11 token; `None` when neither is set.
+fn online_signer(loaded: &Loaded) -> anyhow::Result<Option<Arc<dyn tufa_tuf::Signer>>> {
+    let t = &loaded.config.tuf;
+    if let Some(path) = &t.online_key {
+        return Ok(Some(Arc::new(read_key(&loaded.base_dir.join(path))?)));
+    }
+    if let Some(p) = &t.online_pkcs11 {
+        let signer = tufa_pkcs11::Pkcs11Signer::open(&p.config()?)
+            .map_err(|e| anyhow::anyhow!("tuf.online_pkcs11: {e}"))?;
+        return Ok(Some(Arc::new(signer)));
+    }
+    Ok(None)
+}
+
+/// `tufa online-key generate`: creates the online key where the config says (a new key file
+/// at `online_key`, or a key pair inside the `[tuf.online_pkcs11]` token) and prints its
+/// public key for the key ceremony.
+pub fn online_key_generate(loaded: &Loaded, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let t = &loaded.config.tuf;
+    let signer: Arc<dyn tufa_tuf::Signer> = if let Some(p) = &t.online_pkcs11 {
+        Arc::new(
+            tufa_pkcs11::Pkcs11Signer::generate(&p.config()?)
+                .map_err(|e| anyhow::anyhow!("tuf.online_pkcs11: {e}"))?,
+        )
+    } else if let Some(path) = &t.online_key {
+        let path = loaded.base_dir.join(path);
+        let key = Ed25519Signer::generate();
+        key.write_insecure_plaintext(&path)
+            .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
+        Arc::new(key)
+    } else {
+        anyhow::bail!(
+            "set [tuf] online_key or [tuf.online_pkcs11] in {} first",
+            loaded.path.display()
+        );
+    };
+    print_public(signer.as_ref(), out)
+}
+
+/// `tufa online-key show`: the configured online key's public part, for the ceremony.
+pub fn online_key_show(loaded: &Loaded, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let signer = online_signer(loaded)?
+        .with_context(|| format!("no online key configured in {}", loaded.path.display()))?;
+    print_public(signer.as_ref(), out)
+}
+
+fn print_public(signer: &dyn tufa_tuf::Signer, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let public = serde_json::json!({ "keyid": signer.keyid().to_hex(), "key": signer.key() });
+    let text = serde_json::to_string_pretty(&public)?;
+    if let Some(out) = out {
+        std::fs::write(out, format!("{text}\n"))
+            .with_context(|| format!("cannot write `{}`", out.display()))?;
+        println!("wrote the online public key to {}", out.display());
+    }
+    println!("online key {}", signer.keyid());
+    if out.is_none() {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The publish options the config asks for, with keys loaded.
 pub fn publish_options(loaded: &Loaded) -> anyhow::Result<PublishOptions> {
     let t = &loaded.config.tuf;
     let layout = t.layout()?;
-    let Some(online) = &t.online_key else {
+    let Some(online) = online_signer(loaded)? else {
         return Ok(PublishOptions {
             layout,
             tuf: None,
             force_timestamp: false,
         });
     };
-    let online = read_key(&loaded.base_dir.join(online))?;
     let insecure_dev_offline = match &t.insecure_dev_keys {
         Some(dir) => {
             let dir = loaded.base_dir.join(dir);
@@ -133,7 +237,7 @@ pub fn publish_options(loaded: &Loaded) -> anyhow::Result<PublishOptions> {
     Ok(PublishOptions {
         layout,
         tuf: Some(TufSigning {
-            online: Arc::new(online),
+            online,
             insecure_dev_offline,
             expiries,
         }),

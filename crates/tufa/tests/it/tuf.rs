@@ -201,3 +201,103 @@ fn import_metadata_from_a_ceremony_then_verify() {
     let targets_line = text.lines().find(|l| l.starts_with("TUF:")).unwrap();
     assert!(!targets_line.contains(" 0 targets"), "{targets_line}");
 }
+
+/// A SoftHSM2 token in `dir` (its own config, so nothing global is touched).
+fn softhsm_token(dir: &Path) -> (std::path::PathBuf, String) {
+    let module =
+        std::env::var("TUFA_PKCS11_MODULE").unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into());
+    assert!(
+        Path::new(&module).exists(),
+        "SoftHSM2 is not installed ({module} missing): run `.ci/setup-softhsm.sh` as root"
+    );
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "mirror",
+            "--so-pin",
+            "1234",
+            "--pin",
+            "5678",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (conf, module)
+}
+
+#[test]
+fn online_key_in_a_pkcs11_token_signs_the_mirror() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    let (conf, module) = softhsm_token(m.dir.path());
+    // Offline keys as dev keys (the HSM holds only the online key here).
+    let keys = m.dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for k in ["root", "targets", "bins"] {
+        Ed25519Signer::generate()
+            .write_insecure_plaintext(&keys.join(format!("{k}.json")))
+            .unwrap();
+    }
+    configure_tuf(&m, None);
+    let mut text = std::fs::read_to_string(m.config()).unwrap();
+    text = text.replace(
+        "bins_bit_length = 4",
+        "insecure_dev_keys = \"keys\"\nbins_bit_length = 4",
+    );
+    text.push_str(&format!(
+        "\n[tuf.online_pkcs11]\nmodule = \"{module}\"\ntoken = \"mirror\"\nkey = \"online\"\n"
+    ));
+    std::fs::write(m.config(), text).unwrap();
+    let with_pin = |args: &[&str], pin: &str| {
+        let mut cmd = m.tufa(args);
+        cmd.env("SOFTHSM2_CONF", &conf).env("TUFA_PKCS11_PIN", pin);
+        cmd.output().unwrap()
+    };
+
+    let public = m.dir.path().join("online.pub.json");
+    let out = with_pin(
+        &["online-key", "generate", "--public-out", public.to_str().unwrap()],
+        "5678",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keyid =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&public).unwrap()).unwrap()["keyid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let out = with_pin(&["online-key", "show"], "5678");
+    assert!(stdout(&out).contains(&keyid), "{}", stdout(&out));
+
+    // A wrong PIN is a clear error naming the token, and nothing is published signed.
+    let out = with_pin(&["sync"], "0000");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("mirror") && !stderr(&out).contains("0000"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = with_pin(&["sync"], "5678");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("signed 16 bins"), "{}", stdout(&out));
+    let out = m.tufa(&["verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The published root names the token's key as the timestamp key.
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.store().join("published/tuf/1.root.json")).unwrap()).unwrap();
+    assert_eq!(root["signed"]["roles"]["timestamp"]["keyids"][0], keyid.as_str());
+}
