@@ -102,17 +102,34 @@ impl Upstream {
         Duration::from_millis(base + jitter)
     }
 
-    /// GETs a small document (page, XML-RPC answer) with retries, a total timeout and a body
-    /// size cap. Returns the final URL (after redirects), the content type and the body.
+    /// GETs a small document (a project page or the root list).
     pub async fn get_document(&self, url: &Url, accept: &str) -> Result<Document, FetchError> {
+        self.fetch_document(url, |http| http.get(url.clone()).header(header::ACCEPT, accept))
+            .await
+    }
+
+    /// POSTs an XML-RPC call and returns the answer.
+    pub async fn post_xmlrpc(&self, url: &Url, body: String) -> Result<Document, FetchError> {
+        self.fetch_document(url, |http| {
+            http.post(url.clone())
+                .header(header::CONTENT_TYPE, "text/xml")
+                .body(body.clone())
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes, with retries, a total timeout per attempt and a body
+    /// size cap; returns the final URL (after redirects), status, content type and body.
+    async fn fetch_document(
+        &self,
+        url: &Url,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Document, FetchError> {
         let limit = self.limits.max_page_bytes;
         let timeout = self.limits.page_timeout();
         self.retrying(url, || async {
-            let fut = async {
-                let response = self
-                    .http
-                    .get(url.clone())
-                    .header(header::ACCEPT, accept)
+            let attempt = async {
+                let response = build(&self.http)
                     .send()
                     .await
                     .map_err(|source| FetchError::Transport {
@@ -121,32 +138,12 @@ impl Upstream {
                     })?;
                 document_from(url, response, limit).await
             };
-            tokio::time::timeout(timeout, fut)
+            tokio::time::timeout(timeout, attempt)
                 .await
                 .map_err(|_| FetchError::Timeout {
                     url: url.to_string(),
                     secs: timeout.as_secs(),
                 })?
-        })
-        .await
-    }
-
-    /// POSTs an XML-RPC call and returns the (size-capped) answer body.
-    pub async fn post_xmlrpc(&self, url: &Url, body: String) -> Result<Document, FetchError> {
-        let limit = self.limits.max_page_bytes;
-        self.retrying(url, || async {
-            let response = self
-                .http
-                .post(url.clone())
-                .header(header::CONTENT_TYPE, "text/xml")
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|source| FetchError::Transport {
-                    url: url.to_string(),
-                    source,
-                })?;
-            document_from(url, response, limit).await
         })
         .await
     }

@@ -172,36 +172,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init(&dir, upstream, projects, force, dev_keys).map_err(|e| UsageError(e).into())
         }
         Command::OnlineKey { action, public_out } => {
-            let loaded = load_config(&cli.config)?;
-            init_logging(
-                cli.verbose,
-                cli.quiet,
-                cli.log_format.unwrap_or(loaded.config.log.format),
-                false,
-            );
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             match action {
                 OnlineKeyAction::Generate => tuf_cmd::online_key_generate(&loaded, public_out.as_deref()),
                 OnlineKeyAction::Show => tuf_cmd::online_key_show(&loaded, public_out.as_deref()),
             }
         }
         Command::ImportMetadata { dir } => {
-            let loaded = load_config(&cli.config)?;
-            init_logging(
-                cli.verbose,
-                cli.quiet,
-                cli.log_format.unwrap_or(loaded.config.log.format),
-                false,
-            );
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(tuf_cmd::import_metadata(&loaded, &dir))
         }
         Command::Refresh => {
-            let loaded = load_config(&cli.config)?;
-            init_logging(
-                cli.verbose,
-                cli.quiet,
-                cli.log_format.unwrap_or(loaded.config.log.format),
-                false,
-            );
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(tuf_cmd::refresh(&loaded))
         }
         Command::Sync => {
@@ -216,13 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
         } => {
-            let loaded = load_config(&cli.config)?;
-            init_logging(
-                cli.verbose,
-                cli.quiet,
-                cli.log_format.unwrap_or(loaded.config.log.format),
-                false,
-            );
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(cert, key)| serve_cmd::TlsArgs { cert, key });
@@ -238,16 +214,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(serve_cmd::quickstart(&dir, upstream, listen, bar))
         }
         Command::Verify { jobs, resume } => {
-            let loaded = load_config(&cli.config)?;
-            init_logging(
-                cli.verbose,
-                cli.quiet,
-                cli.log_format.unwrap_or(loaded.config.log.format),
-                false,
-            );
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(verify_cmd::run(&loaded, jobs.max(1), resume))
         }
     }
+}
+
+/// Loads the config and starts logging as it (or the command line) asks, without a bar.
+fn load_config_and_log(
+    path: &std::path::Path,
+    verbose: u8,
+    quiet: bool,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<config::Loaded> {
+    let loaded = load_config(path)?;
+    init_logging(
+        verbose,
+        quiet,
+        log_format.unwrap_or(loaded.config.log.format),
+        false,
+    );
+    Ok(loaded)
 }
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<config::Loaded> {
