@@ -1,0 +1,176 @@
+//! A root key inside a PKCS#11 token (SoftHSM2 standing in for a YubiKey or an HSM), driven
+//! through the binary's `--pkcs11-*` options.
+//!
+//! SoftHSM2 reads `SOFTHSM2_CONF` when the module loads; the binary runs as a child process,
+//! so each run gets the test's own config and token directory. Without SoftHSM2 the test fails
+//! with the setup hint (`.ci/setup-softhsm.sh`); it never skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Cast, Run, passphrase_of, run_env, run_ok};
+
+const TOKEN: &str = "ceremony";
+const PIN: &str = "5678";
+
+fn find_module() -> PathBuf {
+    if let Some(p) = std::env::var_os("TUFA_PKCS11_MODULE") {
+        return PathBuf::from(p);
+    }
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| {
+        panic!("SoftHSM2 is not installed: run `.ci/setup-softhsm.sh` as root, or set TUFA_PKCS11_MODULE")
+    })
+}
+
+/// A SoftHSM2 config with one initialised token, under `dir`.
+fn softhsm(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN,
+            "--so-pin",
+            "1234",
+            "--pin",
+            PIN,
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util (run .ci/setup-softhsm.sh)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    conf
+}
+
+#[test]
+fn root_key_in_a_pkcs11_token_signs_in_the_ceremony() {
+    let module = find_module();
+    let tmp = tempfile::tempdir().unwrap();
+    let cast = Cast::new(tmp.path());
+    let work = &cast.work;
+    let conf = softhsm(&work.join("hsm"));
+    let conf = conf.to_str().unwrap();
+    let module = module.to_str().unwrap();
+    let token_args = |key: &'static str| -> Vec<String> {
+        [
+            "--pkcs11-module",
+            module,
+            "--pkcs11-token",
+            TOKEN,
+            "--pkcs11-key",
+            key,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let hsm = |args: Vec<String>, pin: &str| -> Run {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_env(work, &args, &[("SOFTHSM2_CONF", conf), ("TUFA_PKCS11_PIN", pin)])
+    };
+
+    let mut keygen = vec![
+        "keygen".to_owned(),
+        "--out".into(),
+        "keys/hsm.pub.json".into(),
+        "--holder".into(),
+        "hsm".into(),
+    ];
+    keygen.extend(token_args("root-hsm"));
+    let r = hsm(keygen, PIN);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("inside PKCS#11 token `ceremony` (not extractable)"),
+        "{}",
+        r.stdout
+    );
+
+    for h in ["alice", "tgt", "binsholder"] {
+        cast.keygen(h);
+    }
+    let (_, online) = cast.online_key(1);
+    let (alice, tgt, bins) = (
+        cast.public("alice"),
+        cast.public("tgt"),
+        cast.public("binsholder"),
+    );
+    run_ok(
+        work,
+        &[
+            "init",
+            "c",
+            "--root-key",
+            "keys/hsm.pub.json",
+            &alice,
+            "--root-threshold",
+            "2",
+            "--targets-key",
+            &tgt,
+            "--bins-key",
+            &bins,
+            "--online-key",
+            &online,
+            "--bins-bit-length",
+            "4",
+        ],
+        None,
+    );
+
+    let sign = |role: &str| {
+        let mut v = vec!["sign".to_owned(), "c".into(), role.to_owned()];
+        v.extend(token_args("root-hsm"));
+        v
+    };
+    // A wrong PIN is a clear error; the token key is not authorised for targets.
+    let r = hsm(sign("root"), "0000");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot log in to PKCS#11 token `ceremony`"),
+        "{}",
+        r.stderr
+    );
+    let r = hsm(sign("targets"), PIN);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("is not authorised to sign `pending/1.targets.json`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("(hsm)"), "{}", r.stderr);
+
+    let r = hsm(sign("root"), PIN);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.contains("(hsm) to pending/1.root.json"), "{}", r.stdout);
+    let r = hsm(sign("root"), PIN);
+    assert!(r.stderr.contains("already carries a signature"), "{}", r.stderr);
+
+    cast.sign("c", "root", "alice");
+    cast.sign("c", "targets", "tgt");
+    cast.sign("c", "bins", "binsholder");
+    run_ok(work, &["publish", "c", "--out", "out"], None);
+    let verified = run_ok(work, &["verify", "c"], None);
+    assert!(verified.contains("root: threshold 2 of 2 (hsm "), "{verified}");
+    assert_ne!(passphrase_of("alice"), PIN);
+}
