@@ -202,6 +202,58 @@ async fn bootstrap(
     ])
 }
 
+/// Refuses to sign with an online key the published root (snapshot, timestamp) or bins
+/// (bin-n) does not list: every client would reject such metadata. This happens between
+/// configuring a new online key and importing the ceremony's rotation.
+async fn check_online_key(
+    store: &BlobStore,
+    roles: &BTreeMap<String, (u64, i64)>,
+    online: &dyn Signer,
+) -> Result<(), PublishError> {
+    let keyid = online.keyid();
+    let read = |name: String| async move {
+        store
+            .get_named(&tufa_tree::tuf_key(&name))
+            .await?
+            .ok_or_else(|| PublishError::Tuf(format!("published `{name}` is missing")))
+    };
+    let version = |role: &str| roles.get(role).map_or(1, |(v, _)| *v);
+    let root_name = format!("{}.root.json", version(ROLE_ROOT));
+    let root = tufa_tuf::Signed::<tufa_tuf::Root>::from_bytes(&root_name, &read(root_name.clone()).await?)
+        .map_err(tuf_err)?
+        .metadata;
+    for role in ["snapshot", "timestamp"] {
+        if !root
+            .signed
+            .role_keys(role)
+            .map_err(tuf_err)?
+            .keyids
+            .contains(&keyid)
+        {
+            return Err(PublishError::Tuf(format!(
+                "the online key {keyid} is not the `{role}` key of root v{}: import the key ceremony's rotation (`tufa import-metadata`) before signing with it",
+                root.signed.version
+            )));
+        }
+    }
+    let bins_name = format!("{}.bins.json", version(ROLE_BINS));
+    let bins = tufa_tuf::Signed::<tufa_tuf::Targets>::from_bytes(&bins_name, &read(bins_name.clone()).await?)
+        .map_err(tuf_err)?
+        .metadata;
+    let delegated = bins
+        .signed
+        .delegations
+        .as_ref()
+        .and_then(|d| d.succinct_roles.as_ref());
+    if !delegated.is_some_and(|s| s.keyids.contains(&keyid)) {
+        return Err(PublishError::Tuf(format!(
+            "the online key {keyid} is not the bin-n key of bins v{}: import the key ceremony's rotation first",
+            bins.signed.version
+        )));
+    }
+    Ok(())
+}
+
 /// Signs what changed: dirty bins (and bins within half their lifetime of expiry), a new
 /// snapshot and a new timestamp. Creates the first metadata with dev keys when there is none.
 /// Returns `None` when TUF cannot run (no metadata yet and no dev keys to create it).
@@ -238,6 +290,8 @@ pub async fn publish_tuf(
         report.bootstrapped = true;
         report.files_written += 3;
     }
+
+    check_online_key(store, &roles, signing.online.as_ref()).await?;
 
     // Bins to sign: dirty ones, plus any within half its lifetime of expiry.
     let idx = index.clone();

@@ -438,6 +438,28 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
 
     // Targets (signed by the root's targets keys) and bins (signed by targets' delegation).
     let (tv, tbytes) = newest(dir, "targets")?.context("no N.targets.json in the import directory")?;
+    let (bv, bbytes) = newest(dir, "bins")?.context("no N.bins.json in the import directory")?;
+    // Never roll the mirror back: an export older than what the mirror publishes would make
+    // clients that saw the newer version refuse the repository.
+    for (role, version, bytes) in [("targets", tv, &tbytes), ("bins", bv, &bbytes)] {
+        let Some((current, _)) = known.get(role) else {
+            continue;
+        };
+        if version < *current {
+            anyhow::bail!(
+                "{version}.{role}.json is older than the mirror's {role} v{current}: import the newest ceremony export"
+            );
+        }
+        if version == *current {
+            let name = format!("{version}.{role}.json");
+            let published = store.get_named(&tufa_tree::tuf_key(&name)).await?;
+            if published.as_deref() != Some(bytes.as_slice()) {
+                anyhow::bail!(
+                    "{name} differs from the mirror's published {name}: a version number cannot be reused"
+                );
+            }
+        }
+    }
     let targets = Signed::<Targets>::from_bytes("targets", &tbytes)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .metadata;
@@ -450,7 +472,6 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     )
     .map_err(|e| anyhow::anyhow!("`{tv}.targets.json`: {e}"))?;
-    let (bv, bbytes) = newest(dir, "bins")?.context("no N.bins.json in the import directory")?;
     let bins = Signed::<Targets>::from_bytes("bins", &bbytes)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .metadata;

@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use tufa_fake_upstream::FakeUpstream;
@@ -34,6 +34,64 @@ pub fn tufa_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// `target/<profile>/tufa-ceremony`, the offline key-ceremony tool, next to `tufa`.
+pub fn ceremony_bin() -> PathBuf {
+    let bin = tufa_bin().with_file_name("tufa-ceremony");
+    assert!(
+        bin.exists(),
+        "{} not built; run `cargo build -p tufa-ceremony` (or `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+/// How long one `tufa` or `tufa-ceremony` command (init, sync, import, …) may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `cmd` to completion with stdin closed, capturing its output; kills it and panics (with
+/// what it printed so far) after `timeout`.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out_pipe, &mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err_pipe, &mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out_reader.join().unwrap()),
+                String::from_utf8_lossy(&err_reader.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
 
 /// The venv with pip and uv: `$TUFA_E2E_VENV`, or one made once under the target dir.
@@ -90,21 +148,7 @@ impl Mirror {
     }
 
     fn start_with(signed: bool) -> Self {
-        let upstream = runtime().block_on(FakeUpstream::start(tufa_fake_upstream::demo_projects()));
-        let dir = tempfile::tempdir().unwrap();
-        let mut init = Command::new(tufa_bin());
-        init.arg("init")
-            .arg(dir.path())
-            .arg("--upstream")
-            .arg(upstream.simple_url());
-        for p in PROJECTS {
-            init.arg("--project").arg(p);
-        }
-        if signed {
-            init.arg("--dev-keys");
-        }
-        check(init.output().unwrap(), "tufa init");
-        let config = dir.path().join("tufa.toml");
+        let (upstream, dir, config) = Self::init(PROJECTS, signed);
         if signed {
             let toml = std::fs::read_to_string(&config).unwrap();
             let line = "bins_bit_length = 14";
@@ -115,25 +159,72 @@ impl Mirror {
             std::fs::write(&config, toml.replace(line, "bins_bit_length = 4")).unwrap();
         }
         check(tufa_sync(&config), "tufa sync");
+        Self::serve(upstream, dir, config)
+    }
 
+    /// A fake upstream with the demo projects and `tufa init DIR --upstream … --project …` for
+    /// `projects` (plus `--dev-keys` when asked): the upstream, DIR and DIR/tufa.toml, before
+    /// any sync. Finish with [`Mirror::serve`].
+    pub fn init(projects: &[&str], dev_keys: bool) -> (FakeUpstream, tempfile::TempDir, PathBuf) {
+        let upstream = runtime().block_on(FakeUpstream::start(tufa_fake_upstream::demo_projects()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut init = Command::new(tufa_bin());
+        init.arg("init")
+            .arg(dir.path())
+            .arg("--upstream")
+            .arg(upstream.simple_url());
+        for p in projects {
+            init.arg("--project").arg(p);
+        }
+        if dev_keys {
+            init.arg("--dev-keys");
+        }
+        check(run_bounded(&mut init, COMMAND_TIMEOUT, "tufa init"), "tufa init");
+        let config = dir.path().join("tufa.toml");
+        (upstream, dir, config)
+    }
+
+    /// Starts `tufa serve --listen 127.0.0.1:0` on a directory made by [`Mirror::init`] (and
+    /// synced, or not, by the caller).
+    pub fn serve(upstream: FakeUpstream, dir: tempfile::TempDir, config: PathBuf) -> Self {
         let server_log = dir.path().join("serve.log");
         let mut server = Command::new(tufa_bin())
             .arg("--config")
             .arg(&config)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&server_log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("serving ")
-            .unwrap_or_else(|| panic!("unexpected serve output {line:?}"))
-            .to_owned();
+        // The first line names the address; read it on a thread so a server that never
+        // prints cannot hang the test.
+        let stdout = server.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!(
+                    "tufa serve printed no address within 60 s:\n{}",
+                    std::fs::read_to_string(&server_log).unwrap_or_default()
+                );
+            }
+        };
+        let Some(url) = line.trim().strip_prefix("serving ").map(str::to_owned) else {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!(
+                "unexpected serve output {line:?}:\n{}",
+                std::fs::read_to_string(&server_log).unwrap_or_default()
+            );
+        };
         assert!(
             url.starts_with("http://127.0.0.1:") && url.ends_with("/simple/"),
             "{url}"
@@ -155,12 +246,14 @@ impl Mirror {
 
     /// Runs `tufa <args>` against this mirror's config.
     pub fn tufa(&self, args: &[&str]) -> Output {
-        Command::new(tufa_bin())
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        run_bounded(
+            Command::new(tufa_bin())
+                .arg("--config")
+                .arg(&self.config)
+                .args(args),
+            COMMAND_TIMEOUT,
+            &format!("tufa {}", args.join(" ")),
+        )
     }
 
     /// The server root (`http://127.0.0.1:PORT/`): `/tuf/…`, `/simple/…` and `/files/…` are below.
@@ -217,13 +310,13 @@ impl Drop for Mirror {
     }
 }
 
-fn tufa_sync(config: &Path) -> Output {
-    Command::new(tufa_bin())
-        .arg("--config")
-        .arg(config)
-        .arg("sync")
-        .output()
-        .unwrap()
+/// `tufa --config CONFIG sync`, bounded by [`COMMAND_TIMEOUT`].
+pub fn tufa_sync(config: &Path) -> Output {
+    run_bounded(
+        Command::new(tufa_bin()).arg("--config").arg(config).arg("sync"),
+        COMMAND_TIMEOUT,
+        "tufa sync",
+    )
 }
 
 pub fn check(out: Output, what: &str) -> Output {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attacks;
+mod ceremony;
 mod harness;
 mod http;
 mod pip;
