@@ -202,6 +202,28 @@ async fn bootstrap(
     ])
 }
 
+/// Whether `timestamp.json` in the store is missing or not the version the index recorded.
+async fn published_timestamp_is_stale(store: &BlobStore, roles: &BTreeMap<String, (u64, i64)>) -> bool {
+    let Some((recorded, _)) = roles.get(ROLE_TIMESTAMP) else {
+        return false;
+    };
+    let published = match store.get_named(&tufa_tree::tuf_key("timestamp.json")).await {
+        Ok(Some(bytes)) => tufa_tuf::Signed::<tufa_tuf::Timestamp>::from_bytes("timestamp", &bytes)
+            .map(|p| p.metadata.signed.version)
+            .ok(),
+        _ => None,
+    };
+    if published != Some(*recorded) {
+        tracing::error!(
+            published = ?published,
+            recorded,
+            "published timestamp.json is not the one this mirror last signed; signing a new one"
+        );
+        return true;
+    }
+    false
+}
+
 /// Refuses to sign with an online key the published root (snapshot, timestamp) or bins
 /// (bin-n) does not list: every client would reject such metadata. This happens between
 /// configuring a new online key and importing the ceremony's rotation.
@@ -292,6 +314,10 @@ pub async fn publish_tuf(
     }
 
     check_online_key(store, &roles, signing.online.as_ref()).await?;
+    // A published timestamp other than the one this writer last signed (restored from a
+    // backup, rolled back by someone with write access to the store): sign a fresh one now
+    // rather than leave it until the next change.
+    let force_timestamp = force_timestamp || published_timestamp_is_stale(store, &roles).await;
 
     // Bins to sign: dirty ones, plus any within half its lifetime of expiry.
     let idx = index.clone();

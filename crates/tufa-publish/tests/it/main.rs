@@ -157,3 +157,23 @@ async fn without_keys_pages_are_published_unsigned() {
     index.for_each_target(|_, _, _| n += 1).unwrap();
     assert_eq!(n, 3);
 }
+
+#[tokio::test]
+async fn a_rolled_back_timestamp_in_the_store_is_replaced_at_the_next_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    let mut opts = options(4);
+    add_file(&store, &index, "alpha", "alpha-1.0.tar.gz", b"a").await;
+    publish(&store, &index, &opts).await.unwrap();
+    let key = tufa_tree::tuf_key("timestamp.json");
+    let old = store.get_named(&key).await.unwrap().unwrap();
+    opts.force_timestamp = true;
+    let refreshed = publish(&store, &index, &opts).await.unwrap().tuf.unwrap();
+    // Someone puts the old (validly signed, older) timestamp back.
+    store.put_named(&key, old).await.unwrap();
+    opts.force_timestamp = false;
+    let healed = publish(&store, &index, &opts).await.unwrap().tuf.unwrap();
+    assert_eq!(healed.timestamp_version, refreshed.timestamp_version + 1);
+    assert_eq!(verify(&store).await.timestamp.version, healed.timestamp_version);
+}
