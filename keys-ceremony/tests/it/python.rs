@@ -4,30 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FALLBACK_VENV: &str = "/tmp/tufvenv";
-
-/// A Python that can `import tuf.ngclient`: `$TUFA_E2E_VENV/bin/python`, else
-/// `/tmp/tufvenv/bin/python`. Panics with instructions otherwise: the reference client's
-/// verdict is the point of these tests, they must not pass silently without it.
+/// The Python of the shared test venv, with python-tuf (created on first use; see
+/// `tufa-testkit`). The reference client's verdict is the point of these tests: no skip.
 pub fn require() -> PathBuf {
-    let mut candidates = Vec::new();
-    if let Some(v) = std::env::var_os("TUFA_E2E_VENV") {
-        candidates.push(PathBuf::from(v).join("bin/python"));
-    }
-    candidates.push(Path::new(FALLBACK_VENV).join("bin/python"));
-    for python in &candidates {
-        let ok = Command::new(python)
-            .args(["-c", "import tuf.ngclient"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return python.clone();
-        }
-    }
-    panic!(
-        "no Python with python-tuf found (tried {candidates:?}); set TUFA_E2E_VENV to a venv with tuf==7.0.1, \
-         e.g. python3 -m venv {FALLBACK_VENV} && {FALLBACK_VENV}/bin/pip install tuf==7.0.1"
-    );
+    tufa_testkit::python_with_tuf()
 }
 
 const UPDATER_SCRIPT: &str = r#"

@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use tufa_fake_upstream::FakeUpstream;
@@ -94,35 +94,9 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> Output {
     }
 }
 
-/// The venv with pip and uv: `$TUFA_E2E_VENV`, or one made once under the target dir.
+/// The venv with pip, uv and python-tuf (shared with the other suites; see `tufa-testkit`).
 pub fn venv() -> PathBuf {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    VENV.get_or_init(|| {
-        let _guard = LOCK.lock().unwrap();
-        let path = match std::env::var_os("TUFA_E2E_VENV") {
-            Some(p) => PathBuf::from(p),
-            None => {
-                let exe = std::env::current_exe().unwrap();
-                exe.parent()
-                    .unwrap()
-                    .parent()
-                    .unwrap()
-                    .parent()
-                    .unwrap()
-                    .join("e2e-venv")
-            }
-        };
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("setup-venv.sh");
-        let status = Command::new("bash").arg(&script).arg(&path).status().unwrap();
-        assert!(
-            status.success(),
-            "{} failed: the e2e tests need pip and uv from PyPI",
-            script.display()
-        );
-        path
-    })
-    .clone()
+    tufa_testkit::venv()
 }
 
 /// A running mirror: fake upstream, a synced tufa directory, and `tufa serve` on a free port.
