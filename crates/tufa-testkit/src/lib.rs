@@ -58,3 +58,86 @@ pub fn python_with_tuf() -> PathBuf {
     );
     python
 }
+
+// ---------------------------------------------------------------------------------------------
+// SoftHSM2, the software PKCS#11 token the signing tests use. Each test makes its own config
+// and tokens in a temporary directory (`SOFTHSM2_CONF`), never touching /etc or /var/lib.
+// ---------------------------------------------------------------------------------------------
+
+/// Overrides where the SoftHSM2 module is (tests also pass the one they found to children).
+pub const MODULE_ENV: &str = "TUFA_PKCS11_MODULE";
+
+pub const SOFTHSM_SETUP_HINT: &str = "run `.ci/setup-softhsm.sh` as root (it installs the Debian package \
+     softhsm2), or set TUFA_PKCS11_MODULE to the path of libsofthsm2.so";
+
+/// `TUFA_PKCS11_MODULE`, or where distributions put libsofthsm2.so.
+pub fn softhsm_module() -> PathBuf {
+    if let Some(path) = std::env::var_os(MODULE_ENV) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "SoftHSM2 module not found: {MODULE_ENV}={} is not a file; {SOFTHSM_SETUP_HINT}",
+            path.display()
+        );
+        return path;
+    }
+    const CANDIDATES: &[&str] = &[
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+        "/usr/lib64/pkcs11/libsofthsm2.so",
+        "/usr/lib/pkcs11/libsofthsm2.so",
+        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+    ];
+    CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("SoftHSM2 is not installed: {SOFTHSM_SETUP_HINT} (looked for libsofthsm2.so in {CANDIDATES:?})")
+        })
+}
+
+/// Writes a SoftHSM2 config whose token directory is `dir/tokens`; returns its path (for
+/// `SOFTHSM2_CONF`).
+pub fn softhsm_config(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+/// Initialises a token `label` in the config `conf` with `softhsm2-util`.
+pub fn softhsm_init_token(conf: &Path, label: &str, so_pin: &str, pin: &str) {
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--so-pin",
+            so_pin,
+            "--pin",
+            pin,
+        ])
+        .env("SOFTHSM2_CONF", conf)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("SoftHSM2 is not installed (cannot run softhsm2-util: {e}): {SOFTHSM_SETUP_HINT}")
+        });
+    assert!(
+        out.status.success(),
+        "softhsm2-util --init-token --label {label} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

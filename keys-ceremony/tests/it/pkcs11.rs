@@ -6,65 +6,23 @@
 //! with the setup hint (`.ci/setup-softhsm.sh`); it never skips.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support::{Cast, Run, passphrase_of, run_env, run_ok};
 
 const TOKEN: &str = "ceremony";
 const PIN: &str = "5678";
 
-fn find_module() -> PathBuf {
-    if let Some(p) = std::env::var_os("TUFA_PKCS11_MODULE") {
-        return PathBuf::from(p);
-    }
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| {
-        panic!("SoftHSM2 is not installed: run `.ci/setup-softhsm.sh` as root, or set TUFA_PKCS11_MODULE")
-    })
-}
-
 /// A SoftHSM2 config with one initialised token, under `dir`.
 fn softhsm(dir: &Path) -> PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            "1234",
-            "--pin",
-            PIN,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util (run .ci/setup-softhsm.sh)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = tufa_testkit::softhsm_config(dir);
+    tufa_testkit::softhsm_init_token(&conf, TOKEN, "1234", PIN);
     conf
 }
 
 #[test]
 fn root_key_in_a_pkcs11_token_signs_in_the_ceremony() {
-    let module = find_module();
+    let module = tufa_testkit::softhsm_module();
     let tmp = tempfile::tempdir().unwrap();
     let cast = Cast::new(tmp.path());
     let work = &cast.work;

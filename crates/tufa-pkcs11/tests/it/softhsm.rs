@@ -13,7 +13,7 @@
 //!
 //! Without SoftHSM2 the tests fail and say to run `.ci/setup-softhsm.sh`; they never skip.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -24,18 +24,12 @@ use tufa_pkcs11::Pkcs11Config;
 
 /// Set (to the test's name) in the child process only.
 const CHILD_MARKER: &str = "TUFA_PKCS11_IT_CHILD";
-/// Overrides where the SoftHSM2 module is; the parent passes the one it found to the child.
-const MODULE_ENV: &str = "TUFA_PKCS11_MODULE";
-
 pub const TOKEN: &str = "tufa-test";
 pub const SO_PIN: &str = "1234";
 pub const PIN: &str = "5678";
 /// A second token on the same module, so label lookup has something to choose from.
 pub const DECOY_TOKEN: &str = "tufa-decoy";
 const DECOY_PIN: &str = "8765";
-
-const SETUP_HINT: &str = "run `.ci/setup-softhsm.sh` as root (it installs the Debian package \
-     softhsm2), or set TUFA_PKCS11_MODULE to the path of libsofthsm2.so";
 
 /// The token a test body gets, in the child process.
 #[derive(Debug)]
@@ -107,7 +101,7 @@ pub fn run(path: &str, body: impl FnOnce(&TestToken)) {
     let name = path.split_once("::").map_or(path, |(_, rest)| rest);
     if let Ok(marker) = std::env::var(CHILD_MARKER) {
         assert_eq!(marker, name, "child process started for another test");
-        let module = std::env::var_os(MODULE_ENV).expect("the parent sets the module path");
+        let module = std::env::var_os(tufa_testkit::MODULE_ENV).expect("the parent sets the module path");
         body(&TestToken {
             module: module.into(),
             label: TOKEN.to_owned(),
@@ -116,16 +110,16 @@ pub fn run(path: &str, body: impl FnOnce(&TestToken)) {
         return;
     }
 
-    let module = find_module();
+    let module = tufa_testkit::softhsm_module();
     let dir = tempfile::tempdir().unwrap();
-    let conf = write_config(dir.path());
-    init_token(&conf, TOKEN, SO_PIN, PIN);
-    init_token(&conf, DECOY_TOKEN, SO_PIN, DECOY_PIN);
+    let conf = tufa_testkit::softhsm_config(dir.path());
+    tufa_testkit::softhsm_init_token(&conf, TOKEN, SO_PIN, PIN);
+    tufa_testkit::softhsm_init_token(&conf, DECOY_TOKEN, SO_PIN, DECOY_PIN);
 
     let out = Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env("SOFTHSM2_CONF", &conf)
-        .env(MODULE_ENV, &module)
+        .env(tufa_testkit::MODULE_ENV, &module)
         .env(CHILD_MARKER, name)
         .output()
         .unwrap();
@@ -145,74 +139,5 @@ pub fn run(path: &str, body: impl FnOnce(&TestToken)) {
     assert!(
         stdout.contains("test result: ok. 1 passed"),
         "the child process did not run exactly `{name}`"
-    );
-}
-
-/// `TUFA_PKCS11_MODULE`, or where distributions put libsofthsm2.so.
-pub fn find_module() -> PathBuf {
-    if let Some(path) = std::env::var_os(MODULE_ENV) {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "SoftHSM2 module not found: {MODULE_ENV}={} is not a file; {SETUP_HINT}",
-            path.display()
-        );
-        return path;
-    }
-    const CANDIDATES: &[&str] = &[
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-        "/usr/lib64/pkcs11/libsofthsm2.so",
-        "/usr/lib/pkcs11/libsofthsm2.so",
-        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
-    ];
-    CANDIDATES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("SoftHSM2 is not installed: {SETUP_HINT} (looked for libsofthsm2.so in {CANDIDATES:?})")
-        })
-}
-
-fn write_config(dir: &Path) -> PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    conf
-}
-
-fn init_token(conf: &Path, label: &str, so_pin: &str, pin: &str) {
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--so-pin",
-            so_pin,
-            "--pin",
-            pin,
-        ])
-        .env("SOFTHSM2_CONF", conf)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("SoftHSM2 is not installed (cannot run softhsm2-util: {e}): {SETUP_HINT}")
-        });
-    assert!(
-        out.status.success(),
-        "softhsm2-util --init-token --label {label} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -202,41 +202,12 @@ fn import_metadata_from_a_ceremony_then_verify() {
     assert!(!targets_line.contains(" 0 targets"), "{targets_line}");
 }
 
-/// A SoftHSM2 token in `dir` (its own config, so nothing global is touched).
+/// A SoftHSM2 token `mirror` in `dir` (its own config, so nothing global is touched).
 fn softhsm_token(dir: &Path) -> (std::path::PathBuf, String) {
-    let module =
-        std::env::var("TUFA_PKCS11_MODULE").unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into());
-    assert!(
-        Path::new(&module).exists(),
-        "SoftHSM2 is not installed ({module} missing): run `.ci/setup-softhsm.sh` as root"
-    );
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "mirror",
-            "--so-pin",
-            "1234",
-            "--pin",
-            "5678",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    (conf, module)
+    let module = tufa_testkit::softhsm_module();
+    let conf = tufa_testkit::softhsm_config(dir);
+    tufa_testkit::softhsm_init_token(&conf, "mirror", "1234", "5678");
+    (conf, module.display().to_string())
 }
 
 #[test]
