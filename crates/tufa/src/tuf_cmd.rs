@@ -249,7 +249,6 @@ pub fn publish_options(loaded: &Loaded) -> anyhow::Result<PublishOptions> {
 pub fn report(options: &PublishOptions, report: &tufa_publish::PublishReport) {
     match (&options.tuf, &report.tuf) {
         (None, _) => {
-            tracing::warn!("no TUF keys configured ([tuf] online_key): published pages are NOT signed");
             eprintln!("warning: no TUF keys configured: pages are published unsigned");
         }
         (Some(_), None) => {
