@@ -24,8 +24,10 @@ use crate::config::{Config, LogFormat};
 /// A secure, fast mirror of the Python Package Index.
 ///
 /// tufa syncs projects from an upstream index (PyPI by default) over the PEP 691 JSON API,
-/// verifies every file's sha256 while storing it content-addressed, and keeps an index of
-/// what it mirrors. Start with `tufa init DIR`, then `tufa --config DIR/tufa.toml sync`.
+/// verifies every file's sha256 while storing it content-addressed, publishes the Simple API
+/// pages, signs everything with TUF (PEP 458), and serves it to pip and uv. Try `tufa
+/// quickstart`; for a real mirror, `tufa init DIR`, then `tufa --config DIR/tufa.toml sync`
+/// and `serve`. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 #[derive(Debug, Parser)]
 #[command(name = "tufa", version, about, long_about, propagate_version = true)]
 struct Cli {
@@ -130,7 +132,8 @@ enum Command {
     /// Re-sign the TUF timestamp and snapshot (and bins near expiry) without syncing. Run it
     /// from a timer more often than the timestamp lifetime (default 24 h), e.g. hourly.
     Refresh,
-    /// Re-hash every blob the index references; report missing or corrupt ones (exit 1).
+    /// Re-hash every blob the index references and every published page, walk the TUF chain
+    /// and check every signed target; report what is missing or corrupt (exit 1).
     Verify {
         /// Blobs hashed at once.
         #[arg(long, default_value_t = 4)]
