@@ -224,6 +224,33 @@ async fn published_timestamp_is_stale(store: &BlobStore, roles: &BTreeMap<String
     false
 }
 
+/// Checks that `online` is a snapshot and a timestamp key of `root`.
+pub fn online_key_signs_for_root(root: &tufa_tuf::Root, online: &tufa_tuf::KeyId) -> Result<(), String> {
+    for role in ["snapshot", "timestamp"] {
+        let listed = root.roles.get(role).is_some_and(|k| k.keyids.contains(online));
+        if !listed {
+            return Err(format!(
+                "the configured online key {online} is not a `{role}` key of root v{}",
+                root.version
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `bins` delegates the hashed bins (bin-n) to `online`.
+pub fn online_key_signs_for_bins(bins: &tufa_tuf::Targets, online: &tufa_tuf::KeyId) -> Result<(), String> {
+    let delegated = bins.delegations.as_ref().and_then(|d| d.succinct_roles.as_ref());
+    if delegated.is_some_and(|s| s.keyids.contains(online)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the configured online key {online} is not the bin-n key delegated by bins v{}",
+            bins.version
+        ))
+    }
+}
+
 /// Refuses to sign with an online key the published root (snapshot, timestamp) or bins
 /// (bin-n) does not list: every client would reject such metadata. This happens between
 /// configuring a new online key and importing the ceremony's rotation.
@@ -244,35 +271,17 @@ async fn check_online_key(
     let root = tufa_tuf::Signed::<tufa_tuf::Root>::from_bytes(&root_name, &read(root_name.clone()).await?)
         .map_err(tuf_err)?
         .metadata;
-    for role in ["snapshot", "timestamp"] {
-        if !root
-            .signed
-            .role_keys(role)
-            .map_err(tuf_err)?
-            .keyids
-            .contains(&keyid)
-        {
-            return Err(PublishError::Tuf(format!(
-                "the online key {keyid} is not the `{role}` key of root v{}: import the key ceremony's rotation (`tufa import-metadata`) before signing with it",
-                root.signed.version
-            )));
-        }
-    }
+    let rotate_first = |problem: String| {
+        PublishError::Tuf(format!(
+            "{problem}: import the key ceremony's rotation (`tufa import-metadata`) before signing with it"
+        ))
+    };
+    online_key_signs_for_root(&root.signed, &keyid).map_err(rotate_first)?;
     let bins_name = format!("{}.bins.json", version(ROLE_BINS));
     let bins = tufa_tuf::Signed::<tufa_tuf::Targets>::from_bytes(&bins_name, &read(bins_name.clone()).await?)
         .map_err(tuf_err)?
         .metadata;
-    let delegated = bins
-        .signed
-        .delegations
-        .as_ref()
-        .and_then(|d| d.succinct_roles.as_ref());
-    if !delegated.is_some_and(|s| s.keyids.contains(&keyid)) {
-        return Err(PublishError::Tuf(format!(
-            "the online key {keyid} is not the bin-n key of bins v{}: import the key ceremony's rotation first",
-            bins.signed.version
-        )));
-    }
+    online_key_signs_for_bins(&bins.signed, &keyid).map_err(rotate_first)?;
     Ok(())
 }
 

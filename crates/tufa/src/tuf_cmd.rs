@@ -425,15 +425,7 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
 
     // The online key must be the root's snapshot and timestamp key.
     let online = signing.online.keyid();
-    for role in ["snapshot", "timestamp"] {
-        let keys = root.signed.role_keys(role).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if !keys.keyids.contains(&online) {
-            anyhow::bail!(
-                "the configured online key {online} is not a `{role}` key of root v{}",
-                root.signed.version
-            );
-        }
-    }
+    tufa_publish::tuf::online_key_signs_for_root(&root.signed, &online).map_err(anyhow::Error::msg)?;
 
     // Targets (signed by the root's targets keys) and bins (signed by targets' delegation).
     let (tv, tbytes) = newest(dir, "targets")?.context("no N.targets.json in the import directory")?;
@@ -490,9 +482,7 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
         .as_ref()
         .and_then(|d| d.succinct_roles.as_ref())
         .context("bins does not delegate to hashed bins (succinct_roles)")?;
-    if !succinct.keyids.contains(&online) {
-        anyhow::bail!("the configured online key {online} is not the bin-n key delegated by bins v{bv}");
-    }
+    tufa_publish::tuf::online_key_signs_for_bins(&bins.signed, &online).map_err(anyhow::Error::msg)?;
     let layout = succinct.layout().map_err(|e| anyhow::anyhow!("{e}"))?;
     if layout != options.layout {
         anyhow::bail!(

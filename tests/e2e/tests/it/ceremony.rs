@@ -865,8 +865,8 @@ fn reimporting_an_older_export_does_not_roll_back_bins() {
     let out = d.m.tufa(&["import-metadata", initial.to_str().unwrap()]);
     let bins = published_bins_version(&d.m.tuf_dir());
     let run = client.run(&format!("{}tuf/", d.m.root_url()), &d.m.root_url(), &[HTML_PAGE]);
-    // BUG: today the import succeeds, the snapshot lists bins v1 (`tufa verify` still passes)
-    // and the client refuses it.
+    // Refused: importing it would make the snapshot list bins v1, which the client that saw
+    // v2 rejects.
     assert!(
         bins >= 2 && run.success,
         "the mirror rolled bins back to v{bins}:\n{}\nthe client that saw bins v2:\n{}",
@@ -903,8 +903,7 @@ fn refresh_refuses_an_online_key_the_root_does_not_list() {
     let out = d.m.tufa(&["refresh"]);
     let unchanged = std::fs::read(&timestamp).unwrap() == before;
     let run = client.run(&format!("{}tuf/", d.m.root_url()), &d.m.root_url(), &[HTML_PAGE]);
-    // BUG: today this exits 0 after publishing a timestamp signed by the new, unlisted key,
-    // which the client refuses.
+    // Refused: a timestamp signed by the new, unlisted key would make every client fail.
     assert!(
         !out.status.success() && unchanged && run.success,
         "tufa refresh signed with a key root v1 does not list:\n{}\nthe client:\n{}",
