@@ -135,6 +135,20 @@ pub struct Loaded {
     pub index_path: PathBuf,
 }
 
+impl Loaded {
+    /// The blob store the config names.
+    pub fn open_store(&self) -> anyhow::Result<tufa_store::BlobStore> {
+        tufa_store::BlobStore::local(&self.blobs_dir)
+            .with_context(|| format!("cannot open the blob store at `{}`", self.blobs_dir.display()))
+    }
+
+    /// The index the config names (created when missing), opened off the async reactor.
+    pub async fn open_index(&self) -> anyhow::Result<tufa_index::Index> {
+        let path = self.index_path.clone();
+        Ok(tokio::task::spawn_blocking(move || tufa_index::Index::open(&path)).await??)
+    }
+}
+
 /// Environment variables that override the file (documented in README.md).
 pub const ENV_UPSTREAM: &str = "TUFA_UPSTREAM";
 pub const ENV_PROJECTS: &str = "TUFA_PROJECTS";

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tufa_pypi::ProjectName;
-use tufa_store::BlobStore;
 use url::Url;
 
 use crate::config::{self, Config, Loaded};
@@ -25,8 +24,7 @@ pub async fn run(
     listen: Option<SocketAddr>,
     tls: Option<TlsArgs>,
 ) -> anyhow::Result<ExitCode> {
-    let store = BlobStore::local(&loaded.blobs_dir)
-        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
+    let store = loaded.open_store()?;
     let listen = listen.unwrap_or(loaded.config.serve.listen);
     let state = tufa_server::AppState::new(store, loaded.config.serve.limits.clone());
     let listener = tokio::net::TcpListener::bind(listen)
@@ -141,7 +139,7 @@ fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
 
 /// Projects that published wheels depend on (not via an extra) and the allowlist lacks.
 async fn missing_dependencies(loaded: &Loaded) -> anyhow::Result<BTreeSet<ProjectName>> {
-    let store = BlobStore::local(&loaded.blobs_dir)?;
+    let store = loaded.open_store()?;
     let listed: BTreeSet<ProjectName> = loaded.config.projects.iter().flatten().cloned().collect();
     let mut missing = BTreeSet::new();
     for name in &listed {

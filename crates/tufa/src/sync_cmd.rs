@@ -3,9 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use tufa_index::Index;
-use tufa_store::BlobStore;
 use tufa_sync::{SyncEvent, SyncOptions};
 
 use crate::config::Loaded;
@@ -16,10 +13,8 @@ const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 
 
 pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     let c = &loaded.config;
-    let store = BlobStore::local(&loaded.blobs_dir)
-        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
-    let index_path = loaded.index_path.clone();
-    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let store = loaded.open_store()?;
+    let index = loaded.open_index().await?;
     // Uploads a killed run left behind. A live upload touches its temporary object at least
     // every read timeout, so anything this old is garbage.
     match store.remove_stale_temps(STALE_TEMP_AGE).await {

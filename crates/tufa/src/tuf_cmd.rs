@@ -7,10 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
-use tufa_index::Index;
 use tufa_publish::PublishOptions;
 use tufa_publish::tuf::{DevOfflineKeys, TufSigning};
-use tufa_store::BlobStore;
 use tufa_tuf::build::Expiries;
 use tufa_tuf::{BinLayout, Ed25519Signer};
 
@@ -293,10 +291,8 @@ pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
             loaded.path.display()
         );
     }
-    let store = BlobStore::local(&loaded.blobs_dir)
-        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
-    let index_path = loaded.index_path.clone();
-    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let store = loaded.open_store()?;
+    let index = loaded.open_index().await?;
     let published = tufa_publish::publish(&store, &index, &options).await?;
     report(&options, &published);
     for (role, exp) in
@@ -354,10 +350,8 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
             loaded.path.display()
         );
     };
-    let store = BlobStore::local(&loaded.blobs_dir)
-        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
-    let index_path = loaded.index_path.clone();
-    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let store = loaded.open_store()?;
+    let index = loaded.open_index().await?;
     let known = {
         let idx = index.clone();
         tokio::task::spawn_blocking(move || idx.tuf_roles()).await??

@@ -177,13 +177,14 @@ async fn verify_tuf(store: &BlobStore, index: &Index, problems: &mut Vec<String>
 }
 
 pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<ExitCode> {
-    let store = BlobStore::local(&loaded.blobs_dir)
-        .with_context(|| format!("cannot open the blob store at `{}`", loaded.blobs_dir.display()))?;
-    let index_path = loaded.index_path.clone();
-    if !index_path.exists() {
-        anyhow::bail!("no index at `{}`: run `tufa sync` first", index_path.display());
+    let store = loaded.open_store()?;
+    if !loaded.index_path.exists() {
+        anyhow::bail!(
+            "no index at `{}`: run `tufa sync` first",
+            loaded.index_path.display()
+        );
     }
-    let index = tokio::task::spawn_blocking(move || Index::open(&index_path)).await??;
+    let index = loaded.open_index().await?;
     let cp_path = checkpoint_path(&loaded.index_path);
     let mut checkpoint = if resume && cp_path.exists() {
         let text = std::fs::read(&cp_path).with_context(|| format!("cannot read `{}`", cp_path.display()))?;
