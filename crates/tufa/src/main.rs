@@ -3,12 +3,14 @@
 //! Owns configuration, subcommands, progress display and logging; the work itself lives in
 //! the library crates. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
-mod config;
 mod progress;
 mod serve_cmd;
 mod sync_cmd;
-mod tuf_cmd;
 mod verify_cmd;
+
+// The config and `[tuf]` section live in the library (src/lib.rs) so the fuzz targets can use
+// them; `crate::config` and `crate::tuf_cmd` keep working for the modules here.
+use tufa::{config, tuf_cmd};
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
