@@ -33,6 +33,10 @@ pub enum InvalidFilename {
     BuildTag { filename: String, tag: String },
     #[error("sdist filename `{0}` must be `name-version` plus its extension")]
     SdistGrammar(String),
+    #[error(
+        "legacy filename `{0}` must be `name-version.ext`, `name-version(-pyX.Y(-platform))?.egg` or `name-version.platform(-pyX.Y)?.exe/.msi`"
+    )]
+    LegacyGrammar(String),
     #[error("filename `{filename}`: `{version}` is not a PEP 440 version")]
     Version { filename: String, version: String },
     #[error("filename `{filename}`: `{name}` is not a valid project name")]
@@ -48,8 +52,9 @@ pub enum DistKind {
     Sdist,
     /// Legacy formats PyPI still hosts: `.egg`, `.exe`, `.msi`, `.tar.bz2`, `.tgz`, `.tar.xz`,
     /// `.tar`, `.tar.Z`, `.rpm`, `.dmg`, `.deb`. Modern pip ignores them, but they are mirrored
-    /// byte-for-byte (as bandersnatch does) so a mirror is complete; tufa parses only that the
-    /// filename is safe, not its name and version.
+    /// byte-for-byte (as bandersnatch does) so a mirror is complete. Their project name is
+    /// always parsed (so a page cannot list another project's file); their version when the
+    /// grammar allows one that parses as PEP 440.
     Legacy,
 }
 
@@ -86,11 +91,18 @@ pub struct DistFilename {
     parsed: Parsed,
 }
 
+/// A legacy distribution filename: the project it names, and its version when that parses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyFilename {
+    pub name: ProjectName,
+    pub version: Option<Version>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Parsed {
     Wheel(WheelFilename),
     Sdist(SdistFilename),
-    Legacy,
+    Legacy(LegacyFilename),
 }
 
 const LEGACY_EXTENSIONS: &[&str] = &[
@@ -107,8 +119,12 @@ impl DistFilename {
             Parsed::Sdist(parse_sdist(filename, stem, SdistExtension::TarGz)?)
         } else if let Some(stem) = filename.strip_suffix(".zip") {
             Parsed::Sdist(parse_sdist(filename, stem, SdistExtension::Zip)?)
-        } else if LEGACY_EXTENSIONS.iter().any(|ext| filename.ends_with(ext)) {
-            Parsed::Legacy
+        } else if let Some(ext) = LEGACY_EXTENSIONS.iter().find(|ext| filename.ends_with(**ext)) {
+            Parsed::Legacy(parse_legacy(
+                filename,
+                &filename[..filename.len() - ext.len()],
+                ext,
+            )?)
         } else {
             return Err(InvalidFilename::UnknownExtension(truncate_for_error(filename)));
         };
@@ -127,25 +143,32 @@ impl DistFilename {
         match self.parsed {
             Parsed::Wheel(_) => DistKind::Wheel,
             Parsed::Sdist(_) => DistKind::Sdist,
-            Parsed::Legacy => DistKind::Legacy,
+            Parsed::Legacy(_) => DistKind::Legacy,
         }
     }
 
-    /// The project the file claims to belong to (`None` for legacy kinds).
+    /// The project the file claims to belong to (every kind names one).
     pub fn project(&self) -> Option<&ProjectName> {
         match &self.parsed {
             Parsed::Wheel(w) => Some(&w.name),
             Parsed::Sdist(s) => Some(&s.name),
-            Parsed::Legacy => None,
+            Parsed::Legacy(l) => Some(&l.name),
         }
     }
 
-    /// The version the file claims (`None` for legacy kinds).
+    /// The version the file claims (`None` for a legacy file whose version is not PEP 440).
     pub fn version(&self) -> Option<&Version> {
         match &self.parsed {
             Parsed::Wheel(w) => Some(&w.version),
             Parsed::Sdist(s) => Some(&s.version),
-            Parsed::Legacy => None,
+            Parsed::Legacy(l) => l.version.as_ref(),
+        }
+    }
+
+    pub fn as_legacy(&self) -> Option<&LegacyFilename> {
+        match &self.parsed {
+            Parsed::Legacy(l) => Some(l),
+            _ => None,
         }
     }
 
@@ -244,6 +267,78 @@ fn parse_sdist(
         }
     }
     Err(InvalidFilename::SdistGrammar(truncate_for_error(filename)))
+}
+
+/// Legacy kinds. Their names were never normalised (`python-dateutil-1.0.tar.bz2`,
+/// `Foo_Bar-1.0-py2.7.egg`), so ownership follows the sdist rule: the name is the text before a
+/// `-` that starts the version, compared after PEP 503 normalisation.
+///
+/// * sdist-like (`.tar.bz2`, `.tgz`, `.tar.xz`, `.tar`, `.tar.Z`, and `.rpm`/`.dmg`/`.deb`):
+///   `name-version.ext`; the split is the first `-` followed by a PEP 440 version, else the
+///   first `-` followed by a digit (old non-PEP 440 versions; the version is then unknown).
+/// * egg: `name-version(-pyX.Y(-platform))?.egg`; setuptools escapes `-` in the name and the
+///   version to `_`, so the name is the first `-`-separated part.
+/// * bdist_wininst/msi: `name-version.platform(-pyX.Y)?.exe`: the name as for sdists; the
+///   version is the longest `.`-prefix of the rest that parses.
+fn parse_legacy(filename: &str, stem: &str, ext: &str) -> Result<LegacyFilename, InvalidFilename> {
+    let grammar = || InvalidFilename::LegacyGrammar(truncate_for_error(filename));
+    match ext {
+        ".egg" => {
+            let mut parts = stem.split('-');
+            let name = parts.next().filter(|n| !n.is_empty()).ok_or_else(grammar)?;
+            let version = parts.next().filter(|v| !v.is_empty()).ok_or_else(grammar)?;
+            if let Some(py) = parts.next()
+                && !py.starts_with("py")
+            {
+                return Err(grammar());
+            }
+            Ok(LegacyFilename {
+                name: parse_name(filename, name)?,
+                version: Version::from_str(&version.replace('_', "-")).ok(),
+            })
+        }
+        ".exe" | ".msi" => {
+            let (name, rest) = split_at_version_dash(stem).ok_or_else(grammar)?;
+            // Drop a `-pyX.Y` suffix, then the platform after the version.
+            let rest = match rest.rfind("-py") {
+                Some(i) => &rest[..i],
+                None => rest,
+            };
+            let version = rest
+                .match_indices('.')
+                .map(|(i, _)| &rest[..i])
+                .chain(std::iter::once(rest))
+                .filter_map(|v| Version::from_str(v).ok())
+                .next_back();
+            Ok(LegacyFilename {
+                name: parse_name(filename, name)?,
+                version,
+            })
+        }
+        _ => {
+            for (i, _) in stem.match_indices('-') {
+                let (name, version) = (&stem[..i], &stem[i + 1..]);
+                if let (Ok(name), Ok(version)) = (ProjectName::new(name), Version::from_str(version)) {
+                    return Ok(LegacyFilename {
+                        name,
+                        version: Some(version),
+                    });
+                }
+            }
+            let (name, _) = split_at_version_dash(stem).ok_or_else(grammar)?;
+            Ok(LegacyFilename {
+                name: parse_name(filename, name)?,
+                version: None,
+            })
+        }
+    }
+}
+
+/// Splits `name-rest` at the first `-` followed by an ASCII digit.
+fn split_at_version_dash(stem: &str) -> Option<(&str, &str)> {
+    stem.match_indices('-')
+        .map(|(i, _)| (&stem[..i], &stem[i + 1..]))
+        .find(|(name, rest)| !name.is_empty() && rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 impl fmt::Display for DistFilename {
@@ -346,17 +441,38 @@ mod tests {
     }
 
     #[test]
-    fn legacy_kept_without_name() {
-        for f in [
-            "foo-1.0-py2.7.egg",
-            "foo-1.0.win32.exe",
-            "foo-1.0.tar.bz2",
-            "foo-1.0.tgz",
-            "foo-1.0.msi",
+    fn finding_12_legacy_kinds_name_their_project_and_version() {
+        for (f, name, version) in [
+            ("foo-1.0-py2.7.egg", "foo", Some("1.0")),
+            ("Foo_Bar-2.1-py2.7-linux-x86_64.egg", "foo-bar", Some("2.1")),
+            ("foo-1.0.win32.exe", "foo", Some("1.0")),
+            (
+                "python-dateutil-1.5.win-amd64-py2.7.exe",
+                "python-dateutil",
+                Some("1.5"),
+            ),
+            ("foo-1.0.tar.bz2", "foo", Some("1.0")),
+            ("python-dateutil-2.8.2.tar.xz", "python-dateutil", Some("2.8.2")),
+            ("foo-1.0.tgz", "foo", Some("1.0")),
+            ("foo-1.0.msi", "foo", Some("1.0")),
+            ("foo-1.0.tar.Z", "foo", Some("1.0")),
+            ("foo-1.0-1.noarch.rpm", "foo", None),
+            ("foo-0.1dev-r123.tar.bz2", "foo", None),
         ] {
             let d = p(f);
             assert_eq!(d.kind(), DistKind::Legacy, "{f}");
-            assert!(d.project().is_none());
+            assert_eq!(d.project().map(ProjectName::as_str), Some(name), "{f}");
+            assert_eq!(d.version().map(ToString::to_string).as_deref(), version, "{f}");
+        }
+        for bad in [
+            "foo.tar.bz2",
+            "foo-bar.tgz",
+            "-1.0.egg",
+            "foo.egg",
+            "foo-1.0-x86.egg",
+            "setup.exe",
+        ] {
+            assert!(DistFilename::parse(bad).is_err(), "{bad} should be rejected");
         }
         assert!(matches!(
             DistFilename::parse("foo-1.0.txt"),

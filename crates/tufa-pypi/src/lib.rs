@@ -7,6 +7,7 @@
 //!
 //! Must not know about: networks, storage, signing.
 
+pub mod attribute;
 pub mod digest;
 pub mod filename;
 pub mod metadata;
@@ -14,7 +15,8 @@ pub mod name;
 pub mod render;
 pub mod simple;
 
+pub use attribute::{InvalidAttribute, check_requires_python, check_text};
 pub use digest::{InvalidDigest, Sha256Digest, Sha256Hasher};
-pub use filename::{DistFilename, DistKind, InvalidFilename, check_safe_component};
+pub use filename::{DistFilename, DistKind, InvalidFilename, LegacyFilename, check_safe_component};
 pub use name::{InvalidProjectName, ProjectName};
 pub use pep440_rs::Version;

@@ -78,6 +78,8 @@ pub enum SimpleApiError {
         base: String,
         reason: String,
     },
+    #[error("project page lists more than {max} files, the limit (sync.limits.max_files_per_project)")]
+    TooManyFiles { max: usize },
 }
 
 /// The root `/simple/` list (PEP 691).
@@ -291,6 +293,13 @@ pub struct Anchor {
 /// Extracts every anchor from an HTML page. Tolerant of the variations real indexes emit
 /// (attribute quoting, case, whitespace), not a full HTML parser.
 pub fn parse_anchors(html: &str) -> Vec<Anchor> {
+    match anchors(html, usize::MAX) {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+/// Anchors of `html`; stops at anchor `max + 1` and returns `Err` with the first `max`.
+fn anchors(html: &str, max: usize) -> Result<Vec<Anchor>, Vec<Anchor>> {
     let lower = html.to_ascii_lowercase();
     let mut out = Vec::new();
     let mut pos = 0;
@@ -311,6 +320,9 @@ pub fn parse_anchors(html: &str) -> Vec<Anchor> {
             .map_or(html.len(), |i| i + text_start);
         let text = html_escape::decode_html_entities(html[text_start..text_end].trim()).into_owned();
         let href = attributes.get("href").cloned().unwrap_or_default();
+        if out.len() == max {
+            return Err(out);
+        }
         out.push(Anchor {
             href,
             text,
@@ -318,7 +330,7 @@ pub fn parse_anchors(html: &str) -> Vec<Anchor> {
         });
         pos = text_end;
     }
-    out
+    Ok(out)
 }
 
 /// Index of the `>` closing a tag, skipping quoted attribute values.
@@ -387,7 +399,23 @@ fn parse_attributes(s: &str) -> BTreeMap<String, String> {
 /// PEP 592/658/714 from `data-*` attributes. URLs stay as written; resolve them with
 /// [`File::resolved_url`] against the page URL.
 pub fn parse_project_html(html: &str, name: &str) -> ProjectPage {
-    let files = parse_anchors(html)
+    project_html(html, name, parse_anchors(html))
+}
+
+/// [`parse_project_html`] that stops reading at anchor `max_files + 1` with
+/// [`SimpleApiError::TooManyFiles`], so a hostile page's size in memory is bounded by the
+/// limit, not by the page.
+pub fn parse_project_html_limited(
+    html: &str,
+    name: &str,
+    max_files: usize,
+) -> Result<ProjectPage, SimpleApiError> {
+    let anchors = anchors(html, max_files).map_err(|_| SimpleApiError::TooManyFiles { max: max_files })?;
+    Ok(project_html(html, name, anchors))
+}
+
+fn project_html(html: &str, name: &str, anchors: Vec<Anchor>) -> ProjectPage {
+    let files = anchors
         .into_iter()
         .map(|a| {
             let (url, fragment) = match a.href.split_once('#') {
@@ -433,6 +461,151 @@ pub fn parse_project_html(html: &str, name: &str) -> ProjectPage {
         files,
         versions: None,
         project_status: None,
+    }
+}
+
+/// Reads a PEP 691 project page, counting `files` (and `versions`) entries while parsing:
+/// entry `max_files + 1` ends the parse with an error naming the limit, so a hostile page
+/// costs at most the limit's worth of memory, not the page's.
+pub fn parse_project_page_json(body: &[u8], max_files: usize) -> Result<ProjectPage, serde_json::Error> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let page = PageSeed { max_files }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(page)
+}
+
+struct PageSeed {
+    max_files: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageSeed {
+    type Value = ProjectPage;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ProjectPage, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageSeed {
+    type Value = ProjectPage;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a PEP 691 project page object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ProjectPage, A::Error> {
+        use serde::de::Error as _;
+        let mut meta = None;
+        let mut name = None;
+        let mut files = None;
+        let mut versions = None;
+        let mut project_status = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let dup = |field: &'static str| A::Error::duplicate_field(field);
+            match key.as_ref() {
+                "meta" if meta.is_some() => return Err(dup("meta")),
+                "meta" => meta = Some(map.next_value::<Meta>()?),
+                "name" if name.is_some() => return Err(dup("name")),
+                "name" => name = Some(map.next_value::<String>()?),
+                "files" if files.is_some() => return Err(dup("files")),
+                "files" => {
+                    files = Some(map.next_value_seed(LimitedVec::<File>::new("files", self.max_files))?)
+                }
+                "versions" if versions.is_some() => return Err(dup("versions")),
+                "versions" => {
+                    versions = Some(map.next_value_seed(OptionalLimitedVec(LimitedVec::<String>::new(
+                        "versions",
+                        self.max_files,
+                    )))?)
+                }
+                "project-status" if project_status.is_some() => return Err(dup("project-status")),
+                "project-status" => project_status = Some(map.next_value::<Option<ProjectStatus>>()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ProjectPage {
+            meta: meta.ok_or_else(|| A::Error::missing_field("meta"))?,
+            name: name.ok_or_else(|| A::Error::missing_field("name"))?,
+            files: files.ok_or_else(|| A::Error::missing_field("files"))?,
+            versions: versions.flatten(),
+            project_status: project_status.flatten(),
+        })
+    }
+}
+
+/// A JSON array read element by element, refused at element `max + 1`.
+struct LimitedVec<T> {
+    what: &'static str,
+    max: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> LimitedVec<T> {
+    fn new(what: &'static str, max: usize) -> Self {
+        Self {
+            what,
+            max,
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for LimitedVec<T> {
+    type Value = Vec<T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for LimitedVec<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an array of at most {} {}", self.max, self.what)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max).min(1024));
+        while let Some(item) = seq.next_element::<T>()? {
+            if out.len() == self.max {
+                return Err(serde::de::Error::custom(format!(
+                    "project page lists more than {} {}, the limit (sync.limits.max_files_per_project)",
+                    self.max, self.what
+                )));
+            }
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+/// `null` or a [`LimitedVec`].
+struct OptionalLimitedVec<T>(LimitedVec<T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for OptionalLimitedVec<T> {
+    type Value = Option<Vec<T>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Vec<T>>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for OptionalLimitedVec<T> {
+    type Value = Option<Vec<T>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("null or an array")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        use serde::de::DeserializeSeed as _;
+        self.0.deserialize(d).map(Some)
     }
 }
 
@@ -607,6 +780,51 @@ mod tests {
         assert_eq!(page.files[2].url, "/plain/demo-0.1.zip");
         assert_eq!(page.files[2].yanked, Yanked::Yes { reason: None });
         assert!(page.files[2].hashes.is_empty());
+    }
+
+    #[test]
+    fn limited_json_parse_matches_the_derived_one() {
+        let limited = parse_project_page_json(PYPI_JSON.as_bytes(), 3).unwrap();
+        let derived: ProjectPage = serde_json::from_str(PYPI_JSON).unwrap();
+        assert_eq!(limited, derived);
+        let err = parse_project_page_json(PYPI_JSON.as_bytes(), 2).unwrap_err();
+        assert!(err.to_string().contains("more than 2 files"), "{err}");
+        let dup = r#"{"meta":{"api-version":"1.0"},"name":"x","files":[],"files":[]}"#;
+        assert!(parse_project_page_json(dup.as_bytes(), 10).is_err());
+        let null_versions = r#"{"meta":{"api-version":"1.0"},"name":"x","files":[],"versions":null}"#;
+        assert_eq!(
+            parse_project_page_json(null_versions.as_bytes(), 10)
+                .unwrap()
+                .versions,
+            None
+        );
+    }
+
+    #[test]
+    fn finding_11_files_limit_stops_the_json_parse_early() {
+        // Entry 3 of a 2-file limit ends the parse: the garbage after it is never read, so
+        // the error is the limit's, not a syntax error.
+        let file = r#"{"filename":"x-1.0.tar.gz","url":"u","hashes":{}}"#;
+        let page = format!(
+            r#"{{"meta":{{"api-version":"1.0"}},"name":"x","files":[{file},{file},{file}, THIS IS NOT JSON"#
+        );
+        let err = parse_project_page_json(page.as_bytes(), 2).unwrap_err();
+        assert!(err.to_string().contains("more than 2 files, the limit"), "{err}");
+        let versions =
+            r#"{"meta":{"api-version":"1.0"},"name":"x","files":[],"versions":["1","2","3", NOT JSON"#;
+        let err = parse_project_page_json(versions.as_bytes(), 2).unwrap_err();
+        assert!(err.to_string().contains("more than 2 versions"), "{err}");
+    }
+
+    #[test]
+    fn finding_11_files_limit_stops_the_html_parse_early() {
+        let a = r#"<a href="/f/x-1.0.tar.gz#sha256=00">x-1.0.tar.gz</a>"#;
+        let html = format!("<html><body>{a}{a}{a}{a}</body></html>");
+        assert_eq!(parse_project_html_limited(&html, "x", 4).unwrap().files.len(), 4);
+        let err = parse_project_html_limited(&html, "x", 3).unwrap_err();
+        assert_eq!(err, SimpleApiError::TooManyFiles { max: 3 });
+        assert!(err.to_string().contains("more than 3 files"), "{err}");
+        assert_eq!(anchors(&html, 2).unwrap_err().len(), 2);
     }
 
     #[test]
