@@ -82,6 +82,10 @@ pub enum TufError {
     #[error("role `{role}`: expected version {expected}, found version {found}")]
     VersionMismatch { role: String, expected: u64, found: u64 },
 
+    /// A consistent-snapshot file name and the version signed inside the file disagree.
+    #[error("`{file}` is signed as version {signed}, but its file name says version {named}")]
+    FileVersionMismatch { file: String, named: u64, signed: u64 },
+
     #[error("`{what}`: length is {found} bytes, expected {expected}")]
     LengthMismatch { what: String, expected: u64, found: u64 },
 

@@ -1,9 +1,11 @@
 //! Keys, key ids, signers and signature checks.
 //!
 //! Keys are ed25519 in securesystemslib's form:
-//! `{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"<64 hex>"}}`. A key id is the
-//! sha256 of that object's canonical JSON, as securesystemslib's `compute_default_keyid`.
+//! `{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"<64 hex>"}}`, plus any extension
+//! fields. A key id is the sha256 of the whole object's canonical JSON, as securesystemslib's
+//! `compute_default_keyid`; metadata listing a key under any other id is refused.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
@@ -11,24 +13,79 @@ use std::path::Path;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tufa_pypi::Sha256Digest;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::metadata::{Signature, Signed};
 use crate::{KeyId, TufError, canonical};
 
-/// The `keyval` of a public key.
+/// The `keyval` of a public key. Fields other than `public` are kept: they are part of the key
+/// object a key id is computed over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyVal {
     pub public: String,
+    #[serde(flatten)]
+    unrecognized: BTreeMap<String, Value>,
+}
+
+impl KeyVal {
+    /// A `keyval` holding only `public`.
+    pub fn new(public: String) -> Self {
+        Self {
+            public,
+            unrecognized: BTreeMap::new(),
+        }
+    }
 }
 
 /// A public key as TUF metadata lists it.
+///
+/// Fields this crate does not know (`keyid_hash_algorithms`, `x-…` extensions) are kept, as
+/// securesystemslib keeps them: the key id is the sha256 of the canonical JSON of the whole key
+/// object ([`Key::key_id`]), and they are written back when the key is serialised. Parsing
+/// refuses extension values canonical JSON cannot hold (floats), so every key has a key id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawKey")]
 pub struct Key {
     pub keytype: String,
     pub scheme: String,
     pub keyval: KeyVal,
+    #[serde(flatten)]
+    unrecognized: BTreeMap<String, Value>,
+}
+
+/// A key as it comes off the wire, before [`Key`]'s checks.
+#[derive(Deserialize)]
+struct RawKey {
+    keytype: String,
+    scheme: String,
+    keyval: KeyVal,
+    #[serde(flatten)]
+    unrecognized: BTreeMap<String, Value>,
+}
+
+impl TryFrom<RawKey> for Key {
+    type Error = String;
+
+    fn try_from(raw: RawKey) -> Result<Self, String> {
+        let extensions = raw.unrecognized.iter().map(|(k, v)| (k.clone(), v)).chain(
+            raw.keyval
+                .unrecognized
+                .iter()
+                .map(|(k, v)| (format!("keyval.{k}"), v)),
+        );
+        for (name, value) in extensions {
+            canonical::to_canonical_bytes(value)
+                .map_err(|e| format!("key field `{name}` cannot be written as canonical JSON: {e}"))?;
+        }
+        Ok(Self {
+            keytype: raw.keytype,
+            scheme: raw.scheme,
+            keyval: raw.keyval,
+            unrecognized: raw.unrecognized,
+        })
+    }
 }
 
 impl Key {
@@ -39,14 +96,40 @@ impl Key {
         Self {
             keytype: Self::ED25519.to_owned(),
             scheme: Self::ED25519.to_owned(),
-            keyval: KeyVal {
-                public: hex::encode(public),
-            },
+            keyval: KeyVal::new(hex::encode(public)),
+            unrecognized: BTreeMap::new(),
         }
     }
 
-    /// sha256 of the canonical JSON of `{"keytype", "scheme", "keyval"}`.
+    /// Fields of the key object other than `keytype`, `scheme` and `keyval`.
+    pub fn unrecognized(&self) -> &BTreeMap<String, Value> {
+        &self.unrecognized
+    }
+
+    /// The key with an extra field (an extension such as `x-tuf-on-ci-keyowner`), which changes
+    /// its key id. Refuses a value canonical JSON cannot hold (a float).
+    pub fn with_field(mut self, name: &str, value: Value) -> Result<Self, TufError> {
+        canonical::to_canonical_bytes(&value)?;
+        self.unrecognized.insert(name.to_owned(), value);
+        Ok(self)
+    }
+
+    /// The key id: sha256 of the canonical JSON of the whole key object, unrecognised fields
+    /// included, exactly as securesystemslib computes it (`compute_default_keyid` over
+    /// `Key.to_dict()`).
     pub fn key_id(&self) -> KeyId {
+        if self.unrecognized.is_empty() && self.keyval.unrecognized.is_empty() {
+            return self.plain_key_id();
+        }
+        match canonical::to_canonical(self) {
+            Ok(bytes) => KeyId::from(Sha256Digest::of(&bytes)),
+            // Unreachable: construction and parsing refuse values canonical JSON cannot hold.
+            Err(_) => self.plain_key_id(),
+        }
+    }
+
+    /// Key id of `{"keytype", "keyval": {"public"}, "scheme"}`.
+    fn plain_key_id(&self) -> KeyId {
         // Written by hand (keys are ordered: keytype < keyval < scheme) so it cannot fail.
         let mut out = Vec::with_capacity(160);
         out.extend_from_slice(b"{\"keytype\":");
@@ -57,6 +140,31 @@ impl Key {
         canonical::write_canonical_string(&self.scheme, &mut out);
         out.push(b'}');
         KeyId::from(Sha256Digest::of(&out))
+    }
+
+    /// What makes two keys the same key whatever their key ids and extension fields: key type,
+    /// scheme and public key (hex case folded). Thresholds count these, not key ids.
+    pub fn identity(&self) -> (String, String, String) {
+        (
+            self.keytype.clone(),
+            self.scheme.clone(),
+            self.keyval.public.to_ascii_lowercase(),
+        )
+    }
+
+    /// Checks that `keyid` is this key's id: TUF key ids are the hash of the key, so one key
+    /// cannot be listed under several ids.
+    pub fn check_key_id(&self, keyid: &KeyId) -> Result<(), TufError> {
+        let actual = self.key_id();
+        if &actual != keyid {
+            return Err(TufError::InvalidKey {
+                keyid: keyid.to_string(),
+                reason: format!(
+                    "the key id is not the sha256 of the key's canonical JSON (that is `{actual}`)"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Verifies `sig` over `msg`. `Ok(false)` for a well-formed key whose signature does not

@@ -35,12 +35,13 @@ pub use expires::{format_expires, parse_expires};
 pub use keys::{Ed25519Signer, Key, KeyVal, Signer, sign_metadata};
 pub use metadata::{
     DelegatedRole, Delegations, MetaFile, Metadata, ParsedMetadata, Role, RoleKeys, Root, SPEC_VERSION,
-    Signature, Signed, Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp,
+    Signature, Signed, Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, check_file_version,
+    file_name_version,
 };
 pub use names::{KeyId, RoleName, TargetPath};
 pub use verify::{
     MetadataSource, VerifiedRepository, VerifiedTarget, VerifyFailure, VerifyOptions, check_expiry,
-    verify_payload, verify_repository, verify_signed,
+    verify_next_root, verify_payload, verify_repository, verify_signed, verify_trusted_root,
 };
 
 /// File name of a role's metadata. With consistent snapshots every role but `timestamp` is

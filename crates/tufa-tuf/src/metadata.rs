@@ -3,9 +3,12 @@
 //!
 //! Parsing ([`Signed::from_bytes`]) refuses what python-tuf refuses when it loads metadata
 //! (wrong `_type`, spec major version other than 1, version 0, duplicate key ids in a role,
-//! threshold 0, a delegation with both or neither of `paths`/`path_hash_prefixes`, …). Two
-//! signatures by one key id, which python-tuf also refuses, parse here but are reported by
-//! [`crate::verify_repository`]; [`crate::verify_signed`] counts them once. Unknown fields are ignored
+//! threshold 0, a delegation with both or neither of `paths`/`path_hash_prefixes`, …), and also
+//! a key listed under an id that is not the sha256 of its canonical JSON (the specification's
+//! definition of a key id, which python-tuf does not check). Two signatures by one key id,
+//! which python-tuf also refuses, parse here but every signature check refuses them
+//! ([`crate::verify_payload`]). A consistent-snapshot file's name must carry its signed version
+//! ([`Signed::from_file`]). Unknown fields are ignored
 //! here, but signatures are always checked over the canonical bytes of the `signed` object
 //! *as received* ([`ParsedMetadata::payload`]), so metadata carrying extension fields still
 //! verifies.
@@ -100,6 +103,16 @@ fn validate_keys_threshold(keyids: &[KeyId], threshold: u32) -> Result<(), Strin
     Ok(())
 }
 
+/// Each key id in a `keys` map must be its key's id (the sha256 of the key's canonical JSON,
+/// as the TUF specification defines key ids): a key listed under an id of someone's choosing
+/// could otherwise count twice towards a threshold.
+fn validate_key_ids(keys: &BTreeMap<KeyId, Key>) -> Result<(), String> {
+    for (keyid, key) in keys {
+        key.check_key_id(keyid).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn validate_common(spec_version: &str, version: u64) -> Result<(), String> {
     let parts: Vec<&str> = spec_version.split('.').collect();
     let numeric = parts
@@ -157,6 +170,7 @@ impl Role for Root {
         if names != top {
             return Err("roles must be exactly root, targets, snapshot and timestamp".into());
         }
+        validate_key_ids(&self.keys)?;
         for (name, role) in &self.roles {
             role.validate().map_err(|e| format!("role `{name}`: {e}"))?;
         }
@@ -298,6 +312,7 @@ impl Delegations {
         if self.roles.is_some() == self.succinct_roles.is_some() {
             return Err("exactly one of roles and succinct_roles must be set".into());
         }
+        validate_key_ids(&self.keys)?;
         if let Some(roles) = &self.roles {
             let mut seen = BTreeSet::new();
             for role in roles {
@@ -572,6 +587,43 @@ impl<T: Role> Signed<T> {
             reason,
         })?;
         Ok(ParsedMetadata { metadata, payload })
+    }
+}
+
+impl<T: Role> Signed<T> {
+    /// Parses the metadata file `file_name` (`N.<role>.json`, `timestamp.json`, optionally
+    /// after a directory): [`Signed::from_bytes`], plus, when the name carries a version, the
+    /// check that the signed `version` is that version. A consistent-snapshot file name is a
+    /// claim about the content; trusting it would let `1.targets.json` copied as
+    /// `2.targets.json` pass for version 2.
+    pub fn from_file(file_name: &str, bytes: &[u8]) -> Result<ParsedMetadata<T>, TufError> {
+        let parsed = Self::from_bytes(file_name, bytes)?;
+        check_file_version(file_name, parsed.metadata.signed.version())?;
+        Ok(parsed)
+    }
+}
+
+/// The version a consistent-snapshot file name carries: `7` for `7.snapshot.json` or
+/// `tuf/7.bin-0a1f.json`; `None` for `timestamp.json` and other unversioned names.
+pub fn file_name_version(file_name: &str) -> Option<u64> {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    let (digits, rest) = base.split_once('.')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || rest.is_empty() {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Fails when `file_name` carries a version ([`file_name_version`]) other than
+/// `signed_version`, naming the file and both versions.
+pub fn check_file_version(file_name: &str, signed_version: u64) -> Result<(), TufError> {
+    match file_name_version(file_name) {
+        Some(named) if named != signed_version => Err(TufError::FileVersionMismatch {
+            file: file_name.to_owned(),
+            named,
+            signed: signed_version,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -23,11 +23,14 @@ use crate::metadata::{
 };
 use crate::{BinLayout, Key, KeyId, RoleName, TargetPath, TufError, format_expires, metadata_file_name};
 
-/// Checks that `payload` carries at least `authorised.threshold` valid signatures, each by a
-/// distinct key id listed in `authorised.keyids` whose key is in `keys`.
+/// Checks that `payload` carries at least `authorised.threshold` valid signatures by distinct
+/// keys listed in `authorised.keyids` whose key is in `keys`.
 ///
-/// A signature by a key that is not authorised does not count; several signatures by the same
-/// key count once; a key of an unsupported type never counts.
+/// Metadata listing two signatures by one key id is refused ([`TufError::DuplicateSignature`]:
+/// the specification says key ids in `signatures` must be unique, and python-tuf refuses it).
+/// A signature by a key that is not authorised does not count; a key of an unsupported type
+/// never counts; and the threshold counts *keys*, not key ids: one public key listed under two
+/// ids (a key with an extension field has another id) counts once.
 pub fn verify_payload(
     role: &str,
     version: u64,
@@ -42,7 +45,8 @@ pub fn verify_payload(
             reason: "threshold is 0".into(),
         });
     }
-    let mut valid = 0usize;
+    check_unique_signatures(role, version, signatures)?;
+    let mut counted: BTreeMap<(String, String, String), &KeyId> = BTreeMap::new();
     let mut notes: Vec<String> = Vec::new();
     let authorised_ids: BTreeSet<&KeyId> = authorised.keyids.iter().collect();
     for keyid in authorised_ids {
@@ -50,33 +54,35 @@ pub fn verify_payload(
             notes.push(format!("key `{keyid}` is not listed"));
             continue;
         };
-        let mut tried = false;
-        let mut ok = false;
-        for sig in signatures.iter().filter(|s| &s.keyid == keyid) {
-            tried = true;
-            let Ok(raw) = hex::decode(&sig.sig) else {
-                continue;
-            };
-            match key.verify(keyid, payload, &raw) {
-                Ok(true) => {
-                    ok = true;
-                    break;
-                }
-                Ok(false) => {}
+        let Some(sig) = signatures.iter().find(|s| &s.keyid == keyid) else {
+            notes.push(format!("no signature by `{keyid}`"));
+            continue;
+        };
+        let ok = match hex::decode(&sig.sig) {
+            Err(_) => false,
+            Ok(raw) => match key.verify(keyid, payload, &raw) {
+                Ok(ok) => ok,
                 Err(e) => {
                     notes.push(e.to_string());
-                    break;
+                    continue;
                 }
-            }
-        }
-        if ok {
-            valid += 1;
-        } else if tried {
+            },
+        };
+        if !ok {
             notes.push(format!("signature by `{keyid}` does not verify"));
-        } else {
-            notes.push(format!("no signature by `{keyid}`"));
+            continue;
+        }
+        match counted.entry(key.identity()) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(keyid);
+            }
+            std::collections::btree_map::Entry::Occupied(first) => notes.push(format!(
+                "key `{keyid}` is the same public key as `{}`: counted once",
+                first.get()
+            )),
         }
     }
+    let valid = counted.len();
     if valid >= authorised.threshold as usize {
         return Ok(());
     }
@@ -272,9 +278,8 @@ fn load<T: Role>(
     keys: &BTreeMap<KeyId, Key>,
     authorised: &RoleKeys,
 ) -> Result<ParsedMetadata<T>, TufError> {
-    let parsed = Signed::<T>::from_bytes(file, bytes)?;
+    let parsed = Signed::<T>::from_file(file, bytes)?;
     let version = parsed.metadata.signed.version();
-    check_unique_signatures(role, version, &parsed.metadata.signatures)?;
     verify_payload(
         role,
         version,
@@ -352,6 +357,82 @@ pub fn verify_repository(
     })
 }
 
+/// Verifies `N+1.root.json` (`file`, `bytes`) against the trusted root `current` (version N),
+/// as a TUF client updates its root: the file name and the signed version must both be N+1,
+/// no key id may sign twice, and it must carry the threshold of `current`'s root keys *and*
+/// the threshold of its own root keys (counting distinct keys, see [`verify_payload`]).
+/// Expiry is not checked here: intermediate roots may have expired, the final one may not.
+///
+/// The one place a root rotation is checked: the verifier, `tufa import-metadata` and the key
+/// ceremony's `publish` all call it.
+pub fn verify_next_root(current: &Root, file: &str, bytes: &[u8]) -> Result<ParsedMetadata<Root>, TufError> {
+    let root_role = RoleName::ROOT;
+    let next = current.version.saturating_add(1);
+    let parsed = Signed::<Root>::from_file(file, bytes)?;
+    let new = &parsed.metadata.signed;
+    if new.version != next {
+        return Err(TufError::VersionMismatch {
+            role: root_role.to_owned(),
+            expected: next,
+            found: new.version,
+        });
+    }
+    let with_context = |e: TufError, whose: u64| match e {
+        TufError::Threshold {
+            role,
+            version,
+            valid,
+            threshold,
+            detail,
+        } => TufError::Threshold {
+            role,
+            version,
+            valid,
+            threshold,
+            detail: format!(" counting the root keys of v{whose}{detail}"),
+        },
+        other => other,
+    };
+    // Signed by the old root's threshold of old root keys…
+    verify_payload(
+        root_role,
+        new.version,
+        &parsed.payload,
+        &parsed.metadata.signatures,
+        &current.keys,
+        current.role_keys(root_role)?,
+    )
+    .map_err(|e| with_context(e, current.version))?;
+    // …and by its own threshold of its own root keys.
+    verify_payload(
+        root_role,
+        new.version,
+        &parsed.payload,
+        &parsed.metadata.signatures,
+        &new.keys,
+        new.role_keys(root_role)?,
+    )
+    .map_err(|e| with_context(e, new.version))?;
+    Ok(parsed)
+}
+
+/// Verifies a root that is trusted as it is (the trust anchor, e.g. `1.root.json` shipped with
+/// a client): well-formed and signed by the threshold of its own root keys, as python-tuf
+/// checks its trusted root too.
+pub fn verify_trusted_root(what: &str, bytes: &[u8]) -> Result<ParsedMetadata<Root>, TufError> {
+    let parsed = Signed::<Root>::from_file(what, bytes)?;
+    let root = &parsed.metadata.signed;
+    verify_payload(
+        RoleName::ROOT,
+        root.version,
+        &parsed.payload,
+        &parsed.metadata.signatures,
+        &root.keys,
+        root.role_keys(RoleName::ROOT)?,
+    )?;
+    Ok(parsed)
+}
+
 fn verify_root_chain(
     trusted_root: &[u8],
     source: &dyn MetadataSource,
@@ -359,18 +440,7 @@ fn verify_root_chain(
 ) -> Result<Root, TufError> {
     let root_role = RoleName::ROOT;
     // The trust anchor must be signed by its own root keys (python-tuf checks this too).
-    let first = Signed::<Root>::from_bytes("trusted root", trusted_root)?;
-    let mut root = first.metadata.signed;
-    let own = root.role_keys(root_role)?.clone();
-    check_unique_signatures(root_role, root.version, &first.metadata.signatures)?;
-    verify_payload(
-        root_role,
-        root.version,
-        &first.payload,
-        &first.metadata.signatures,
-        &root.keys,
-        &own,
-    )?;
+    let mut root = verify_trusted_root("trusted root", trusted_root)?.metadata.signed;
 
     for _ in 0..options.max_root_rotations {
         let next = root.version.saturating_add(1);
@@ -385,47 +455,7 @@ fn verify_root_chain(
                 max: options.max_root_length,
             });
         }
-        let parsed = Signed::<Root>::from_bytes(&file, &bytes)?;
-        let new = &parsed.metadata.signed;
-        expect_version(root_role, next, new.version)?;
-        check_unique_signatures(root_role, new.version, &parsed.metadata.signatures)?;
-        let with_context = |e: TufError, whose: u64| match e {
-            TufError::Threshold {
-                role,
-                version,
-                valid,
-                threshold,
-                detail,
-            } => TufError::Threshold {
-                role,
-                version,
-                valid,
-                threshold,
-                detail: format!(" counting the root keys of v{whose}{detail}"),
-            },
-            other => other,
-        };
-        // Signed by the old root's threshold of old root keys…
-        verify_payload(
-            root_role,
-            new.version,
-            &parsed.payload,
-            &parsed.metadata.signatures,
-            &root.keys,
-            root.role_keys(root_role)?,
-        )
-        .map_err(|e| with_context(e, root.version))?;
-        // …and by its own threshold of its own root keys.
-        verify_payload(
-            root_role,
-            new.version,
-            &parsed.payload,
-            &parsed.metadata.signatures,
-            &new.keys,
-            new.role_keys(root_role)?,
-        )
-        .map_err(|e| with_context(e, new.version))?;
-        root = parsed.metadata.signed;
+        root = verify_next_root(&root, &file, &bytes)?.metadata.signed;
     }
     // Intermediate roots may have expired; the final one may not.
     check_expiry(root_role, root.version, root.expires, options.now)?;

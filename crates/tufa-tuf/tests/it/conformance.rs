@@ -308,3 +308,41 @@ fn ngclient_rejects_a_bin_signed_by_the_wrong_key() {
         run.stdout
     );
 }
+
+const KEYID_SCRIPT: &str = r#"
+import hashlib, json, sys
+from securesystemslib.formats import encode_canonical
+from tuf.api.metadata import Key
+# As tuf-conformance's recalculate_keyid: sha256 of the canonical key dict, extensions included.
+for line in open(sys.argv[1], encoding="utf-8"):
+    key = Key.from_dict("unused", json.loads(line))
+    print(hashlib.sha256(encode_canonical(key.to_dict()).encode("utf-8")).hexdigest())
+"#;
+
+#[test]
+fn finding_08_key_ids_match_securesystemslib_with_extension_fields() {
+    let python = python::require();
+    let public = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let keys = [
+        format!(r#"{{"keytype":"ed25519","scheme":"ed25519","keyval":{{"public":"{public}"}}}}"#),
+        format!(
+            r#"{{"keytype":"ed25519","scheme":"ed25519","keyval":{{"public":"{public}"}},"keyid_hash_algorithms":"md5"}}"#
+        ),
+        format!(
+            r#"{{"keytype":"ed25519","scheme":"ed25519","keyval":{{"public":"{public}"}},"extra-field":{{"a":1,"b":2}},"x-é":"☃\"\\"}}"#
+        ),
+        format!(
+            r#"{{"keytype":"ed25519","scheme":"ed25519","keyval":{{"public":"{public}","x-inner":[true,null,-3]}}}}"#
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("keys.jsonl");
+    std::fs::write(&input, keys.join("\n") + "\n").unwrap();
+    let out = python::run_ok(&python, KEYID_SCRIPT, &[input.to_str().unwrap()]);
+    let theirs: Vec<&str> = out.lines().collect();
+    assert_eq!(theirs.len(), keys.len());
+    for (json, expected) in keys.iter().zip(theirs) {
+        let key: tufa_tuf::Key = serde_json::from_str(json).unwrap();
+        assert_eq!(key.key_id().to_string(), expected, "{json}");
+    }
+}

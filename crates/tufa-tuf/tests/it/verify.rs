@@ -72,13 +72,172 @@ fn two_of_three_needs_two_distinct_authorised_signatures() {
 }
 
 #[test]
-fn duplicate_signatures_by_one_key_count_once() {
+fn finding_08_duplicate_signature_key_ids_are_refused_not_counted() {
     let k = two_of_three();
     let a = &k.signers[0];
     let mut dup = sign_metadata(timestamp_meta(), &[a]).unwrap();
     dup.signatures.push(dup.signatures[0].clone());
-    let (valid, _) = threshold_error(verify_signed("timestamp", &dup, &k.keys, &k.role));
+    // Two signatures by one key id never reach a 2-of-3 threshold: the metadata is refused,
+    // as the specification requires (key ids in `signatures` are unique) and python-tuf does.
+    match verify_signed("timestamp", &dup, &k.keys, &k.role) {
+        Err(TufError::DuplicateSignature { keyid, version, .. }) => {
+            assert_eq!(keyid, a.keyid().to_string());
+            assert_eq!(version, 7);
+        }
+        other => panic!("expected a duplicate-signature error, got {other:?}"),
+    }
+}
+
+/// `key` listed a second time under another id: the same public key with an extension field
+/// (whose canonical hash, so its key id, differs).
+fn same_key_other_id(key: &tufa_tuf::Key) -> tufa_tuf::Key {
+    key.clone()
+        .with_field("x-second-listing", serde_json::json!("same public key"))
+        .unwrap()
+}
+
+#[test]
+fn finding_08_one_public_key_under_two_key_ids_counts_once() {
+    let a = Ed25519Signer::generate();
+    let alias = same_key_other_id(a.key());
+    assert_ne!(alias.key_id(), a.keyid());
+    let keys = BTreeMap::from([(a.keyid(), a.key().clone()), (alias.key_id(), alias.clone())]);
+    let role = RoleKeys {
+        keyids: vec![a.keyid(), alias.key_id()],
+        threshold: 2,
+    };
+    // One signature, presented under both ids: both verify, but it is one key.
+    let mut signed = sign_metadata(timestamp_meta(), &[&a]).unwrap();
+    signed.signatures.push(Signature {
+        keyid: alias.key_id(),
+        sig: signed.signatures[0].sig.clone(),
+    });
+    let (valid, msg) = threshold_error(verify_signed("timestamp", &signed, &keys, &role));
     assert_eq!(valid, 1);
+    assert!(msg.contains("is the same public key as"), "{msg}");
+
+    // A second, really distinct key meets the threshold.
+    let b = Ed25519Signer::generate();
+    let mut keys = keys;
+    keys.insert(b.keyid(), b.key().clone());
+    let role = RoleKeys {
+        keyids: vec![a.keyid(), alias.key_id(), b.keyid()],
+        threshold: 2,
+    };
+    let both = sign_metadata(timestamp_meta(), &[&a, &b]).unwrap();
+    verify_signed("timestamp", &both, &keys, &role).unwrap();
+}
+
+/// A root whose root role lists `root_keys` (threshold `threshold`), signed by `signatures`
+/// (key id, signer) pairs, as file bytes.
+fn hand_made_root(
+    root_keys: &[tufa_tuf::Key],
+    threshold: u32,
+    signatures: &[(tufa_tuf::KeyId, &Ed25519Signer)],
+) -> Vec<u8> {
+    let online = Ed25519Signer::generate();
+    let keys = tufa_tuf::build::RootKeys {
+        root: tufa_tuf::build::RoleKeySet::new(root_keys.to_vec(), threshold),
+        targets: tufa_tuf::build::RoleKeySet::single(online.key().clone()),
+        snapshot: tufa_tuf::build::RoleKeySet::single(online.key().clone()),
+        timestamp: tufa_tuf::build::RoleKeySet::single(online.key().clone()),
+    };
+    let root = tufa_tuf::build::new_root(&keys, 1, tufa_tuf::parse_expires("2040-01-01T00:00:00Z").unwrap())
+        .unwrap();
+    let mut signed = sign_metadata(root, &[]).unwrap();
+    let payload = signed.signed_bytes().unwrap();
+    for (keyid, signer) in signatures {
+        signed.signatures.push(Signature {
+            keyid: *keyid,
+            sig: hex::encode(signer.sign(&payload).unwrap()),
+        });
+    }
+    signed.to_bytes().unwrap()
+}
+
+#[test]
+fn finding_08_a_root_listing_one_key_twice_with_threshold_2_is_not_met_by_one_signature() {
+    let a = Ed25519Signer::generate();
+    let alias = same_key_other_id(a.key());
+    let bytes = hand_made_root(
+        &[a.key().clone(), alias.clone()],
+        2,
+        &[(a.keyid(), &a), (alias.key_id(), &a)],
+    );
+    let err = tufa_tuf::verify_trusted_root("1.root.json", &bytes).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("role `root` v1: 1 valid signature(s) from authorised keys, threshold is 2"),
+        "{msg}"
+    );
+    assert!(msg.contains("same public key"), "{msg}");
+    // The same through the whole-repository walk.
+    let meta: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let failure = verify_repository(&bytes, &meta, &options()).unwrap_err();
+    assert!(
+        failure.problems[0].to_string().contains("threshold is 2"),
+        "{failure}"
+    );
+
+    // Two distinct keys: the same shape verifies.
+    let b = Ed25519Signer::generate();
+    let good = hand_made_root(
+        &[a.key().clone(), b.key().clone()],
+        2,
+        &[(a.keyid(), &a), (b.keyid(), &b)],
+    );
+    tufa_tuf::verify_trusted_root("1.root.json", &good).unwrap();
+}
+
+#[test]
+fn finding_08_key_ids_must_be_the_canonical_hash_of_their_key() {
+    let a = Ed25519Signer::generate();
+    let b = Ed25519Signer::generate();
+    let bytes = hand_made_root(
+        &[a.key().clone(), b.key().clone()],
+        2,
+        &[(a.keyid(), &a), (b.keyid(), &b)],
+    );
+    tufa_tuf::verify_trusted_root("1.root.json", &bytes).unwrap();
+    // The issue's reproduction: key `a` listed a second time, under a made-up id, in the keys
+    // map and the root role; both "signatures" are a's.
+    let fake = tufa_tuf::KeyId::from(tufa_pypi::Sha256Digest::of(b"not a key"));
+    let text = String::from_utf8(bytes).unwrap();
+    let forged = text
+        .replace(&b.keyid().to_string(), &fake.to_string())
+        .replace(&b.key().keyval.public, &a.key().keyval.public);
+    let err = tufa_tuf::verify_trusted_root("1.root.json", forged.as_bytes()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "key `{fake}`: the key id is not the sha256 of the key's canonical JSON (that is `{}`)",
+            a.keyid()
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn finding_08_key_ids_of_keys_with_extension_fields_include_them() {
+    // As securesystemslib: the key id is over the whole key object, unknown fields included,
+    // and the fields survive a parse and re-serialisation.
+    let json = r#"{"keytype":"ed25519","scheme":"ed25519","keyid_hash_algorithms":"md5",
+        "keyval":{"public":"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"},
+        "x-extra":{"b":2,"a":[1,"x"]}}"#;
+    let key: tufa_tuf::Key = serde_json::from_str(json).unwrap();
+    let canonical = r#"{"keyid_hash_algorithms":"md5","keytype":"ed25519","keyval":{"public":"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"},"scheme":"ed25519","x-extra":{"a":[1,"x"],"b":2}}"#;
+    assert_eq!(
+        key.key_id(),
+        tufa_tuf::KeyId::from(tufa_pypi::Sha256Digest::of(canonical.as_bytes()))
+    );
+    assert_eq!(
+        tufa_tuf::canonical::to_canonical(&key).unwrap(),
+        canonical.as_bytes()
+    );
+    // A float has no canonical form, so no key id: refused when parsed.
+    let float = json.replace(r#""b":2"#, r#""b":2.5"#);
+    let err = serde_json::from_str::<tufa_tuf::Key>(&float).unwrap_err();
+    assert!(err.to_string().contains("x-extra"), "{err}");
 }
 
 #[test]
@@ -225,7 +384,7 @@ fn a_bin_modified_without_its_key_is_rejected() {
 }
 
 #[test]
-fn snapshot_version_must_match_the_bin() {
+fn finding_07_a_bin_copied_under_the_next_version_name_is_refused() {
     let mut repo = Repo::new(4, DEFAULT_TARGETS);
     let name = repo.layout.role_name(3);
     // Snapshot says v2 and `2.bin-3.json` exists, but it is the v1 metadata (a replay).
@@ -236,7 +395,9 @@ fn snapshot_version_must_match_the_bin() {
     let problems = problems(&repo);
     assert_eq!(
         problems,
-        vec![format!("role `{name}`: expected version 2, found version 1")]
+        vec![format!(
+            "`2.{name}.json` is signed as version 1, but its file name says version 2"
+        )]
     );
 }
 
@@ -307,15 +468,61 @@ fn root_rotation_needs_the_old_threshold_and_the_new_one() {
 }
 
 #[test]
-fn root_versions_must_follow_one_another() {
+fn finding_07_a_root_copied_under_the_next_version_name_is_refused() {
     let mut repo = Repo::new(4, DEFAULT_TARGETS);
     let bytes = repo.rotate_root(&[0, 1], &[0, 1]);
     // Serve version 2 as `3.root.json` after a proper 2: the walk wants 3 and finds 2.
-    repo.put("3.root.json", bytes);
+    repo.put("3.root.json", bytes.clone());
     assert_eq!(
         problems(&repo),
-        vec!["role `root`: expected version 3, found version 2".to_owned()]
+        vec!["`3.root.json` is signed as version 2, but its file name says version 3".to_owned()]
     );
+    // The shared next-root check says the same to every caller.
+    let v1 = Signed::<tufa_tuf::Root>::from_bytes("1.root.json", repo.root_bytes())
+        .unwrap()
+        .metadata
+        .signed;
+    let err = tufa_tuf::verify_next_root(&v1, "3.root.json", &bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TufError::FileVersionMismatch {
+                named: 3,
+                signed: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Named right, but not the next version after the trusted one.
+    let v0 = tufa_tuf::Root {
+        version: 0,
+        ..v1.clone()
+    };
+    let err = tufa_tuf::verify_next_root(&v0, "2.root.json", &bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "role `root`: expected version 1, found version 2"
+    );
+    tufa_tuf::verify_next_root(&v1, "2.root.json", &bytes).unwrap();
+}
+
+#[test]
+fn finding_07_file_name_versions_are_checked_against_signed_versions() {
+    let repo = Repo::new(4, DEFAULT_TARGETS);
+    let v1 = &repo.meta["1.targets.json"];
+    Signed::<Targets>::from_file("1.targets.json", v1).unwrap();
+    Signed::<Targets>::from_file("import/1.targets.json", v1).unwrap();
+    // Unversioned names carry no claim.
+    Signed::<Targets>::from_file("targets.json", v1).unwrap();
+    let err = Signed::<Targets>::from_file("export/2.targets.json", v1).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`export/2.targets.json` is signed as version 1, but its file name says version 2"
+    );
+    assert_eq!(tufa_tuf::file_name_version("12.bin-0a1f.json"), Some(12));
+    assert_eq!(tufa_tuf::file_name_version("timestamp.json"), None);
+    assert_eq!(tufa_tuf::file_name_version("x.12.json"), None);
 }
 
 #[test]
