@@ -26,6 +26,9 @@ pub enum ServerError {
     /// rustls refused the certificate chain and key.
     #[error("the TLS certificate and key cannot be used together")]
     TlsConfig(#[source] rustls::Error),
+    /// The configured limits do not fit together.
+    #[error("invalid serve.limits: {0}")]
+    InvalidLimits(String),
     /// The listener's local address could not be read.
     #[error("cannot use the listening socket")]
     Listener(#[source] std::io::Error),

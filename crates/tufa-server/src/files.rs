@@ -18,19 +18,18 @@ use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectStor
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 use tufa_pypi::{Sha256Digest, Sha256Hasher};
-use tufa_store::{BlobStore, VerifyOutcome};
-use tufa_tree::{FilePath, parse_file_path, read_manifest};
+use tufa_store::BlobStore;
+use tufa_tree::{FilePath, ProjectManifest, parse_file_path};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::pages::{etag_of, if_none_match, split_hash_prefix, verified_small};
+use crate::verify::{BlobVersion, Outcome, hash_chunk};
 
 /// `Cache-Control` of content-addressed responses: the URL names the content.
 pub(crate) const IMMUTABLE: &str = "max-age=31536000, public, immutable";
 /// Read size for files on the local disk (object_store's own reader uses 8 KiB).
 const READ_CHUNK: usize = 256 * 1024;
-/// Chunks up to this size are hashed on the calling task, larger ones on a blocking thread.
-const INLINE_HASH_LIMIT: usize = 256 * 1024;
 
 /// `Content-Type` by filename. Never a compression type and never with `Content-Encoding`:
 /// a client would decompress a `.tar.gz` and then fail its hash check.
@@ -58,13 +57,19 @@ pub(crate) async fn file(
         return Err(ApiError::NotFound);
     };
     let (file, prefix) = parse_any_file_path(&rest).ok_or(ApiError::NotFound)?;
+    // The hash-prefixed form of a file names its digest twice; both must agree.
+    if !file.metadata && prefix.is_some_and(|p| p != file.sha256) {
+        return Err(ApiError::NotFound);
+    }
+    // Only a (digest, filename) pair that a published project page lists is answered: not
+    // any stored blob under any name, not a file a later publish removed, not a file of a
+    // quarantined project (published without files).
+    let manifest = crate::published::publishing_manifest(&state, &file)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if file.metadata {
-        metadata(&state, &file, prefix.as_ref(), &method, &headers).await
+        metadata(&state, &file, &manifest, prefix.as_ref(), &method, &headers).await
     } else {
-        // The hash-prefixed form of a file names its digest twice; both must agree.
-        if prefix.is_some_and(|p| p != file.sha256) {
-            return Err(ApiError::NotFound);
-        }
         distribution(&state, &file, &method, &headers).await
     }
 }
@@ -123,7 +128,7 @@ async fn distribution(
             return build(builder.header(header::CONTENT_LENGTH, meta.size), Body::empty());
         }
         if let Some(range) = range {
-            return serve_range(state, &digest, range, meta.size, builder).await;
+            return serve_range(state, &digest, range, BlobVersion::of(&meta), builder).await;
         }
     }
 
@@ -131,12 +136,12 @@ async fn distribution(
         .get(&key)
         .await
         .map_err(|e| ApiError::from_object_store(&digest, e))?;
-    let len = result.meta.size;
-    let builder = file_headers(&etag, SystemTime::from(result.meta.last_modified))
+    let version = BlobVersion::of(&result.meta);
+    let builder = file_headers(&etag, version.modified)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_LENGTH, len);
-    let body = verified_stream(payload_stream(result), digest, len, state.clone());
+        .header(header::CONTENT_LENGTH, version.len);
+    let body = verified_stream(payload_stream(result), digest, version, state.clone());
     build(builder, Body::from_stream(body))
 }
 
@@ -152,36 +157,39 @@ pub(crate) async fn verified_blob_body(
         .get(&BlobStore::key_for(digest))
         .await
         .map_err(|e| ApiError::from_object_store(digest, e))?;
-    let len = result.meta.size;
-    let body = verified_stream(payload_stream(result), *digest, len, state.clone());
-    Ok((len, Body::from_stream(body)))
+    let version = BlobVersion::of(&result.meta);
+    let body = verified_stream(payload_stream(result), *digest, version, state.clone());
+    Ok((version.len, Body::from_stream(body)))
 }
 
-/// A range request: verify the whole blob first, then cut the range from a fresh read.
+/// A range request: cut the range from a fresh read of a blob whose whole content this
+/// process has verified in this version (hashed once, remembered; see the `verify` module).
 async fn serve_range(
     state: &AppState,
     digest: &Sha256Digest,
     range: RangeSpec,
-    stored_len: u64,
+    version: BlobVersion,
     builder: Builder,
 ) -> Result<Response, ApiError> {
+    let stored_len = version.len;
     let Some((start, end)) = range.resolve(stored_len) else {
         return Err(ApiError::RangeNotSatisfiable { len: stored_len });
     };
-    match state.store().verify(digest).await {
-        Ok(VerifyOutcome::Ok { len }) if len == stored_len => {}
-        Ok(VerifyOutcome::Ok { len }) => {
+    match state.verifier().verify(state.store(), *digest, version).await {
+        Outcome::Verified(verified) if verified == version => {}
+        Outcome::Verified(verified) => {
             return Err(ApiError::Unavailable(format!(
-                "blob sha256:{digest} changed length while being read ({stored_len} → {len})"
+                "blob sha256:{digest} changed while being read ({} bytes → {})",
+                stored_len, verified.len
             )));
         }
-        Ok(VerifyOutcome::Missing) => return Err(ApiError::NotFound),
-        Ok(VerifyOutcome::Corrupt { actual }) => {
+        Outcome::Missing => return Err(ApiError::NotFound),
+        Outcome::Corrupt { actual } => {
             state.metrics().verification_failed();
             tracing::error!(digest = %digest, actual = %actual, "stored blob does not match its digest; range not served");
             return Err(ApiError::Corrupt);
         }
-        Err(e) => return Err(ApiError::from_store(e)),
+        Outcome::Failed(detail) => return Err(ApiError::Unavailable(detail)),
     }
     let options = GetOptions {
         range: Some(GetRange::Bounded(start..end + 1)),
@@ -204,20 +212,17 @@ async fn serve_range(
     )
 }
 
-/// PEP 658 metadata: the METADATA blob the project's manifest lists for this wheel. With a
-/// hash `prefix` (a TUF client's request), only when it is that blob's digest.
+/// PEP 658 metadata: the METADATA blob the project's `manifest` lists for this wheel (whose
+/// (digest, filename) pair the caller checked is published). With a hash `prefix` (a TUF
+/// client's request), only when it is that blob's digest.
 async fn metadata(
     state: &AppState,
     file: &FilePath,
+    manifest: &ProjectManifest,
     prefix: Option<&Sha256Digest>,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let project = file.filename.project().ok_or(ApiError::NotFound)?;
-    let manifest = read_manifest(state.store(), project)
-        .await
-        .map_err(ApiError::from_tree)?
-        .ok_or(ApiError::NotFound)?;
     let blob = *manifest
         .metadata
         .get(file.filename.as_str())
@@ -313,7 +318,7 @@ fn requested_range(headers: &HeaderMap, etag: &str) -> Option<RangeSpec> {
 
 /// The bytes of a get, in large chunks. object_store reads local files 8 KiB per blocking
 /// call; here a local file is read `READ_CHUNK` bytes at a time.
-fn payload_stream(result: GetResult) -> BoxStream<'static, io::Result<Bytes>> {
+pub(crate) fn payload_stream(result: GetResult) -> BoxStream<'static, io::Result<Bytes>> {
     let GetResult { payload, range, .. } = result;
     match payload {
         GetResultPayload::File(file, _) => stream::once(async move {
@@ -334,6 +339,7 @@ struct Verifying {
     held: Option<Bytes>,
     seen: u64,
     len: u64,
+    version: BlobVersion,
     digest: Sha256Digest,
     state: AppState,
 }
@@ -359,28 +365,20 @@ impl Verifying {
     }
 
     async fn hash(&mut self, chunk: Bytes) -> io::Result<()> {
-        if chunk.len() <= INLINE_HASH_LIMIT {
-            self.hasher.update(&chunk);
-            return Ok(());
-        }
-        let mut hasher = std::mem::take(&mut self.hasher);
-        self.hasher = tokio::task::spawn_blocking(move || {
-            hasher.update(&chunk);
-            hasher
-        })
-        .await
-        .map_err(io::Error::other)?;
+        let hasher = std::mem::take(&mut self.hasher);
+        self.hasher = hash_chunk(hasher, chunk).await?;
         Ok(())
     }
 }
 
-/// `inner` as a body that is only ever complete when it hashed to `digest` with exactly `len`
-/// bytes: each chunk is hashed as it arrives and passed on one chunk late; the last one is
-/// released only after the check, and replaced by an error when it fails.
+/// `inner` as a body that is only ever complete when it hashed to `digest` with exactly
+/// `version.len` bytes: each chunk is hashed as it arrives and passed on one chunk late; the
+/// last one is released only after the check (which also marks the digest verified in this
+/// version, for later range requests), and replaced by an error when it fails.
 fn verified_stream(
     inner: BoxStream<'static, io::Result<Bytes>>,
     digest: Sha256Digest,
-    len: u64,
+    version: BlobVersion,
     state: AppState,
 ) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
     let start = Verifying {
@@ -388,7 +386,8 @@ fn verified_stream(
         hasher: Sha256Hasher::new(),
         held: None,
         seen: 0,
-        len,
+        len: version.len,
+        version,
         digest,
         state,
     };
@@ -419,6 +418,7 @@ fn verified_stream(
                 None => {
                     let actual = std::mem::take(&mut st.hasher).finish();
                     if actual == st.digest && st.seen == st.len {
+                        st.state.verifier().remember(st.digest, st.version);
                         return st.held.take().map(|last| (Ok(last), None));
                     }
                     return Some((Err(st.fail(Some(actual))), None));
@@ -548,20 +548,31 @@ mod tests {
         .boxed()
     }
 
+    fn v(len: u64) -> BlobVersion {
+        BlobVersion {
+            len,
+            modified: SystemTime::UNIX_EPOCH,
+        }
+    }
+
     #[tokio::test]
     async fn verified_stream_releases_the_last_chunk_only_after_the_check() {
         let state = AppState::new(BlobStore::memory(), crate::ServerLimits::default());
         let good = Sha256Digest::of(b"abcdef");
-        let out: Vec<io::Result<Bytes>> =
-            verified_stream(chunks(&[b"ab", b"", b"cd", b"ef", b""]), good, 6, state.clone())
-                .collect()
-                .await;
+        let out: Vec<io::Result<Bytes>> = verified_stream(
+            chunks(&[b"ab", b"", b"cd", b"ef", b""]),
+            good,
+            v(6),
+            state.clone(),
+        )
+        .collect()
+        .await;
         let bytes: Vec<u8> = out.into_iter().flat_map(|r| r.unwrap().to_vec()).collect();
         assert_eq!(bytes, b"abcdef");
 
         // Wrong content: everything but the last chunk, then an error.
         let out: Vec<io::Result<Bytes>> =
-            verified_stream(chunks(&[b"ab", b"cd", b"eX"]), good, 6, state.clone())
+            verified_stream(chunks(&[b"ab", b"cd", b"eX"]), good, v(6), state.clone())
                 .collect()
                 .await;
         assert_eq!(out.len(), 3);
@@ -569,14 +580,15 @@ mod tests {
         assert!(out[2].is_err());
 
         // Too long: stopped as soon as it shows.
-        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[b"abcdef", b"g"]), good, 6, state.clone())
-            .collect()
-            .await;
+        let out: Vec<io::Result<Bytes>> =
+            verified_stream(chunks(&[b"abcdef", b"g"]), good, v(6), state.clone())
+                .collect()
+                .await;
         assert_eq!(out.len(), 1);
         assert!(out[0].is_err());
 
         // Too short (a truncated blob that still hashes... to something else).
-        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[b"abc"]), good, 6, state.clone())
+        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[b"abc"]), good, v(6), state.clone())
             .collect()
             .await;
         assert_eq!(out.len(), 1);
@@ -584,7 +596,7 @@ mod tests {
 
         // Empty blob.
         let empty = Sha256Digest::of(b"");
-        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[]), empty, 0, state.clone())
+        let out: Vec<io::Result<Bytes>> = verified_stream(chunks(&[]), empty, v(0), state.clone())
             .collect()
             .await;
         assert!(out.is_empty());

@@ -73,14 +73,17 @@
 //! normalised name.
 
 mod cache;
+mod conn;
 mod error;
 mod files;
 mod metrics;
 mod middleware;
 mod negotiate;
 mod pages;
+mod published;
 mod serve;
 mod tuf;
+mod verify;
 
 use std::sync::Arc;
 
@@ -98,6 +101,8 @@ pub use serve::{SHUTDOWN_GRACE, TlsFiles, serve, shutdown_signal};
 
 use crate::cache::PageCache;
 use crate::metrics::Metrics;
+use crate::published::PublishedFiles;
+use crate::verify::Verifier;
 
 /// Limits on what one client can make the server do. Every field has a default; in a config
 /// file, unknown fields are an error.
@@ -115,6 +120,23 @@ pub struct ServerLimits {
     /// Most connections served at once; further clients wait in the listen backlog. Default
     /// 1024.
     pub max_connections: usize,
+    /// Most connections one client address (an IPv4 address, an IPv6 /64) may hold at once;
+    /// further connections from it are closed as soon as they are accepted, so one client
+    /// cannot take every slot. Must be below `max_connections`; 0 disables the rule. Default 64.
+    pub max_connections_per_ip: usize,
+    /// A connection whose response cannot be written (the client reads nothing) for this many
+    /// seconds is closed. Default 30.
+    pub send_idle_timeout_secs: u64,
+    /// A connection whose client reads a pending response slower than this, on average over
+    /// `send_idle_timeout_secs`, is closed. 0 disables the rule. Default 1024 (bytes/s).
+    pub min_send_rate_bytes_per_sec: u64,
+    /// A connection on which no byte is read or written for this many seconds is closed
+    /// (a silent new connection, an idle HTTP/2 connection, an HTTP/2 stream the client stopped
+    /// granting flow-control window to). Idle HTTP/1 keep-alive connections are closed sooner,
+    /// after `request_timeout_secs`. Default 60.
+    pub idle_timeout_secs: u64,
+    /// Whole-blob verifications (before a range is served) run at once; more wait. Default 2.
+    pub max_concurrent_verifications: usize,
     /// Bytes of verified small blobs (pages, METADATA) kept in memory. Default 64 MiB.
     pub page_cache_bytes: u64,
     /// `/readyz` fails when the published TUF timestamp expires within this many seconds (or
@@ -130,9 +152,37 @@ impl Default for ServerLimits {
             max_header_bytes: 16 * 1024,
             request_timeout_secs: 30,
             max_connections: 1024,
+            max_connections_per_ip: 64,
+            send_idle_timeout_secs: 30,
+            min_send_rate_bytes_per_sec: 1024,
+            idle_timeout_secs: 60,
+            max_concurrent_verifications: 2,
             page_cache_bytes: 64 * 1024 * 1024,
             readiness_min_timestamp_validity_secs: 3600,
         }
+    }
+}
+
+impl ServerLimits {
+    /// Checks that the limits fit together; [`serve`] refuses to start otherwise.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        let invalid = |reason: String| Err(ServerError::InvalidLimits(reason));
+        if self.max_connections_per_ip != 0 && self.max_connections_per_ip >= self.max_connections {
+            return invalid(format!(
+                "max_connections_per_ip ({}) must be below max_connections ({}), or 0 to disable it",
+                self.max_connections_per_ip, self.max_connections
+            ));
+        }
+        if self.send_idle_timeout_secs == 0 {
+            return invalid("send_idle_timeout_secs must be at least 1".to_owned());
+        }
+        if self.idle_timeout_secs == 0 {
+            return invalid("idle_timeout_secs must be at least 1".to_owned());
+        }
+        if self.max_concurrent_verifications == 0 {
+            return invalid("max_concurrent_verifications must be at least 1".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -149,17 +199,23 @@ struct Inner {
     limits: ServerLimits,
     cache: PageCache,
     metrics: Metrics,
+    verifier: Verifier,
+    published: PublishedFiles,
 }
 
 impl AppState {
     pub fn new(store: BlobStore, limits: ServerLimits) -> Self {
         let cache = PageCache::new(limits.page_cache_bytes);
+        let verifier = Verifier::new(limits.max_concurrent_verifications);
+        let published = PublishedFiles::new(limits.page_cache_bytes);
         Self {
             inner: Arc::new(Inner {
                 store,
                 limits,
                 cache,
                 metrics: Metrics::default(),
+                verifier,
+                published,
             }),
         }
     }
@@ -179,6 +235,14 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    pub(crate) fn published(&self) -> &PublishedFiles {
+        &self.inner.published
     }
 }
 
@@ -276,6 +340,7 @@ async fn readiness_checks(state: &AppState) -> Result<(), NotReady> {
 /// failure is logged).
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut text = state.metrics().render();
+    metrics::render_verifications(&mut text, state.verifier().runs());
     match tuf::timestamp_expiry(state.store()).await {
         Ok(Some(expires)) => {
             metrics::render_timestamp_gauge(&mut text, tuf::seconds_until(expires, jiff::Timestamp::now()));

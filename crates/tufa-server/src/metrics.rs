@@ -63,6 +63,37 @@ impl Route {
     }
 }
 
+/// Why the server closed a connection itself (`tufa_connections_closed_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// Nothing read or written for `idle_timeout_secs` (or no first byte in time).
+    Idle,
+    /// A response write pending without progress for `send_idle_timeout_secs`.
+    SendStalled,
+    /// The client read a pending response below `min_send_rate_bytes_per_sec`.
+    SendTooSlow,
+    /// The client address already held `max_connections_per_ip` connections.
+    PerClientLimit,
+}
+
+impl Closed {
+    const ALL: [Closed; 4] = [
+        Self::Idle,
+        Self::SendStalled,
+        Self::SendTooSlow,
+        Self::PerClientLimit,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::SendStalled => "send_stalled",
+            Self::SendTooSlow => "send_too_slow",
+            Self::PerClientLimit => "per_client_limit",
+        }
+    }
+}
+
 /// Upper bounds of the duration histogram's buckets, in seconds.
 const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -96,6 +127,7 @@ pub(crate) struct Metrics {
     durations: [Histogram; Route::ALL.len()],
     response_bytes: [AtomicU64; Route::ALL.len()],
     verification_failures: AtomicU64,
+    closed: [AtomicU64; Closed::ALL.len()],
 }
 
 impl Metrics {
@@ -116,6 +148,12 @@ impl Metrics {
 
     pub(crate) fn verification_failed(&self) {
         self.verification_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self, reason: Closed) {
+        if let Some(c) = self.closed.get(reason as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -195,8 +233,32 @@ impl Metrics {
             "tufa_blob_verification_failures_total {}",
             self.verification_failures.load(Ordering::Relaxed)
         );
+
+        let _ = writeln!(
+            out,
+            "# HELP tufa_connections_closed_total Connections the server closed itself, by rule."
+        );
+        let _ = writeln!(out, "# TYPE tufa_connections_closed_total counter");
+        for (reason, n) in Closed::ALL.iter().zip(&self.closed) {
+            let _ = writeln!(
+                out,
+                "tufa_connections_closed_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                n.load(Ordering::Relaxed)
+            );
+        }
         out
     }
+}
+
+/// Appends `tufa_blob_verifications_total`.
+pub(crate) fn render_verifications(out: &mut String, runs: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP tufa_blob_verifications_total Whole-blob hashes run to verify a blob before serving a range of it."
+    );
+    let _ = writeln!(out, "# TYPE tufa_blob_verifications_total counter");
+    let _ = writeln!(out, "tufa_blob_verifications_total {runs}");
 }
 
 /// Appends `tufa_tuf_timestamp_expires_in_seconds` (negative once expired).

@@ -27,8 +27,20 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     let response = next.run(request).await;
     let status = response.status();
     let (parts, body) = response.into_parts();
+    // hyper stops polling a body once `Content-Length` bytes went out, so its end is never
+    // seen as such: a body that delivered all the bytes it announced is complete.
+    let announced = if method == Method::HEAD {
+        None
+    } else {
+        parts
+            .headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     let body = ObservedBody {
         inner: body,
+        announced,
         record: Some(Record {
             state,
             route,
@@ -83,9 +95,12 @@ impl Record {
     }
 }
 
-/// A response body that counts what it yields and reports when it ends or is dropped.
+/// A response body that counts what it yields and reports when it ends (all announced bytes
+/// sent, or the end of the stream) or is dropped.
 struct ObservedBody {
     inner: Body,
+    /// `Content-Length`, when the response has one.
+    announced: Option<u64>,
     record: Option<Record>,
 }
 
@@ -103,6 +118,12 @@ impl http_body::Body for ObservedBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some(record)) = (frame.data_ref(), this.record.as_mut()) {
                     record.bytes += data.len() as u64;
+                    if this.announced == Some(record.bytes)
+                        && let Some(mut record) = this.record.take()
+                    {
+                        record.ended = true;
+                        record.finish();
+                    }
                 }
             }
             Poll::Ready(None) => {

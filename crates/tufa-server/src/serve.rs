@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn::{PerClient, Rules, Watchdog};
+use crate::metrics::Closed;
 use crate::{AppState, ServerError, router};
 
 /// How long in-flight requests may take to finish after shutdown was asked for.
@@ -25,11 +27,6 @@ const MIN_H1_BUF: usize = 8192;
 const MAX_HEADERS: usize = 100;
 /// Most concurrent HTTP/2 streams on one connection.
 const MAX_H2_STREAMS: u32 = 100;
-/// HTTP/2 connections are pinged this often, and dropped when a ping goes unanswered for
-/// `H2_PING_TIMEOUT`, so dead peers do not keep a connection slot. (Idle HTTP/1 connections
-/// are closed by hyper's header read timeout.)
-const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A PEM certificate chain (leaf first) and its PEM private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +37,14 @@ pub struct TlsFiles {
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// for up to [`SHUTDOWN_GRACE`]. At most `max_connections` connections are served at once
-/// (the accept loop waits for a free slot, so further clients queue in the listen backlog);
-/// request headers are limited to `max_header_bytes` and must arrive within
-/// `request_timeout_secs` (a TLS handshake too).
+/// (the accept loop waits for a free slot, so further clients queue in the listen backlog),
+/// and at most `max_connections_per_ip` from one client address (further ones are closed at
+/// once); request headers are limited to `max_header_bytes` and must arrive within
+/// `request_timeout_secs` (a TLS handshake too). Every connection runs under a watchdog
+/// (`conn::Watchdog`): no first byte within `request_timeout_secs`, nothing read or written
+/// for `idle_timeout_secs`, a response write stalled for `send_idle_timeout_secs` or read
+/// slower than `min_send_rate_bytes_per_sec`, and the connection is closed. (Dead HTTP/2
+/// peers are caught by these rules too, so no keep-alive pings are sent.)
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -54,6 +56,9 @@ pub async fn serve(
         None => None,
     };
     let limits = state.limits().clone();
+    limits.validate()?;
+    let rules = Rules::from_limits(&limits);
+    let per_client = PerClient::new(limits.max_connections_per_ip);
     let request_timeout = Duration::from_secs(limits.request_timeout_secs.max(1));
     let local = listener.local_addr().map_err(ServerError::Listener)?;
 
@@ -68,11 +73,9 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(MAX_H2_STREAMS)
-        .keep_alive_interval(H2_PING_INTERVAL)
-        .keep_alive_timeout(H2_PING_TIMEOUT);
+        .max_concurrent_streams(MAX_H2_STREAMS);
 
-    let app = router(state);
+    let app = router(state.clone());
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -98,13 +101,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(client_slot) = per_client.try_acquire(peer.ip()) else {
+            state.metrics().connection_closed(Closed::PerClientLimit);
+            tracing::debug!(peer = %peer, limit = limits.max_connections_per_ip, "client holds its maximum of connections; closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let stream = Watchdog::new(stream, rules, state.clone());
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             let result = match acceptor {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);

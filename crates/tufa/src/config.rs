@@ -227,6 +227,7 @@ impl Config {
             bail!("sync.concurrency values must be at least 1");
         }
         self.tuf.validate()?;
+        self.serve.limits.validate()?;
         if self.sync.latest_releases == Some(0) {
             bail!("sync.latest_releases must be at least 1 (remove it to mirror every release)");
         }
@@ -294,6 +295,16 @@ listen = "{listen}"
 # max_header_bytes = 16384
 # request_timeout_secs = 30
 # max_connections = 1024
+# Connections one client address (IPv4, or IPv6 /64) may hold; below max_connections, 0 = no limit.
+# max_connections_per_ip = 64
+# A response the client reads nothing of for this long, or reads slower than the minimum rate
+# (bytes/s, averaged over that time; 0 = no rate rule), closes the connection.
+# send_idle_timeout_secs = 30
+# min_send_rate_bytes_per_sec = 1024
+# A connection with nothing read or written for this long is closed.
+# idle_timeout_secs = 60
+# Whole-blob verifications before serving ranges, at once (each digest hashed once per process).
+# max_concurrent_verifications = 2
 # page_cache_bytes = 67108864
 # /readyz fails when the TUF timestamp expires within this many seconds.
 # readiness_min_timestamp_validity_secs = 3600

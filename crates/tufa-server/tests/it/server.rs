@@ -110,6 +110,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     let f = Fixture::memory().await;
     let limits = ServerLimits {
         max_connections: 1,
+        max_connections_per_ip: 0,
         ..ServerLimits::default()
     };
     let state = AppState::new(f.store.clone(), limits);
