@@ -268,7 +268,7 @@ async fn check_online_key(
     };
     let version = |role: &str| roles.get(role).map_or(1, |(v, _)| *v);
     let root_name = format!("{}.root.json", version(ROLE_ROOT));
-    let root = tufa_tuf::Signed::<tufa_tuf::Root>::from_bytes(&root_name, &read(root_name.clone()).await?)
+    let root = tufa_tuf::Signed::<tufa_tuf::Root>::from_file(&root_name, &read(root_name.clone()).await?)
         .map_err(tuf_err)?
         .metadata;
     let rotate_first = |problem: String| {
@@ -278,7 +278,7 @@ async fn check_online_key(
     };
     online_key_signs_for_root(&root.signed, &keyid).map_err(rotate_first)?;
     let bins_name = format!("{}.bins.json", version(ROLE_BINS));
-    let bins = tufa_tuf::Signed::<tufa_tuf::Targets>::from_bytes(&bins_name, &read(bins_name.clone()).await?)
+    let bins = tufa_tuf::Signed::<tufa_tuf::Targets>::from_file(&bins_name, &read(bins_name.clone()).await?)
         .map_err(tuf_err)?
         .metadata;
     online_key_signs_for_bins(&bins.signed, &keyid).map_err(rotate_first)?;
@@ -364,6 +364,9 @@ pub async fn publish_tuf(
             .get_named(&tufa_tree::tuf_key(&name))
             .await?
             .ok_or_else(|| PublishError::Tuf(format!("published `{name}` is missing")))?;
+        // The timestamp vouches for this snapshot as version `snapshot_version`: make sure the
+        // stored file is that version, not another one put under its name.
+        tufa_tuf::Signed::<tufa_tuf::Snapshot>::from_file(&name, &snapshot_bytes).map_err(tuf_err)?;
         let ts_exp = build::expires_after(now, signing.expiries.timestamp).map_err(tuf_err)?;
         let version = report.timestamp_version + 1;
         let idx = index.clone();

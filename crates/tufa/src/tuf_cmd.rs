@@ -342,7 +342,8 @@ fn newest(dir: &Path, role: &str) -> anyhow::Result<Option<(u64, Vec<u8>)>> {
 /// and online key, publishes them, and re-signs every bin, the snapshot and the timestamp with
 /// the online key.
 pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<ExitCode> {
-    use tufa_tuf::{Root, Signed, Targets, verify_signed};
+    use tufa_tuf::{Root, Signed, Targets, verify_payload};
+    // The checks below run on the signed content; file names only say where to look.
     let mut options = publish_options(loaded)?;
     let Some(signing) = options.tuf.clone() else {
         anyhow::bail!(
@@ -358,7 +359,8 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
     };
     let now = jiff::Timestamp::now();
 
-    // The root chain: continue from the mirror's newest root, or start at 1.root.json.
+    // The root chain: continue from the mirror's newest root, or start at 1.root.json. Every
+    // version comes from the signed content: a file whose name says another version is refused.
     let mut current: Option<Signed<Root>> = match known.get(tufa_publish::tuf::ROLE_ROOT) {
         Some((v, _)) => {
             let name = format!("{v}.root.json");
@@ -367,8 +369,8 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
                 .await?
                 .with_context(|| format!("the mirror's `{name}` is missing from the published tree"))?;
             Some(
-                Signed::<Root>::from_bytes(&name, &bytes)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                Signed::<Root>::from_file(&name, &bytes)
+                    .map_err(|e| anyhow::anyhow!("the mirror's {e}"))?
                     .metadata,
             )
         }
@@ -383,30 +385,16 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
             break;
         }
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        let root = Signed::<Root>::from_bytes(&name, &bytes)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .metadata;
-        // Signed by the previous root's threshold (trust chain) and by its own.
-        if let Some(prev) = &current {
-            verify_signed(
-                "root",
-                &root,
-                &prev.signed.keys,
-                prev.signed
-                    .role_keys("root")
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            )
-            .map_err(|e| anyhow::anyhow!("`{name}` is not signed by the previous root's threshold: {e}"))?;
+        // Signed by the previous root's threshold (trust chain) and by its own; the first root
+        // of a mirror by its own.
+        let root = match &current {
+            Some(prev) => tufa_tuf::verify_next_root(&prev.signed, &name, &bytes)
+                .map_err(|e| anyhow::anyhow!("`{name}` does not continue the mirror's root chain: {e}"))?,
+            None => {
+                tufa_tuf::verify_trusted_root(&name, &bytes).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?
+            }
         }
-        verify_signed(
-            "root",
-            &root,
-            &root.signed.keys,
-            root.signed
-                .role_keys("root")
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        )
-        .map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?;
+        .metadata;
         new_roots.push((name, bytes, root.signed.version, root.signed.expires));
         current = Some(root);
         version += 1;
@@ -424,9 +412,19 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
     // Targets (signed by the root's targets keys) and bins (signed by targets' delegation).
     let (tv, tbytes) = newest(dir, "targets")?.context("no N.targets.json in the import directory")?;
     let (bv, bbytes) = newest(dir, "bins")?.context("no N.bins.json in the import directory")?;
+    // The versions below are the signed ones: `from_file` refuses a file whose name says
+    // another version (`1.targets.json` copied as `2.targets.json`).
+    let tname = format!("{tv}.targets.json");
+    let bname = format!("{bv}.bins.json");
+    let parsed_targets = Signed::<Targets>::from_file(&tname, &tbytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let parsed_bins = Signed::<Targets>::from_file(&bname, &bbytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (targets, bins) = (&parsed_targets.metadata, &parsed_bins.metadata);
     // Never roll the mirror back: an export older than what the mirror publishes would make
     // clients that saw the newer version refuse the repository.
-    for (role, version, bytes) in [("targets", tv, &tbytes), ("bins", bv, &bbytes)] {
+    for (role, version, bytes) in [
+        ("targets", targets.signed.version, &tbytes),
+        ("bins", bins.signed.version, &bbytes),
+    ] {
         let Some((current, _)) = known.get(role) else {
             continue;
         };
@@ -445,21 +443,18 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
             }
         }
     }
-    let targets = Signed::<Targets>::from_bytes("targets", &tbytes)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .metadata;
-    verify_signed(
+    // Signatures are checked over the signed content as received (extension fields included).
+    verify_payload(
         "targets",
-        &targets,
+        targets.signed.version,
+        &parsed_targets.payload,
+        &targets.signatures,
         &root.signed.keys,
         root.signed
             .role_keys("targets")
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     )
-    .map_err(|e| anyhow::anyhow!("`{tv}.targets.json`: {e}"))?;
-    let bins = Signed::<Targets>::from_bytes("bins", &bbytes)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .metadata;
+    .map_err(|e| anyhow::anyhow!("`{tname}`: {e}"))?;
     let delegations = targets
         .signed
         .delegations
@@ -468,8 +463,15 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<Exit
     let bins_keys = delegations
         .role_keys(&tufa_tuf::RoleName::bins())
         .context("targets does not delegate to `bins`")?;
-    verify_signed("bins", &bins, &delegations.keys, &bins_keys)
-        .map_err(|e| anyhow::anyhow!("`{bv}.bins.json`: {e}"))?;
+    verify_payload(
+        "bins",
+        bins.signed.version,
+        &parsed_bins.payload,
+        &bins.signatures,
+        &delegations.keys,
+        &bins_keys,
+    )
+    .map_err(|e| anyhow::anyhow!("`{bname}`: {e}"))?;
     let succinct = bins
         .signed
         .delegations

@@ -202,6 +202,202 @@ fn import_metadata_from_a_ceremony_then_verify() {
     assert!(!targets_line.contains(" 0 targets"), "{targets_line}");
 }
 
+/// A mirror that imported `ceremony_output` (root, targets, bins v1) with its online key.
+struct ImportedMirror {
+    m: MirrorDir,
+    root: Ed25519Signer,
+    targets: Ed25519Signer,
+    bins: Ed25519Signer,
+    online: Ed25519Signer,
+    _up: Upstream,
+}
+
+fn imported_mirror() -> ImportedMirror {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    let online = Ed25519Signer::generate();
+    online
+        .write_insecure_plaintext(&m.dir.path().join("online.json"))
+        .unwrap();
+    configure_tuf(&m, Some("online.json"));
+    let (root, targets, bins) = (
+        Ed25519Signer::generate(),
+        Ed25519Signer::generate(),
+        Ed25519Signer::generate(),
+    );
+    let first = m.dir.path().join("ceremony-1");
+    ceremony_output(&first, &root, &targets, &bins, &online);
+    let out = m
+        .tufa(&["import-metadata", first.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ImportedMirror {
+        m,
+        root,
+        targets,
+        bins,
+        online,
+        _up: up,
+    }
+}
+
+/// The published `tuf/` files of the mirror, by name.
+fn published_tuf(m: &MirrorDir) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    for dir in walk_dirs(&m.store()) {
+        if dir.file_name().is_some_and(|n| n == "tuf") {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                files.insert(
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                );
+            }
+        }
+    }
+    files
+}
+
+fn walk_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.push(p.clone());
+            out.extend(walk_dirs(&p));
+        }
+    }
+    out
+}
+
+#[test]
+fn finding_07_import_metadata_refuses_targets_v1_copied_as_v2() {
+    let t = imported_mirror();
+    let before = published_tuf(&t.m);
+    assert!(before.contains_key("1.targets.json"), "{:?}", before.keys());
+
+    // The reproduction: a ceremony export whose `2.targets.json` is a copy of v1 (and
+    // properly signed, as v1 is). Before the fix the mirror accepted it as targets v2.
+    let replay = t.m.dir.path().join("replay");
+    std::fs::create_dir_all(&replay).unwrap();
+    std::fs::write(replay.join("2.targets.json"), &before["1.targets.json"]).unwrap();
+    std::fs::write(replay.join("1.bins.json"), &before["1.bins.json"]).unwrap();
+    let out =
+        t.m.tufa(&["import-metadata", replay.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`2.targets.json` is signed as version 1, but its file name says version 2"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing was published: no `2.targets.json`, no new snapshot or timestamp.
+    assert_eq!(published_tuf(&t.m), before);
+
+    // The same for bins, and for a root: `2.root.json` holding root v1.
+    let replay = t.m.dir.path().join("replay-bins");
+    std::fs::create_dir_all(&replay).unwrap();
+    std::fs::write(replay.join("1.targets.json"), &before["1.targets.json"]).unwrap();
+    std::fs::write(replay.join("3.bins.json"), &before["1.bins.json"]).unwrap();
+    let out =
+        t.m.tufa(&["import-metadata", replay.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`3.bins.json` is signed as version 1, but its file name says version 3"),
+        "{}",
+        stderr(&out)
+    );
+    let replay = t.m.dir.path().join("replay-root");
+    std::fs::create_dir_all(&replay).unwrap();
+    std::fs::write(replay.join("2.root.json"), &before["1.root.json"]).unwrap();
+    std::fs::write(replay.join("1.targets.json"), &before["1.targets.json"]).unwrap();
+    std::fs::write(replay.join("1.bins.json"), &before["1.bins.json"]).unwrap();
+    let out =
+        t.m.tufa(&["import-metadata", replay.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`2.root.json` is signed as version 1, but its file name says version 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(published_tuf(&t.m), before);
+
+    // A real targets v2 goes through.
+    let year =
+        build::expires_after(jiff::Timestamp::now(), jiff::SignedDuration::from_hours(24 * 365)).unwrap();
+    let v2 =
+        build::new_targets_delegating_to_bins(&RoleKeySet::single(t.bins.key().clone()), 2, year).unwrap();
+    let next = t.m.dir.path().join("next");
+    std::fs::create_dir_all(&next).unwrap();
+    std::fs::write(
+        next.join("2.targets.json"),
+        sign_metadata(v2, &[&t.targets]).unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(next.join("1.bins.json"), &before["1.bins.json"]).unwrap();
+    let out =
+        t.m.tufa(&["import-metadata", next.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("targets v2"), "{}", stdout(&out));
+    let out = t.m.tufa(&["verify"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn finding_08_import_metadata_counts_distinct_keys_not_key_ids() {
+    let t = imported_mirror();
+    let before = published_tuf(&t.m);
+    // Root v2 claims a 2-of-2 root role, but both ids are the v1 root key (the second listing
+    // carries an extension field, so it has its own key id); one key signs under both.
+    let year =
+        build::expires_after(jiff::Timestamp::now(), jiff::SignedDuration::from_hours(24 * 365)).unwrap();
+    let alias = t
+        .root
+        .key()
+        .clone()
+        .with_field("x-alias", serde_json::json!(1))
+        .unwrap();
+    let online_set = RoleKeySet::single(t.online.key().clone());
+    let keys = RootKeys {
+        root: RoleKeySet::new(vec![t.root.key().clone(), alias.clone()], 2),
+        targets: RoleKeySet::single(t.targets.key().clone()),
+        snapshot: online_set.clone(),
+        timestamp: online_set,
+    };
+    let mut v2 = sign_metadata(build::new_root(&keys, 2, year).unwrap(), &[&t.root]).unwrap();
+    let sig = v2.signatures[0].sig.clone();
+    v2.signatures.push(tufa_tuf::Signature {
+        keyid: alias.key_id(),
+        sig,
+    });
+    let dir = t.m.dir.path().join("alias");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("2.root.json"), v2.to_bytes().unwrap()).unwrap();
+    std::fs::write(dir.join("1.targets.json"), &before["1.targets.json"]).unwrap();
+    std::fs::write(dir.join("1.bins.json"), &before["1.bins.json"]).unwrap();
+    let out =
+        t.m.tufa(&["import-metadata", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`2.root.json`")
+            && err.contains("1 valid signature(s) from authorised keys, threshold is 2"),
+        "{err}"
+    );
+    assert!(err.contains("same public key"), "{err}");
+    assert_eq!(published_tuf(&t.m), before);
+}
+
 /// A SoftHSM2 token `mirror` in `dir` (its own config, so nothing global is touched).
 fn softhsm_token(dir: &Path) -> (std::path::PathBuf, String) {
     let module = tufa_testkit::softhsm_module();
