@@ -12,7 +12,8 @@ use tufa_fake_upstream::FakeUpstream;
 /// The projects every e2e mirror syncs.
 pub const PROJECTS: &[&str] = &["demo-app", "demo-lib", "demo-util", "Foo.Bar_baz"];
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// The runtime that serves every fake upstream of this test binary.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()

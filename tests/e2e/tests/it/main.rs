@@ -4,6 +4,7 @@
 
 mod attacks;
 mod ceremony;
+mod crash;
 mod harness;
 mod http;
 mod pip;
