@@ -191,3 +191,64 @@ impl Fixture {
         std::fs::write(path, data).unwrap();
     }
 }
+
+/// Publishes project `name` listing `files` (filename, bytes; stored here), with the wheels'
+/// METADATA given in `metadata` (filename → METADATA blob, stored by the caller), and the PEP
+/// 792 status `quarantined` when asked (then, like tufa-publish, without files). Replaces any
+/// earlier manifest of the project. Returns each file's digest, in order.
+pub async fn publish(
+    store: &BlobStore,
+    name: &str,
+    files: &[(&str, &Bytes)],
+    metadata: BTreeMap<String, BlobRef>,
+    quarantined: bool,
+) -> Vec<Sha256Digest> {
+    let mut digests = Vec::new();
+    let mut entries = Vec::new();
+    let mut links = String::new();
+    for (filename, data) in files {
+        let r = put(store, data).await;
+        digests.push(r.sha256);
+        if quarantined {
+            continue;
+        }
+        let url = file_path(&r.sha256, &DistFilename::parse(filename).unwrap());
+        entries.push(serde_json::json!({
+            "filename": filename,
+            "url": format!("../../{url}"),
+            "hashes": {"sha256": r.sha256.to_hex()},
+        }));
+        links.push_str(&format!(
+            "<a href=\"../../{url}#sha256={}\">{filename}</a><br/>\n",
+            r.sha256
+        ));
+    }
+    let mut page = serde_json::json!({
+        "meta": {"api-version": "1.4"},
+        "name": name,
+        "files": entries,
+    });
+    if quarantined {
+        page["project-status"] = serde_json::json!({"status": "quarantined"});
+    }
+    let json = Bytes::from(serde_json::to_vec(&page).unwrap());
+    let html = Bytes::from(format!(
+        "<!DOCTYPE html><html><body><h1>Links for {name}</h1>\n{links}</body></html>\n"
+    ));
+    let manifest = ProjectManifest {
+        version: MANIFEST_VERSION,
+        name: ProjectName::new(name).unwrap(),
+        published_at: PUBLISHED_AT.into(),
+        html: Page {
+            raw: put(store, &html).await,
+            gzip: None,
+        },
+        json: Page {
+            raw: put(store, &json).await,
+            gzip: None,
+        },
+        metadata,
+    };
+    write_manifest(store, &manifest).await.unwrap();
+    digests
+}

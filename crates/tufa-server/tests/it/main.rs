@@ -5,6 +5,7 @@
 
 mod corrupt;
 mod files;
+mod findings;
 mod fixture;
 mod flaky;
 mod ops;
