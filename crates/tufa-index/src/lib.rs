@@ -48,6 +48,11 @@ const PROJECT_TARGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("tuf_
 const DIRTY_BINS: TableDefinition<u32, ()> = TableDefinition::new("tuf_dirty_bins");
 /// TUF role → (current version, expiry as Unix seconds).
 const TUF_ROLES: TableDefinition<&str, (u64, i64)> = TableDefinition::new("tuf_roles");
+/// `"<project>/<filename>"` → hex sha256 an operator accepted as the new content of a file
+/// already mirrored under another digest (`tufa accept-change`). PyPI filenames are immutable,
+/// so the sync refuses a changed file unless this table holds exactly its new digest; the
+/// approval is removed when the project is replaced with that digest.
+const APPROVED_CHANGES: TableDefinition<&str, &str> = TableDefinition::new("approved_changes");
 /// Small named values: schema version, upstream serial.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -230,6 +235,7 @@ impl Index {
             tx.open_table(PROJECT_TARGETS)?;
             tx.open_table(DIRTY_BINS)?;
             tx.open_table(TUF_ROLES)?;
+            tx.open_table(APPROVED_CHANGES)?;
         }
         tx.commit()?;
         Ok(())
@@ -353,12 +359,62 @@ impl Index {
                 table.remove(key.as_str())?;
                 change.removed += 1;
             }
+            // An approved change, once recorded, is used up.
+            let mut approved = tx.open_table(APPROVED_CHANGES)?;
+            for file in files {
+                let key = file_key(name, &file.filename);
+                let used = approved
+                    .get(key.as_str())?
+                    .is_some_and(|v| v.value() == file.sha256.to_hex());
+                if used {
+                    approved.remove(key.as_str())?;
+                }
+            }
             if !change.is_empty() {
                 tx.open_table(DIRTY)?.insert(name.as_str(), ())?;
             }
         }
         tx.commit()?;
         Ok(change)
+    }
+
+    /// Records that the operator accepts `digest` as the new content of `filename`, a file
+    /// of `project` upstream changed (`tufa accept-change`). Replaces an earlier approval of
+    /// the same file.
+    pub fn approve_change(
+        &self,
+        project: &ProjectName,
+        filename: &DistFilename,
+        digest: &Sha256Digest,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let key = file_key(project, filename);
+            let hex = digest.to_hex();
+            tx.open_table(APPROVED_CHANGES)?
+                .insert(key.as_str(), hex.as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The approved new digests of `project`'s files, by filename.
+    pub fn approved_changes(&self, project: &ProjectName) -> Result<BTreeMap<String, Sha256Digest>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(APPROVED_CHANGES)?;
+        let (start, end) = file_range(project);
+        let mut out = BTreeMap::new();
+        for entry in table.range(start.as_str()..end.as_str())? {
+            let (k, v) = entry?;
+            let digest: Sha256Digest = v.value().parse().map_err(|e| IndexError::Record {
+                key: k.value().to_owned(),
+                source: serde::de::Error::custom(e),
+            })?;
+            if let Some(filename) = k.value().strip_prefix(start.as_str()) {
+                out.insert(filename.to_owned(), digest);
+            }
+        }
+        Ok(out)
     }
 
     /// Removes a project and its files from the index (blobs stay for gc). Returns whether it

@@ -1,6 +1,9 @@
 //! The upstream HTTP client: reqwest on rustls (ring), HTTP/2 and keep-alive, retries with
-//! exponential backoff and jitter, and size-capped body reads.
+//! exponential backoff and jitter (honouring a capped `Retry-After`), size-capped body reads,
+//! and the SSRF rule of [`crate::hosts`] on every request and redirect hop. URLs in errors and
+//! logs are shown with their userinfo redacted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -8,29 +11,81 @@ use rand::Rng as _;
 use reqwest::{Response, StatusCode, header};
 use url::Url;
 
+use crate::hosts::{FilteringResolver, HostPolicy, Refused, redact};
 use crate::limits::Limits;
 
 /// The `Accept` header for project pages: PEP 691 JSON preferred, HTML as a fallback.
 pub const ACCEPT_SIMPLE: &str =
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
 
+/// A failed request. Every `url` is shown redacted ([`redact`]).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("GET {url}: HTTP {status}")]
-    Status { url: String, status: u16 },
-    #[error("GET {url}: {source}")]
-    Transport { url: String, source: reqwest::Error },
+    Status {
+        url: String,
+        status: u16,
+        /// The answer's `Retry-After`, when it had one (429, 503).
+        retry_after: Option<Duration>,
+    },
+    /// `reason` is the whole cause chain on one line; `source` has no URL in it.
+    #[error("GET {url}: {reason}")]
+    Transport {
+        url: String,
+        reason: String,
+        source: reqwest::Error,
+    },
     #[error("GET {url}: body is larger than the limit of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
     #[error("GET {url}: no answer within {secs} s")]
     Timeout { url: String, secs: u64 },
+    #[error("GET {url}: {refused}")]
+    Refused { url: String, refused: Refused },
+    #[error(
+        "GET {url}: upstream sent `Content-Encoding: {encoding}`, which tufa neither asks for nor decodes"
+    )]
+    Encoding { url: String, encoding: String },
     #[error("could not build the HTTP client: {0}")]
     Client(reqwest::Error),
+}
+
+impl FetchError {
+    /// A transport error, without the URL reqwest embeds (it may hold credentials).
+    pub(crate) fn transport(url: &Url, e: reqwest::Error) -> Self {
+        let source = e.without_url();
+        let mut reason = source.to_string();
+        let mut cause = std::error::Error::source(&source);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !reason.contains(&text) {
+                reason.push_str(": ");
+                reason.push_str(&text);
+            }
+            cause = c.source();
+        }
+        FetchError::Transport {
+            url: redact(url),
+            reason,
+            source,
+        }
+    }
+
+    /// The `Retry-After` of a 429/503 answer.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// Errors that may go away when the same request is tried again.
 pub trait Transient: std::fmt::Display {
     fn is_transient(&self) -> bool;
+    /// How long the upstream asked to wait before trying again (`Retry-After`).
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl Transient for FetchError {
@@ -39,12 +94,34 @@ impl Transient for FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 429,
             FetchError::Transport { source, .. } => {
-                source.is_timeout() || source.is_connect() || source.is_body() || source.is_request()
+                !source.is_redirect()
+                    && !refused_by_policy(source)
+                    && (source.is_timeout() || source.is_connect() || source.is_body() || source.is_request())
             }
             FetchError::Timeout { .. } => true,
-            FetchError::TooLarge { .. } | FetchError::Client(_) => false,
+            FetchError::TooLarge { .. }
+            | FetchError::Refused { .. }
+            | FetchError::Encoding { .. }
+            | FetchError::Client(_) => false,
         }
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        FetchError::retry_after(self)
+    }
+}
+
+/// Whether the SSRF rule (in the resolver) is behind a transport error: trying again cannot
+/// help.
+fn refused_by_policy(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<Refused>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A configured upstream client. Cheap to clone.
@@ -52,14 +129,27 @@ impl Transient for FetchError {
 pub struct Upstream {
     http: reqwest::Client,
     limits: Limits,
+    policy: Arc<HostPolicy>,
 }
 
 impl Upstream {
-    pub fn new(limits: Limits, user_agent: &str) -> Result<Self, FetchError> {
+    /// A client that contacts only what `policy` allows, on every request and redirect hop.
+    pub fn new(limits: Limits, user_agent: &str, policy: HostPolicy) -> Result<Self, FetchError> {
         // rustls needs one process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let policy = Arc::new(policy);
+        let redirects = Arc::clone(&policy);
         let http = reqwest::Client::builder()
             .user_agent(user_agent)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| match redirects
+                .check_redirect(attempt.url(), attempt.previous())
+            {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(refused),
+            }))
+            .dns_resolver(FilteringResolver {
+                allow_private_addresses: policy.allow_private_addresses(),
+            })
             .connect_timeout(limits.connect_timeout())
             .read_timeout(limits.read_timeout())
             .pool_idle_timeout(Duration::from_secs(90))
@@ -67,11 +157,16 @@ impl Upstream {
             .http2_adaptive_window(true)
             .build()
             .map_err(FetchError::Client)?;
-        Ok(Self { http, limits })
+        Ok(Self { http, limits, policy })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether the SSRF rule lets a request to `url` be sent.
+    pub fn check_url(&self, url: &Url) -> Result<(), Refused> {
+        self.policy.check(url)
     }
 
     /// Runs `attempt` until it succeeds, fails permanently, or retries run out.
@@ -86,8 +181,11 @@ impl Upstream {
             match attempt().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_transient() && tries < self.limits.retries => {
-                    let delay = self.backoff(tries);
-                    tracing::warn!(url = %url, error = %e, retry_in_ms = delay.as_millis() as u64, "transient upstream error, retrying");
+                    let cap = Duration::from_secs(self.limits.max_retry_after_secs);
+                    let delay = self
+                        .backoff(tries)
+                        .max(e.retry_after().map_or(Duration::ZERO, |d| d.min(cap)));
+                    tracing::warn!(url = %redact(url), error = %e, retry_in_ms = delay.as_millis() as u64, "transient upstream error, retrying");
                     tokio::time::sleep(delay).await;
                     tries += 1;
                 }
@@ -127,21 +225,22 @@ impl Upstream {
     ) -> Result<Document, FetchError> {
         let limit = self.limits.max_page_bytes;
         let timeout = self.limits.page_timeout();
+        self.policy.check(url).map_err(|refused| FetchError::Refused {
+            url: redact(url),
+            refused,
+        })?;
         self.retrying(url, || async {
             let attempt = async {
                 let response = build(&self.http)
                     .send()
                     .await
-                    .map_err(|source| FetchError::Transport {
-                        url: url.to_string(),
-                        source,
-                    })?;
+                    .map_err(|e| FetchError::transport(url, e))?;
                 document_from(url, response, limit).await
             };
             tokio::time::timeout(timeout, attempt)
                 .await
                 .map_err(|_| FetchError::Timeout {
-                    url: url.to_string(),
+                    url: redact(url),
                     secs: timeout.as_secs(),
                 })?
         })
@@ -151,23 +250,62 @@ impl Upstream {
     /// Starts one GET for a file download (no body read yet, no retries: the caller retries
     /// the whole download, body included).
     pub async fn get_file_once(&self, url: &Url) -> Result<Response, FetchError> {
+        self.policy.check(url).map_err(|refused| FetchError::Refused {
+            url: redact(url),
+            refused,
+        })?;
         let response = self
             .http
             .get(url.clone())
             .send()
             .await
-            .map_err(|source| FetchError::Transport {
-                url: url.to_string(),
-                source,
-            })?;
+            .map_err(|e| FetchError::transport(url, e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
-                url: url.to_string(),
+                url: redact(url),
                 status: status.as_u16(),
+                retry_after: retry_after(&response),
             });
         }
+        check_identity_encoding(url, &response)?;
         Ok(response)
+    }
+}
+
+/// tufa sends no `Accept-Encoding`, so an encoded answer is a protocol violation (or a
+/// decompression bomb waiting for a client that would decode it): refused.
+fn check_identity_encoding(url: &Url, response: &Response) -> Result<(), FetchError> {
+    match response.headers().get(header::CONTENT_ENCODING) {
+        None => Ok(()),
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"identity") => Ok(()),
+        Some(v) => {
+            let text: String = String::from_utf8_lossy(v.as_bytes()).chars().take(40).collect();
+            Err(FetchError::Encoding {
+                url: redact(url),
+                encoding: text.escape_debug().collect(),
+            })
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let wait = at.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+impl Upstream {
+    /// The policy this client enforces.
+    pub fn policy(&self) -> &HostPolicy {
+        &self.policy
     }
 }
 
@@ -186,13 +324,15 @@ async fn document_from(url: &Url, mut response: Response, limit: u64) -> Result<
     let status = response.status();
     if !status.is_success() && status != StatusCode::NOT_FOUND {
         return Err(FetchError::Status {
-            url: url.to_string(),
+            url: redact(url),
             status: status.as_u16(),
+            retry_after: retry_after(&response),
         });
     }
+    check_identity_encoding(url, &response)?;
     if response.content_length().is_some_and(|n| n > limit) {
         return Err(FetchError::TooLarge {
-            url: url.to_string(),
+            url: redact(url),
             limit,
         });
     }
@@ -208,13 +348,14 @@ async fn document_from(url: &Url, mut response: Response, limit: u64) -> Result<
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
     let mut body = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(|source| FetchError::Transport {
-        url: url.to_string(),
-        source,
-    })? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| FetchError::transport(url, e))?
+    {
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(FetchError::TooLarge {
-                url: url.to_string(),
+                url: redact(url),
                 limit,
             });
         }

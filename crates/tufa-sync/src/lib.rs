@@ -16,8 +16,10 @@
 //! Must not know about: the HTTP server, signing.
 
 pub mod client;
+pub mod hosts;
 pub mod limits;
 mod project;
+pub mod rate;
 pub mod xmlrpc;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +34,7 @@ use tufa_store::BlobStore;
 use url::Url;
 
 pub use client::{FetchError, Upstream};
+pub use hosts::{DEFAULT_FILE_HOSTS, HostPolicy, redact};
 pub use limits::{Concurrency, Limits};
 
 /// What to sync and how.
@@ -50,6 +53,11 @@ pub struct SyncOptions {
     /// `latest_release` filter). `None`: every release.
     pub latest_releases: Option<usize>,
     pub user_agent: String,
+    /// Hosts files may be downloaded from besides the upstream's own (`host` or `host:port`);
+    /// see [`hosts`]. Default: [`DEFAULT_FILE_HOSTS`].
+    pub file_hosts: Vec<String>,
+    /// Let host names resolve to private, loopback and link-local addresses.
+    pub allow_private_addresses: bool,
 }
 
 impl SyncOptions {
@@ -62,6 +70,8 @@ impl SyncOptions {
             concurrency: Concurrency::default(),
             latest_releases: None,
             user_agent: default_user_agent(),
+            file_hosts: DEFAULT_FILE_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+            allow_private_addresses: false,
         }
     }
 }
@@ -130,6 +140,8 @@ pub enum SyncError {
     Index(#[from] tufa_index::IndexError),
     #[error("upstream project list at {url}: {reason}")]
     ProjectList { url: String, reason: String },
+    #[error(transparent)]
+    FileHost(#[from] hosts::InvalidFileHost),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -159,8 +171,14 @@ pub async fn sync(
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
+    let policy = HostPolicy::new(
+        &base,
+        options.xmlrpc.as_ref(),
+        &options.file_hosts,
+        options.allow_private_addresses,
+    )?;
     let ctx = Arc::new(Ctx {
-        upstream: Upstream::new(options.limits.clone(), &options.user_agent)?,
+        upstream: Upstream::new(options.limits.clone(), &options.user_agent, policy)?,
         base,
         store: store.clone(),
         index: index.clone(),
@@ -300,6 +318,7 @@ async fn changelog_since(ctx: &Ctx, options: &SyncOptions, since: u64) -> Result
         Some(u) => u.clone(),
         None => ctx.base.join("/pypi").map_err(|e| e.to_string())?,
     };
+    let shown = redact(&url);
     let body = xmlrpc::method_call("changelog_since_serial", &[since as i64]);
     let doc = ctx
         .upstream
@@ -307,11 +326,12 @@ async fn changelog_since(ctx: &Ctx, options: &SyncOptions, since: u64) -> Result
         .await
         .map_err(|e| e.to_string())?;
     if !doc.status.is_success() {
-        return Err(format!("POST {url}: HTTP {}", doc.status.as_u16()));
+        return Err(format!("POST {shown}: HTTP {}", doc.status.as_u16()));
     }
-    let text = std::str::from_utf8(&doc.body).map_err(|e| format!("POST {url}: answer is not UTF-8: {e}"))?;
-    let value = xmlrpc::parse_response(text).map_err(|e| format!("POST {url}: {e}"))?;
-    let entries = xmlrpc::parse_changelog(&value).map_err(|e| format!("POST {url}: {e}"))?;
+    let text =
+        std::str::from_utf8(&doc.body).map_err(|e| format!("POST {shown}: answer is not UTF-8: {e}"))?;
+    let value = xmlrpc::parse_response(text).map_err(|e| format!("POST {shown}: {e}"))?;
+    let entries = xmlrpc::parse_changelog(&value).map_err(|e| format!("POST {shown}: {e}"))?;
     let mut latest: BTreeMap<ProjectName, u64> = BTreeMap::new();
     let mut serial = since;
     for e in entries {
@@ -337,7 +357,7 @@ async fn list_changed_projects(ctx: &Ctx) -> Result<Plan, SyncError> {
     let url = ctx.base.clone();
     let doc = ctx.upstream.get_document(&url, client::ACCEPT_SIMPLE).await?;
     let list_err = |reason: String| SyncError::ProjectList {
-        url: url.to_string(),
+        url: redact(&url),
         reason,
     };
     if !doc.status.is_success() {

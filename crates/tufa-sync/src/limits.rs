@@ -27,6 +27,14 @@ pub struct Limits {
     pub retries: u32,
     /// First retry delay in milliseconds; doubles each retry, with jitter.
     pub retry_base_delay_ms: u64,
+    /// Longest `Retry-After` (429, 503) honoured, in seconds; a longer one is cut to this.
+    pub max_retry_after_secs: u64,
+    /// Slowest file download accepted, in bytes per second, averaged over the last
+    /// `file_rate_window_secs` (and checked only once a download is that old). A slower body
+    /// is aborted, so a drip-feeding upstream cannot hold a download slot for ever. 0: off.
+    pub file_min_rate_bytes_per_sec: u64,
+    /// The window (and grace period) of `file_min_rate_bytes_per_sec`, in seconds.
+    pub file_rate_window_secs: u64,
 }
 
 impl Default for Limits {
@@ -40,6 +48,9 @@ impl Default for Limits {
             page_timeout_secs: 120,
             retries: 4,
             retry_base_delay_ms: 500,
+            max_retry_after_secs: 60,
+            file_min_rate_bytes_per_sec: 16 * 1024,
+            file_rate_window_secs: 20,
         }
     }
 }

@@ -11,10 +11,9 @@ use tufa_store::{PutOutcome, StoreError};
 use url::Url;
 
 use crate::client::{ACCEPT_SIMPLE, FetchError, Transient};
+use crate::hosts::redact;
+use crate::rate::{BodyError, MinRate};
 use crate::{Ctx, SyncEvent, SyncFailure};
-
-/// Longest `requires-python` or yank reason kept; longer values reject the file.
-const MAX_ATTRIBUTE_LEN: usize = 1024;
 
 pub(crate) enum PageFormat {
     Json,
@@ -81,37 +80,46 @@ pub(crate) async fn sync_project(
     if doc.status == reqwest::StatusCode::NOT_FOUND {
         return gone_upstream(ctx, name, pending_serial, full_mode).await;
     }
-    let page = match parse_page(name, &doc.content_type, &doc.body) {
+    let max_files = ctx.upstream.limits().max_files_per_project;
+    let page = match parse_page(name, &doc.content_type, &doc.body, max_files) {
         Ok(page) => page,
         Err(e) => return ProjectOutcome::failed(name, e),
     };
-    if page.files.len() > ctx.upstream.limits().max_files_per_project {
-        return ProjectOutcome::failed(
-            name,
-            format!(
-                "page lists {} files, more than the limit of {}",
-                page.files.len(),
-                ctx.upstream.limits().max_files_per_project
-            ),
-        );
-    }
 
     let mut outcome = ProjectOutcome::default();
-    let mut candidates = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut seen: BTreeMap<String, Sha256Digest> = BTreeMap::new();
+    let mut ambiguous = BTreeSet::new();
     for file in &page.files {
         match validate_file(ctx, name, &doc.final_url, file) {
-            Ok(c) if !seen.insert(c.record.filename.as_str().to_owned()) => {
-                outcome.failures.push(file_failure(
+            Ok(c) => match seen.get(c.record.filename.as_str()) {
+                Some(first) if *first == c.record.sha256 => outcome.failures.push(file_failure(
                     name,
-                    &c.record.filename.to_string(),
+                    c.record.filename.as_str(),
                     "listed twice on the page".to_owned(),
-                ))
-            }
-            Ok(c) => candidates.push(c),
+                )),
+                Some(first) => {
+                    // Which one is the file? Neither is trusted.
+                    if ambiguous.insert(c.record.filename.as_str().to_owned()) {
+                        outcome.failures.push(file_failure(
+                            name,
+                            c.record.filename.as_str(),
+                            format!(
+                                "listed twice on the page with different sha256 ({first} and {}); refused",
+                                c.record.sha256
+                            ),
+                        ));
+                    }
+                }
+                None => {
+                    seen.insert(c.record.filename.as_str().to_owned(), c.record.sha256);
+                    candidates.push(c);
+                }
+            },
             Err(e) => outcome.failures.push(file_failure(name, &file.filename, e)),
         }
     }
+    candidates.retain(|c| !ambiguous.contains(c.record.filename.as_str()));
 
     if let Some(n) = ctx.latest_releases {
         keep_latest_releases(&mut candidates, n);
@@ -119,8 +127,12 @@ pub(crate) async fn sync_project(
 
     let index = ctx.index.clone();
     let project = name.clone();
-    let previous = match tokio::task::spawn_blocking(move || index.files(&project)).await {
-        Ok(Ok(files)) => files,
+    let known = tokio::task::spawn_blocking(move || -> Result<_, tufa_index::IndexError> {
+        Ok((index.files(&project)?, index.approved_changes(&project)?))
+    })
+    .await;
+    let (previous, approved) = match known {
+        Ok(Ok(known)) => known,
         Ok(Err(e)) => return ProjectOutcome::failed(name, format!("index: {e}")),
         Err(e) => return ProjectOutcome::failed(name, format!("index task: {e}")),
     };
@@ -128,6 +140,33 @@ pub(crate) async fn sync_project(
         .into_iter()
         .map(|f| (f.filename.as_str().to_owned(), f))
         .collect();
+
+    // PyPI filenames are immutable: new bytes under a known name are the mark of a
+    // compromised or broken upstream. Refused (the old record stays) unless the operator
+    // approved exactly this digest with `tufa accept-change`.
+    candidates.retain(|c| {
+        let filename = c.record.filename.as_str();
+        let Some(old) = previous.get(filename) else {
+            return true;
+        };
+        let new = c.record.sha256;
+        if old.sha256 == new {
+            return true;
+        }
+        if approved.get(filename) == Some(&new) {
+            tracing::warn!(project = %name, file = %filename, old = %old.sha256, new = %new, "accepting a changed file the operator approved");
+            return true;
+        }
+        outcome.failures.push(file_failure(
+            name,
+            filename,
+            format!(
+                "upstream changed the content of a published file: sha256 was {}, upstream now says {new}; PyPI filenames are immutable, so the change is refused and the old file kept (accept it with `tufa accept-change {name} {filename} --sha256 {new}`)",
+                old.sha256
+            ),
+        ));
+        false
+    });
 
     let results: Vec<(Candidate, Result<u64, String>)> = futures::stream::iter(candidates)
         .map(|c| async move {
@@ -286,12 +325,18 @@ async fn gone_upstream(
     }
 }
 
-/// Parses and checks a project page in whichever format the upstream chose.
-fn parse_page(name: &ProjectName, content_type: &str, body: &[u8]) -> Result<ProjectPage, String> {
+/// Parses and checks a project page in whichever format the upstream chose; more than
+/// `max_files` file entries end the parse as soon as the one too many is read.
+fn parse_page(
+    name: &ProjectName,
+    content_type: &str,
+    body: &[u8],
+    max_files: usize,
+) -> Result<ProjectPage, String> {
     let page = match page_format(content_type) {
         Some(PageFormat::Json) => {
-            let page: ProjectPage =
-                serde_json::from_slice(body).map_err(|e| format!("malformed project page JSON: {e}"))?;
+            let page = simple::parse_project_page_json(body, max_files)
+                .map_err(|e| format!("malformed project page JSON: {e}"))?;
             page.meta.check_api_version().map_err(|e| e.to_string())?;
             let page_name = ProjectName::new(&page.name)
                 .map_err(|e| format!("project page names an invalid project: {e}"))?;
@@ -305,7 +350,8 @@ fn parse_page(name: &ProjectName, content_type: &str, body: &[u8]) -> Result<Pro
         Some(PageFormat::Html) => {
             let text =
                 std::str::from_utf8(body).map_err(|e| format!("project page HTML is not UTF-8: {e}"))?;
-            let page = simple::parse_project_html(text, name.as_str());
+            let page = simple::parse_project_html_limited(text, name.as_str(), max_files)
+                .map_err(|e| e.to_string())?;
             page.meta.check_api_version().map_err(|e| e.to_string())?;
             page
         }
@@ -317,6 +363,16 @@ fn parse_page(name: &ProjectName, content_type: &str, body: &[u8]) -> Result<Pro
             ));
         }
     };
+    // Page-level text that is stored and rendered.
+    for v in page.versions.iter().flatten() {
+        tufa_pypi::check_text("version", v).map_err(|e| format!("project page `versions`: {e}"))?;
+    }
+    if let Some(status) = &page.project_status {
+        tufa_pypi::check_text("project-status", &status.status).map_err(|e| e.to_string())?;
+        if let Some(reason) = &status.reason {
+            tufa_pypi::check_text("project-status reason", reason).map_err(|e| e.to_string())?;
+        }
+    }
     Ok(page)
 }
 
@@ -337,10 +393,24 @@ fn validate_file(
         Some(h) => h.parse().map_err(|e| format!("bad sha256 hash: {e}"))?,
         None => return Err("upstream gives no sha256 hash; tufa mirrors only verifiable files".to_owned()),
     };
-    let url = file.resolved_url(page_url).map_err(|e| e.to_string())?;
+    // The URL parser silently drops tabs and newlines: refuse them before it sees them.
+    tufa_pypi::check_text("file URL", &file.url).map_err(|e| e.to_string())?;
+    let url = file.resolved_url(page_url).map_err(|_| {
+        format!(
+            "file URL `{}` cannot be resolved against the page URL",
+            file.url.escape_debug()
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("file URL `{url}` is not http(s)"));
+        return Err(format!("file URL `{}` is not http(s)", redact(&url)));
     }
+    if (url.username(), url.password()) != (page_url.username(), page_url.password()) {
+        return Err(format!(
+            "file URL `{}` carries credentials (userinfo) of its own; refused",
+            redact(&url)
+        ));
+    }
+    ctx.upstream.check_url(&url).map_err(|e| e.to_string())?;
     let max = ctx.upstream.limits().max_file_bytes;
     if let Some(size) = file.size
         && size > max
@@ -349,11 +419,14 @@ fn validate_file(
             "advertised size {size} bytes exceeds the limit of {max} bytes"
         ));
     }
-    let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_ATTRIBUTE_LEN);
-    if long(&file.requires_python) || long(&file.yanked.reason().map(str::to_owned)) {
-        return Err(format!(
-            "requires-python or yank reason longer than {MAX_ATTRIBUTE_LEN} bytes"
-        ));
+    if let Some(rp) = &file.requires_python {
+        tufa_pypi::check_requires_python(rp).map_err(|e| e.to_string())?;
+    }
+    if let Some(reason) = file.yanked.reason() {
+        tufa_pypi::check_text("yank reason", reason).map_err(|e| e.to_string())?;
+    }
+    if let Some(provenance) = &file.provenance {
+        tufa_pypi::check_text("provenance URL", provenance).map_err(|e| e.to_string())?;
     }
     let upload_time = file.upload_time.as_ref().filter(|t| {
         let ok = t.parse::<jiff::Timestamp>().is_ok();
@@ -378,7 +451,7 @@ fn validate_file(
                 .then(|| file.yanked.reason().unwrap_or("").to_owned()),
             upload_time: upload_time.cloned(),
             core_metadata_sha256,
-            upstream_url: url.to_string(),
+            upstream_url: redact(&url),
             provenance: file.provenance.clone(),
         },
         url,
@@ -400,9 +473,25 @@ impl Transient for DownloadError {
     fn is_transient(&self) -> bool {
         match self {
             DownloadError::Fetch(e) => e.is_transient(),
+            // Too slow: another attempt would hold the slot just as long.
+            DownloadError::Store(StoreError::Source { source, .. })
+                if matches!(
+                    source.downcast_ref::<BodyError>(),
+                    Some(BodyError::TooSlow { .. })
+                ) =>
+            {
+                false
+            }
             // The body stream broke (truncated, reset, timed out): try again.
             DownloadError::Store(StoreError::Source { .. }) => true,
             DownloadError::Store(_) | DownloadError::TooLarge { .. } => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            DownloadError::Fetch(e) => e.retry_after(),
+            _ => None,
         }
     }
 }
@@ -427,10 +516,13 @@ async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<u64, String> {
             {
                 return Err(DownloadError::TooLarge { len, max });
             }
-            Ok(ctx
-                .store
-                .put_stream(&digest, expected_len, max, response.bytes_stream())
-                .await?)
+            let limits = ctx.upstream.limits();
+            let body = MinRate::new(
+                response.bytes_stream(),
+                limits.file_min_rate_bytes_per_sec,
+                std::time::Duration::from_secs(limits.file_rate_window_secs),
+            );
+            Ok(ctx.store.put_stream(&digest, expected_len, max, body).await?)
         })
         .await
         .map_err(|e| error_chain(&e))?;

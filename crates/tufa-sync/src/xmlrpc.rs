@@ -2,7 +2,12 @@
 //! them: `changelog_last_serial()` and `changelog_since_serial(n)`.
 //!
 //! Only the XML-RPC subset those answers use is read (`int`/`i4`, `string`, bare strings,
-//! `array`, `fault`); anything else is an error naming what was found.
+//! `array`, `fault`); anything else is an error naming what was found. Nesting is bounded
+//! ([`MAX_DEPTH`]): the parser recurses per `<value>`, so an upstream must not choose the
+//! depth of its stack.
+
+/// Deepest `<value>` nesting read. A changelog is two levels deep (an array of rows).
+pub const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -39,24 +44,40 @@ pub fn method_call(method: &str, int_params: &[i64]) -> String {
 
 /// Parses a `methodResponse`, returning its single value or the fault.
 pub fn parse_response(xml: &str) -> Result<Value, XmlRpcError> {
-    let mut p = Parser { s: xml, pos: 0 };
+    let mut p = Parser {
+        s: xml,
+        pos: 0,
+        depth: 0,
+    };
     p.skip_prolog();
     p.expect_open("methodResponse")?;
     if p.peek_open("fault") {
         p.expect_open("fault")?;
         let v = p.value()?;
-        return Err(XmlRpcError::Fault(format!("{v:?}")));
+        return Err(XmlRpcError::Fault(shown(&v)));
     }
     p.expect_open("params")?;
     p.expect_open("param")?;
     p.value()
 }
 
+/// A value for an error message: debug-formatted (escaped), at most 200 characters.
+fn shown(v: &Value) -> String {
+    let text = format!("{v:?}");
+    if text.chars().count() <= 200 {
+        return text;
+    }
+    let mut t: String = text.chars().take(200).collect();
+    t.push('…');
+    t
+}
+
 pub fn parse_int(v: &Value) -> Result<u64, XmlRpcError> {
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
         other => Err(XmlRpcError::Malformed(format!(
-            "expected a non-negative int, got {other:?}"
+            "expected a non-negative int, got {}",
+            shown(other)
         ))),
     }
 }
@@ -64,7 +85,8 @@ pub fn parse_int(v: &Value) -> Result<u64, XmlRpcError> {
 pub fn parse_changelog(v: &Value) -> Result<Vec<ChangelogEntry>, XmlRpcError> {
     let Value::Array(rows) = v else {
         return Err(XmlRpcError::Malformed(format!(
-            "expected an array of changes, got {v:?}"
+            "expected an array of changes, got {}",
+            shown(v)
         )));
     };
     rows.iter()
@@ -76,11 +98,13 @@ pub fn parse_changelog(v: &Value) -> Result<Vec<ChangelogEntry>, XmlRpcError> {
                     serial: parse_int(serial)?,
                 }),
                 _ => Err(XmlRpcError::Malformed(format!(
-                    "unexpected changelog row {row:?}"
+                    "unexpected changelog row {}",
+                    shown(row)
                 ))),
             },
             _ => Err(XmlRpcError::Malformed(format!(
-                "unexpected changelog row {row:?}"
+                "unexpected changelog row {}",
+                shown(row)
             ))),
         })
         .collect()
@@ -89,6 +113,8 @@ pub fn parse_changelog(v: &Value) -> Result<Vec<ChangelogEntry>, XmlRpcError> {
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
+    /// `<value>`s open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -147,6 +173,19 @@ impl Parser<'_> {
             .replace("&amp;", "&")
     }
     fn value(&mut self) -> Result<Value, XmlRpcError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(XmlRpcError::Malformed(format!(
+                "values nested deeper than {MAX_DEPTH} levels at byte {}",
+                self.pos
+            )));
+        }
+        self.depth += 1;
+        let v = self.value_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inner(&mut self) -> Result<Value, XmlRpcError> {
         self.expect_open("value")?;
         // A bare string: `<value>text</value>`.
         if !self.rest().trim_start().starts_with('<') || self.rest().starts_with("</value>") {
@@ -263,6 +302,35 @@ mod tests {
         )
         .unwrap();
         assert!(parse_int(&v).is_err());
+    }
+
+    /// `<value><array><data>` nested `levels` deep.
+    pub(crate) fn nested(levels: usize) -> String {
+        let mut xml = String::from("<?xml version='1.0'?><methodResponse><params><param>");
+        xml.push_str(&"<value><array><data>".repeat(levels));
+        xml.push_str(&"</data></array></value>".repeat(levels));
+        xml.push_str("</param></params></methodResponse>");
+        xml
+    }
+
+    #[test]
+    fn finding_01_xmlrpc_deep_nesting_does_not_overflow_the_stack() {
+        // 50,000 levels (2.3 MB) overflowed the stack before the depth limit.
+        let xml = nested(50_000);
+        let err = parse_response(&xml).unwrap_err();
+        assert!(
+            matches!(&err, XmlRpcError::Malformed(m) if m.contains("nested deeper than 32 levels")),
+            "{err}"
+        );
+        // Within the limit it parses.
+        assert!(parse_response(&nested(MAX_DEPTH)).is_ok());
+        assert!(parse_response(&nested(MAX_DEPTH + 1)).is_err());
+        // The same inside a fault.
+        let fault = format!(
+            "<methodResponse><fault>{}</fault></methodResponse>",
+            "<value><array><data>".repeat(10_000)
+        );
+        assert!(matches!(parse_response(&fault), Err(XmlRpcError::Malformed(_))));
     }
 
     #[test]
