@@ -194,6 +194,9 @@ pub struct Evaluation {
     pub missing: Vec<KeyId>,
     /// Authorised keys whose signature does not verify (the file changed after they signed).
     pub invalid: Vec<KeyId>,
+    /// Authorised key ids with a valid signature by a public key already counted under another
+    /// id in `signed`: thresholds count keys, not key ids.
+    pub same_key: Vec<KeyId>,
     /// What tufa-tuf's verifier says.
     pub met: bool,
 }
@@ -208,6 +211,8 @@ fn evaluate(doc: &Doc, req: &Requirement) -> Evaluation {
     let mut signed = Vec::new();
     let mut missing = Vec::new();
     let mut invalid = Vec::new();
+    let mut same_key = Vec::new();
+    let mut counted = BTreeSet::new();
     let ids: BTreeSet<&KeyId> = req.role_keys.keyids.iter().collect();
     for keyid in ids {
         let sigs: Vec<&Signature> = doc.signatures().iter().filter(|s| &s.keyid == keyid).collect();
@@ -219,7 +224,15 @@ fn evaluate(doc: &Doc, req: &Requirement) -> Evaluation {
             })
         });
         if ok {
-            signed.push(*keyid);
+            let first_listing = req
+                .keys
+                .get(keyid)
+                .is_none_or(|key| counted.insert(key.identity()));
+            if first_listing {
+                signed.push(*keyid);
+            } else {
+                same_key.push(*keyid);
+            }
         } else if sigs.is_empty() {
             missing.push(*keyid);
         } else {
@@ -241,6 +254,7 @@ fn evaluate(doc: &Doc, req: &Requirement) -> Evaluation {
         signed,
         missing,
         invalid,
+        same_key,
         met,
     }
 }
@@ -546,6 +560,7 @@ impl fmt::Display for StatusReport {
                     ("signed ", &e.signed),
                     ("INVALID", &e.invalid),
                     ("missing", &e.missing),
+                    ("SAME KEY (counted once)", &e.same_key),
                 ] {
                     for id in ids {
                         writeln!(f, "    {state}  {:<20} {id}", holder_of(&self.holders, id))?;

@@ -61,6 +61,14 @@ impl RoleKeySet {
         if unique.len() != keyids.len() {
             return Err(bad("the same key is listed twice".into()));
         }
+        // Thresholds count keys, not key ids: one public key under two ids (one carrying an
+        // extension field) would promise a threshold that one holder meets alone.
+        let identities: std::collections::BTreeSet<_> = self.keys.iter().map(Key::identity).collect();
+        if identities.len() != keyids.len() {
+            return Err(bad(
+                "the same public key is listed twice (under two key ids)".into()
+            ));
+        }
         if self.threshold < 1 || self.threshold as usize > keyids.len() {
             return Err(bad(format!(
                 "threshold {} is not between 1 and the number of keys ({})",

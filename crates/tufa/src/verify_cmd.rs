@@ -106,6 +106,12 @@ async fn verify_tuf(store: &BlobStore, index: &Index, problems: &mut Vec<String>
         println!("no TUF metadata published: skipping signature checks");
         return Ok(0);
     };
+    // The trust anchor is trusted as `1.root.json`: it must be signed as version 1 (later roots'
+    // names are checked against their signed versions by the walk itself).
+    if let Err(e) = tufa_tuf::Signed::<tufa_tuf::Root>::from_file("1.root.json", &root) {
+        problems.push(format!("TUF: {e}"));
+        return Ok(0);
+    }
     let handle = tokio::runtime::Handle::current();
     let fetch_store = store.clone();
     let verified = tokio::task::spawn_blocking(move || {
@@ -243,7 +249,11 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
             checkpoint.problems.push(problem);
         }
         checkpoint.after = batch.last().map(|(p, _)| p.clone());
-        write_checkpoint(&cp_path, &checkpoint)?;
+        // The checkpoint only saves work for `--resume`: a full disk, when verifying matters
+        // most, must not stop the verification itself.
+        if let Err(e) = write_checkpoint(&cp_path, &checkpoint) {
+            tracing::warn!(error = format!("{e:#}"), "cannot save the verify checkpoint; continuing");
+        }
     }
     progress.finish();
     checked += verify_published(&store, &index, &mut checkpoint.problems).await?;

@@ -247,3 +247,72 @@ fn verify_finds_tampering_and_expiring_roles() {
         "{e}"
     );
 }
+
+#[test]
+fn finding_08_one_public_key_under_two_key_ids_is_refused_and_counted_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new(tmp.path(), &["r1", "t1", "b1"]);
+    let r1 = keys.get("r1");
+    let alias = r1
+        .key
+        .clone()
+        .with_field("x-alias", serde_json::json!("r1 again"))
+        .unwrap();
+    // A 2-of-2 root whose two keys are one: init refuses it.
+    let online = Ed25519Signer::generate();
+    let opts = InitOptions {
+        root_keys: vec![r1.clone(), PublicKeyFile::new("r1-alias", alias.clone())],
+        root_threshold: 2,
+        targets_keys: vec![keys.get("t1")],
+        targets_threshold: 1,
+        bins_keys: vec![keys.get("b1")],
+        bins_threshold: 1,
+        online_key: PublicKeyFile::new("online", online.key().clone()),
+        bins_bit_length: 4,
+        expires_days: 30,
+    };
+    let err = Ceremony::init(&tmp.path().join("c"), &opts, Time::now()).unwrap_err();
+    assert!(
+        err.to_string().contains("the same public key is listed twice"),
+        "{err}"
+    );
+
+    // Written by hand and signed by r1 alone under both ids: the offline verifier counts one key.
+    let r1_signer = Ed25519Signer::generate();
+    let r1_alias = r1_signer
+        .key()
+        .clone()
+        .with_field("x-alias", serde_json::json!(1))
+        .unwrap();
+    let stand_in = Ed25519Signer::generate();
+    let year =
+        tufa_tuf::build::expires_after(Time::now(), jiff::SignedDuration::from_hours(24 * 365)).unwrap();
+    let single = |k: &tufa_tuf::Key| tufa_tuf::build::RoleKeySet::single(k.clone());
+    let root_keys = tufa_tuf::build::RootKeys {
+        root: tufa_tuf::build::RoleKeySet::new(vec![r1_signer.key().clone(), stand_in.key().clone()], 2),
+        targets: single(online.key()),
+        snapshot: single(online.key()),
+        timestamp: single(online.key()),
+    };
+    let mut root = tufa_tuf::build::new_root(&root_keys, 1, year).unwrap();
+    root.keys.remove(&stand_in.keyid());
+    root.keys.insert(r1_alias.key_id(), r1_alias.clone());
+    root.roles.get_mut("root").unwrap().keyids = vec![r1_signer.keyid(), r1_alias.key_id()];
+    let mut signed = tufa_tuf::sign_metadata(root, &[&r1_signer]).unwrap();
+    let sig = signed.signatures[0].sig.clone();
+    signed.signatures.push(tufa_tuf::Signature {
+        keyid: r1_alias.key_id(),
+        sig,
+    });
+    let dir = tmp.path().join("export");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("1.root.json"), signed.to_bytes().unwrap()).unwrap();
+    let err = tufa_ceremony::verify_metadata_dir(&dir, &BTreeMap::new(), Time::now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1 valid signature(s) from authorised keys, threshold is 2")
+            && err.contains("same public key"),
+        "{err}"
+    );
+}

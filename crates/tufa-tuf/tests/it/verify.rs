@@ -136,14 +136,27 @@ fn hand_made_root(
     signatures: &[(tufa_tuf::KeyId, &Ed25519Signer)],
 ) -> Vec<u8> {
     let online = Ed25519Signer::generate();
+    // Built with stand-in keys (the builder refuses a public key listed twice), then the root
+    // role is given `root_keys` as a hostile ceremony would write it by hand.
+    let stand_ins: Vec<tufa_tuf::Key> = root_keys
+        .iter()
+        .map(|_| Ed25519Signer::generate().key().clone())
+        .collect();
     let keys = tufa_tuf::build::RootKeys {
-        root: tufa_tuf::build::RoleKeySet::new(root_keys.to_vec(), threshold),
+        root: tufa_tuf::build::RoleKeySet::new(stand_ins.clone(), threshold),
         targets: tufa_tuf::build::RoleKeySet::single(online.key().clone()),
         snapshot: tufa_tuf::build::RoleKeySet::single(online.key().clone()),
         timestamp: tufa_tuf::build::RoleKeySet::single(online.key().clone()),
     };
-    let root = tufa_tuf::build::new_root(&keys, 1, tufa_tuf::parse_expires("2040-01-01T00:00:00Z").unwrap())
-        .unwrap();
+    let mut root =
+        tufa_tuf::build::new_root(&keys, 1, tufa_tuf::parse_expires("2040-01-01T00:00:00Z").unwrap())
+            .unwrap();
+    for k in &stand_ins {
+        root.keys.remove(&k.key_id());
+    }
+    root.keys
+        .extend(root_keys.iter().map(|k| (k.key_id(), k.clone())));
+    root.roles.get_mut("root").unwrap().keyids = root_keys.iter().map(tufa_tuf::Key::key_id).collect();
     let mut signed = sign_metadata(root, &[]).unwrap();
     let payload = signed.signed_bytes().unwrap();
     for (keyid, signer) in signatures {
@@ -214,6 +227,24 @@ fn finding_08_key_ids_must_be_the_canonical_hash_of_their_key() {
             a.keyid()
         )),
         "{msg}"
+    );
+}
+
+#[test]
+fn finding_08_builders_refuse_one_public_key_listed_twice() {
+    let a = Ed25519Signer::generate();
+    let set = tufa_tuf::build::RoleKeySet::new(vec![a.key().clone(), same_key_other_id(a.key())], 2);
+    let keys = tufa_tuf::build::RootKeys {
+        root: set,
+        targets: tufa_tuf::build::RoleKeySet::single(a.key().clone()),
+        snapshot: tufa_tuf::build::RoleKeySet::single(a.key().clone()),
+        timestamp: tufa_tuf::build::RoleKeySet::single(a.key().clone()),
+    };
+    let err = tufa_tuf::build::new_root(&keys, 1, tufa_tuf::parse_expires("2040-01-01T00:00:00Z").unwrap())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the same public key is listed twice"),
+        "{err}"
     );
 }
 

@@ -349,6 +349,21 @@ fn finding_07_import_metadata_refuses_targets_v1_copied_as_v2() {
     assert!(stdout(&out).contains("targets v2"), "{}", stdout(&out));
     let out = t.m.tufa(&["verify"]).output().unwrap();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    // `tufa verify` reads versions from the signed content too: v1 put in place of the
+    // published `2.targets.json` (which snapshot lists by version only) is reported.
+    let tuf_dir = walk_dirs(&t.m.store())
+        .into_iter()
+        .find(|d| d.file_name().is_some_and(|n| n == "tuf"))
+        .unwrap();
+    std::fs::write(tuf_dir.join("2.targets.json"), &before["1.targets.json"]).unwrap();
+    let out = t.m.tufa(&["verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`2.targets.json` is signed as version 1, but its file name says version 2"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -365,14 +380,20 @@ fn finding_08_import_metadata_counts_distinct_keys_not_key_ids() {
         .clone()
         .with_field("x-alias", serde_json::json!(1))
         .unwrap();
+    // The builder refuses a public key listed twice: build with a stand-in, then list the alias.
+    let stand_in = Ed25519Signer::generate();
     let online_set = RoleKeySet::single(t.online.key().clone());
     let keys = RootKeys {
-        root: RoleKeySet::new(vec![t.root.key().clone(), alias.clone()], 2),
+        root: RoleKeySet::new(vec![t.root.key().clone(), stand_in.key().clone()], 2),
         targets: RoleKeySet::single(t.targets.key().clone()),
         snapshot: online_set.clone(),
         timestamp: online_set,
     };
-    let mut v2 = sign_metadata(build::new_root(&keys, 2, year).unwrap(), &[&t.root]).unwrap();
+    let mut root = build::new_root(&keys, 2, year).unwrap();
+    root.keys.remove(&stand_in.keyid());
+    root.keys.insert(alias.key_id(), alias.clone());
+    root.roles.get_mut("root").unwrap().keyids = vec![t.root.keyid(), alias.key_id()];
+    let mut v2 = sign_metadata(root, &[&t.root]).unwrap();
     let sig = v2.signatures[0].sig.clone();
     v2.signatures.push(tufa_tuf::Signature {
         keyid: alias.key_id(),
