@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::Closed;
@@ -41,7 +42,7 @@ impl Rules {
     }
 }
 
-/// A socket that closes itself (an I/O error hyper ends the connection on) when the peer
+/// A TCP socket that closes itself (an I/O error hyper ends the connection on) when the peer
 /// stops making progress:
 /// - no first byte within `first_byte` (hyper's protocol detection would wait forever);
 /// - nothing read or written for `idle`;
@@ -51,8 +52,8 @@ impl Rules {
 ///
 /// Deadlines are checked whenever the connection waits on the socket; a connection waiting
 /// on the store (the server's own slowness) is not timed here.
-pub(crate) struct Watchdog<IO> {
-    io: IO,
+pub(crate) struct Watchdog {
+    io: TcpStream,
     rules: Rules,
     state: AppState,
     started: Instant,
@@ -65,8 +66,8 @@ pub(crate) struct Watchdog<IO> {
     timer: Pin<Box<Sleep>>,
 }
 
-impl<IO> Watchdog<IO> {
-    pub(crate) fn new(io: IO, rules: Rules, state: AppState) -> Self {
+impl Watchdog {
+    pub(crate) fn new(io: TcpStream, rules: Rules, state: AppState) -> Self {
         let now = Instant::now();
         Self {
             io,
@@ -131,7 +132,11 @@ impl<IO> Watchdog<IO> {
         Ok(())
     }
 
+    /// Counts and logs the closing, and makes it an abort: the kernel drops what is still
+    /// queued for the peer instead of holding it (up to the socket's send buffer) until a
+    /// client that does not read takes it.
     fn close(&self, reason: Closed) -> io::Error {
+        let _ = self.io.set_zero_linger();
         self.state.metrics().connection_closed(reason);
         tracing::debug!(
             reason = reason.label(),
@@ -145,7 +150,7 @@ impl<IO> Watchdog<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
+impl AsyncRead for Watchdog {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -170,7 +175,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> Watchdog<IO> {
+impl Watchdog {
     fn after_write(
         &mut self,
         cx: &mut Context<'_>,
@@ -206,7 +211,7 @@ impl<IO: AsyncWrite + Unpin> Watchdog<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
+impl AsyncWrite for Watchdog {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.io).poll_write(cx, data);
