@@ -96,8 +96,11 @@ pub async fn publish(
                 done.push(name);
             }
             Err(e) => {
-                tracing::error!(project = %name, error = %e, "publishing failed; will retry next run");
-                report.failures.push((name, e.to_string()));
+                // With its causes: "store: object store operation on `…` failed" alone hides
+                // why (e.g. "No space left on device").
+                let error = error_chain(&e);
+                tracing::error!(project = %name, %error, "publishing failed; will retry next run");
+                report.failures.push((name, error));
             }
         }
     }
@@ -115,6 +118,21 @@ pub async fn publish(
         "publish finished"
     );
     Ok(report)
+}
+
+/// The error and its causes on one line, skipping a cause whose text is already shown.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let msg = cause.to_string();
+        if !text.contains(&msg) {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 enum Outcome {

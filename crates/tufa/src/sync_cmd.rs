@@ -32,6 +32,8 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     options.limits = c.sync.limits.clone();
     options.concurrency = c.sync.concurrency.clone();
     options.latest_releases = c.sync.latest_releases;
+    options.file_hosts = c.sync.file_hosts.clone();
+    options.allow_private_addresses = c.sync.allow_private_addresses;
 
     let progress = Progress::new("sync", bar);
     let p = progress.clone();
@@ -45,12 +47,28 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     let report = report?;
     // Publish what synced, even when some of it failed: good projects should not wait.
     let publish_options = crate::tuf_cmd::publish_options(loaded)?;
-    let published = tufa_publish::publish(&store, &index, &publish_options).await?;
+    let published = match tufa_publish::publish(&store, &index, &publish_options).await {
+        Ok(published) => published,
+        Err(e) => {
+            // Name what failed to sync too (say, files that hit a full disk) before the
+            // error that stopped publishing.
+            if !report.failures.is_empty() {
+                eprintln!(
+                    "error: {} file(s) or project(s) failed to sync:",
+                    report.failures.len()
+                );
+                for f in &report.failures {
+                    eprintln!("  {f}");
+                }
+            }
+            return Err(e.into());
+        }
+    };
 
     println!(
         "synced {} projects from {}: {} changed, {} removed; {} files downloaded ({} bytes), {} already present, {} removed from the index",
         report.projects_processed,
-        c.upstream,
+        tufa_sync::redact(&c.upstream),
         report.projects_changed,
         report.projects_removed,
         report.files_downloaded,

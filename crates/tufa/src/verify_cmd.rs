@@ -252,7 +252,10 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
         // The checkpoint only saves work for `--resume`: a full disk, when verifying matters
         // most, must not stop the verification itself.
         if let Err(e) = write_checkpoint(&cp_path, &checkpoint) {
-            tracing::warn!(error = format!("{e:#}"), "cannot save the verify checkpoint; continuing");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot save the verify checkpoint; continuing"
+            );
         }
     }
     progress.finish();

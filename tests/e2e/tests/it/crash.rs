@@ -89,7 +89,7 @@ impl Drop for SeedReport {
 
 /// A release whose wheel and sdist are several KiB (hundreds of hard-to-compress
 /// requirements), so a slow body takes several chunks.
-fn big_release(version: &str, requirements: usize, salt: u64) -> ReleaseSpec {
+pub fn big_release(version: &str, requirements: usize, salt: u64) -> ReleaseSpec {
     let mut r = ReleaseSpec::new(version);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ salt ^ (version.len() as u64).rotate_left(17);
     for i in 0..requirements {
@@ -242,7 +242,7 @@ impl CrashUpstream {
 }
 
 /// `tufa init DIR --upstream URL --dev-keys` (full mode: no allowlist), 16 bins, fast retries.
-fn init_mirror(up: &FakeUpstream) -> (tempfile::TempDir, PathBuf) {
+pub fn init_mirror(up: &FakeUpstream) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let mut init = Command::new(tufa_bin());
     init.arg("init")

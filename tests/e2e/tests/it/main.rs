@@ -5,6 +5,7 @@
 mod attacks;
 mod ceremony;
 mod crash;
+mod disk_full;
 mod harness;
 mod http;
 mod pip;
