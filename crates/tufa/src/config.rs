@@ -68,16 +68,41 @@ impl Default for Storage {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sync {
     /// Mirror only the newest N releases of each project. Absent: every release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_releases: Option<usize>,
+    /// Hosts files may be downloaded from besides the upstream's (`host` or `host:port`).
+    #[serde(default = "default_file_hosts")]
+    pub file_hosts: Vec<String>,
+    /// Let host names resolve to private, loopback and link-local addresses.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
     #[serde(default)]
     pub concurrency: Concurrency,
     #[serde(default)]
     pub limits: Limits,
+}
+
+fn default_file_hosts() -> Vec<String> {
+    tufa_sync::DEFAULT_FILE_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect()
+}
+
+impl Default for Sync {
+    fn default() -> Self {
+        Self {
+            latest_releases: None,
+            file_hosts: default_file_hosts(),
+            allow_private_addresses: false,
+            concurrency: Concurrency::default(),
+            limits: Limits::default(),
+        }
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -221,8 +246,17 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         if !matches!(self.upstream.scheme(), "http" | "https") {
-            bail!("upstream `{}` must be an http(s) URL", self.upstream);
+            bail!(
+                "upstream `{}` must be an http(s) URL",
+                tufa_sync::redact(&self.upstream)
+            );
         }
+        tufa_sync::HostPolicy::new(
+            &self.upstream,
+            self.xmlrpc.as_ref(),
+            &self.sync.file_hosts,
+            self.sync.allow_private_addresses,
+        )?;
         if self.sync.concurrency.projects == 0 || self.sync.concurrency.downloads == 0 {
             bail!("sync.concurrency values must be at least 1");
         }
@@ -272,6 +306,12 @@ upstream = "{upstream}"
 [sync]
 # Mirror only the newest N releases of each project (default: all releases).
 {latest}
+# Hosts files may be downloaded from besides the upstream's own ("host" for any port, or
+# "host:port"). Every other host, and every redirect elsewhere, is refused.
+# file_hosts = ["files.pythonhosted.org"]
+# Let host names resolve to private, loopback or link-local addresses (IP literals written
+# in upstream or file_hosts are always allowed).
+# allow_private_addresses = false
 
 [sync.concurrency]
 # projects = {cp}
@@ -286,6 +326,9 @@ upstream = "{upstream}"
 # page_timeout_secs = {pts}
 # retries = {retries}
 # retry_base_delay_ms = {rbd}
+# max_retry_after_secs = {mra}
+# file_min_rate_bytes_per_sec = {fmr}
+# file_rate_window_secs = {frw}
 
 [serve]
 listen = "{listen}"
@@ -355,6 +398,9 @@ bins_bit_length = {bits}
             pts = l.page_timeout_secs,
             retries = l.retries,
             rbd = l.retry_base_delay_ms,
+            mra = l.max_retry_after_secs,
+            fmr = l.file_min_rate_bytes_per_sec,
+            frw = l.file_rate_window_secs,
         )
     }
 }

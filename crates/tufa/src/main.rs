@@ -131,6 +131,19 @@ enum Command {
         /// The ceremony's output directory.
         dir: PathBuf,
     },
+    /// Accept a changed file. PyPI filenames are immutable, so `tufa sync` refuses a file
+    /// whose content (sha256) upstream changed and keeps serving the old one (exit 1). After
+    /// checking the change is legitimate, record that exactly this new digest is accepted:
+    /// the next sync takes it and forgets the approval; any other digest is still refused.
+    AcceptChange {
+        /// The project the file belongs to.
+        project: ProjectName,
+        /// The file's name, as `tufa sync` reported it.
+        filename: tufa_pypi::DistFilename,
+        /// The new sha256 (hex) to accept, as `tufa sync` reported it.
+        #[arg(long, value_name = "HEX")]
+        sha256: tufa_pypi::Sha256Digest,
+    },
     /// Re-sign the TUF timestamp and snapshot (and bins near expiry) without syncing. Run it
     /// from a timer more often than the timestamp lifetime (default 24 h), e.g. hourly.
     Refresh,
@@ -204,6 +217,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(tuf_cmd::import_metadata(&loaded, &dir))
         }
+        Command::AcceptChange {
+            project,
+            filename,
+            sha256,
+        } => {
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            runtime()?.block_on(accept_change(&loaded, &project, &filename, &sha256))
+        }
         Command::Refresh => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(tuf_cmd::refresh(&loaded))
@@ -238,6 +259,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { jobs, resume } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(verify_cmd::run(&loaded, jobs.max(1), resume))
+        }
+    }
+}
+
+/// `tufa accept-change`: records the operator's approval of one changed file's new digest.
+async fn accept_change(
+    loaded: &config::Loaded,
+    project: &ProjectName,
+    filename: &tufa_pypi::DistFilename,
+    sha256: &tufa_pypi::Sha256Digest,
+) -> anyhow::Result<ExitCode> {
+    let index = loaded.open_index().await?;
+    let (p, f, d) = (project.clone(), filename.clone(), *sha256);
+    let current = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let current = index
+            .files(&p)?
+            .into_iter()
+            .find(|r| r.filename == f)
+            .map(|r| r.sha256);
+        if current.is_some_and(|c| c != d) {
+            index.approve_change(&p, &f, &d)?;
+        }
+        Ok(current)
+    })
+    .await??;
+    match current {
+        None => anyhow::bail!("the index has no file `{filename}` in project `{project}`"),
+        Some(c) if c == *sha256 => {
+            anyhow::bail!("`{filename}` already has sha256 {sha256}: there is no change to accept")
+        }
+        Some(c) => {
+            tracing::warn!(project = %project, file = %filename, old = %c, new = %sha256, "operator accepted a changed file");
+            println!(
+                "accepted: the next sync replaces `{filename}` of `{project}` (sha256 {c}) with sha256 {sha256}, and only that digest"
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -96,7 +96,7 @@ pub async fn quickstart(
         println!(
             "syncing {} projects from {} …",
             loaded.config.projects.as_ref().map_or(0, Vec::len),
-            loaded.config.upstream
+            tufa_sync::redact(&loaded.config.upstream)
         );
         ok &= crate::sync_cmd::run(&loaded, bar).await? == ExitCode::SUCCESS;
         let missing = missing_dependencies(&loaded).await?;
