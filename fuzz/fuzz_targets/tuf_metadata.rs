@@ -1,0 +1,89 @@
+//! TUF metadata (`tufa_tuf`): parsing every role type, and verifying a repository in which one
+//! metadata file is replaced by fuzzed bytes.
+//!
+//! The first byte picks the mode and the file: the fixture's files (sorted by name), then
+//! `2.root.json` (absent in the fixture: a fuzzed root rotation), then "the trusted root
+//! itself". Asserts: no panic; parsed metadata written back parses to the same signed payload;
+//! and the security property: with the fixture's root trusted, whatever the replaced file
+//! holds, a verification that succeeds yields exactly the fixture's targets (lengths and
+//! hashes). Nobody without the keys can change what verifies.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use tufa_fuzz::{TufRepo, tuf_repo};
+use tufa_tuf::{
+    Metadata, Role, Root, Signed, Snapshot, Targets, Timestamp, VerifyOptions, verify_repository,
+};
+
+fn fixture() -> &'static TufRepo {
+    static REPO: OnceLock<TufRepo> = OnceLock::new();
+    REPO.get_or_init(|| {
+        let repo = tuf_repo();
+        // The property below is only worth something if the untouched fixture verifies.
+        let root = repo.files.get("1.root.json").cloned().unwrap_or_default();
+        let verified = verify_repository(&root, &repo.files, &VerifyOptions::new(repo.now))
+            .unwrap_or_else(|e| panic!("the untouched fixture must verify: {e}"));
+        assert_eq!(verified.targets.len(), repo.targets.len());
+        repo
+    })
+}
+
+fn reparse<T: Role + serde::Serialize + serde::de::DeserializeOwned>(bytes: &[u8]) {
+    let Ok(parsed) = Signed::<T>::from_bytes("fuzz", bytes) else {
+        return;
+    };
+    let written = parsed
+        .metadata
+        .to_bytes()
+        .unwrap_or_else(|e| panic!("parsed metadata does not serialise: {e}"));
+    let again = Signed::<T>::from_bytes("fuzz (rewritten)", &written).unwrap_or_else(|e| {
+        panic!(
+            "rewritten metadata does not parse: {e}\n{}",
+            String::from_utf8_lossy(&written)
+        )
+    });
+    assert_eq!(
+        again.payload, parsed.payload,
+        "the signed payload changed when rewritten"
+    );
+    assert_eq!(again.metadata.signed.version(), parsed.metadata.signed.version());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, fuzzed)) = data.split_first() else {
+        return;
+    };
+    let _ = Metadata::from_bytes("fuzz", fuzzed);
+    reparse::<Root>(fuzzed);
+    reparse::<Targets>(fuzzed);
+    reparse::<Snapshot>(fuzzed);
+    reparse::<Timestamp>(fuzzed);
+
+    let repo = fixture();
+    let mut names: Vec<&str> = repo.files.keys().map(String::as_str).collect();
+    names.push("2.root.json");
+    let slot = selector as usize % (names.len() + 1);
+    let mut files: BTreeMap<String, Vec<u8>> = repo.files.clone();
+    let mut trusted = repo.files.get("1.root.json").cloned().unwrap_or_default();
+    let replaces_trust_anchor = slot == names.len();
+    if replaces_trust_anchor {
+        trusted = fuzzed.to_vec();
+    } else {
+        files.insert(names[slot].to_owned(), fuzzed.to_vec());
+    }
+    let result = verify_repository(&trusted, &files, &VerifyOptions::new(repo.now));
+    if replaces_trust_anchor {
+        return; // Trusting the attacker's root proves nothing; it only must not crash.
+    }
+    if let Ok(verified) = result {
+        let found: BTreeMap<_, _> = verified.targets.into_iter().map(|(p, t)| (p, t.file)).collect();
+        assert_eq!(
+            found, repo.targets,
+            "replacing `{}` changed the verified targets",
+            names[slot]
+        );
+    }
+});
