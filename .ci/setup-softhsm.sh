@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs SoftHSM2, the software PKCS#11 token that tufa-pkcs11's tests sign with.
-# For a fresh Debian bookworm machine, run as root (or with sudo available).
+# For a fresh Debian bookworm machine, run as root (or with sudo available). The PKCS#11 tests
+# run it themselves on first use when SoftHSM2 is missing (tufa-testkit's softhsm_module).
 #
 # Installs the package and nothing else: no token, no config. The tests make their own
 # tokens in temporary directories through SOFTHSM2_CONF and never touch /etc/softhsm or
@@ -8,8 +9,19 @@
 # few other usual places; set TUFA_PKCS11_MODULE to use another one.
 set -euo pipefail
 
+# SOFTHSM_SETUP_NONINTERACTIVE=1 (set by the tests, which install SoftHSM2 on first use): a
+# sudo that would ask for a password fails at once instead of waiting for one.
 as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif ! command -v sudo >/dev/null 2>&1; then
+    echo "error: installing softhsm2 needs root, and sudo is not installed: run this script as root" >&2
+    return 1
+  elif [ "${SOFTHSM_SETUP_NONINTERACTIVE:-}" = 1 ]; then
+    sudo -n "$@"
+  else
+    sudo "$@"
+  fi
 }
 
 installed() {

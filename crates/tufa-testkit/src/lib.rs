@@ -5,6 +5,10 @@
 //! and python-tuf, as pinned in `tests/e2e/requirements.txt` and installed by
 //! `tests/e2e/setup-venv.sh`. `$TUFA_E2E_VENV` names it (CI sets it); otherwise it lives next
 //! to the build output, `<target>/e2e-venv`, so every test binary of a build shares one.
+//!
+//! Also owns SoftHSM2 for the PKCS#11 tests: found where distributions put it, and installed on
+//! first use with `.ci/setup-softhsm.sh` when it is missing ([`softhsm_module`]), so
+//! `cargo test --workspace` passes on a fresh machine as it is.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,15 +25,7 @@ pub fn venv() -> PathBuf {
         let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let path = match std::env::var_os("TUFA_E2E_VENV") {
             Some(p) => PathBuf::from(p),
-            None => {
-                // <target>/<profile>/deps/<test binary>
-                let exe = std::env::current_exe().expect("the test binary has a path");
-                let target = exe
-                    .ancestors()
-                    .nth(3)
-                    .expect("test binaries live in <target>/<profile>/deps");
-                target.join("e2e-venv")
-            }
+            None => target_dir().join("e2e-venv"),
         };
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/setup-venv.sh");
         let status = Command::new("bash").arg(&script).arg(&path).status();
@@ -67,10 +63,50 @@ pub fn python_with_tuf() -> PathBuf {
 /// Overrides where the SoftHSM2 module is (tests also pass the one they found to children).
 pub const MODULE_ENV: &str = "TUFA_PKCS11_MODULE";
 
-pub const SOFTHSM_SETUP_HINT: &str = "run `.ci/setup-softhsm.sh` as root (it installs the Debian package \
+pub const SOFTHSM_SETUP_HINT: &str = "run `sudo bash .ci/setup-softhsm.sh` (it installs the Debian package \
      softhsm2), or set TUFA_PKCS11_MODULE to the path of libsofthsm2.so";
 
-/// `TUFA_PKCS11_MODULE`, or where distributions put libsofthsm2.so.
+/// Where distributions put libsofthsm2.so.
+const SOFTHSM_CANDIDATES: &[&str] = &[
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/usr/lib/pkcs11/libsofthsm2.so",
+    "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+];
+
+/// The module, when SoftHSM2 is usable: the library is there and so is `softhsm2-util`
+/// (Debian ships them in two packages; `apt-get remove softhsm2` leaves the library behind).
+fn find_softhsm_module() -> Option<PathBuf> {
+    let util = Command::new("softhsm2-util")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !util {
+        return None;
+    }
+    SOFTHSM_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// The build's target directory (`<target>/<profile>/deps/<test binary>`), shared by every
+/// test binary of a build.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    exe.ancestors()
+        .nth(3)
+        .expect("test binaries live in <target>/<profile>/deps")
+        .to_owned()
+}
+
+/// `TUFA_PKCS11_MODULE`, or libsofthsm2.so where distributions put it. When SoftHSM2 is not
+/// installed, installs it first with `.ci/setup-softhsm.sh` (the Debian package `softhsm2`,
+/// through sudo when not root), once: under a file lock in the target directory, so test
+/// binaries running in parallel install it once between them. If that is impossible the test
+/// fails saying what to run; it is never skipped.
 pub fn softhsm_module() -> PathBuf {
     if let Some(path) = std::env::var_os(MODULE_ENV) {
         let path = PathBuf::from(path);
@@ -81,22 +117,55 @@ pub fn softhsm_module() -> PathBuf {
         );
         return path;
     }
-    const CANDIDATES: &[&str] = &[
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-        "/usr/lib64/pkcs11/libsofthsm2.so",
-        "/usr/lib/pkcs11/libsofthsm2.so",
-        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
-    ];
-    CANDIDATES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("SoftHSM2 is not installed: {SOFTHSM_SETUP_HINT} (looked for libsofthsm2.so in {CANDIDATES:?})")
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    if let Some(found) = MODULE.get() {
+        return found.clone();
+    }
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    MODULE
+        .get_or_init(|| {
+            if let Some(found) = find_softhsm_module() {
+                return found;
+            }
+            // Between processes: the first test binary to get here installs, the others wait
+            // for it and then find the module.
+            let target = target_dir();
+            std::fs::create_dir_all(&target).expect("create the target directory");
+            let lock_path = target.join("softhsm-setup.lock");
+            let lock = std::fs::File::create(&lock_path)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
+            lock.lock()
+                .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
+            if let Some(found) = find_softhsm_module() {
+                return found;
+            }
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/setup-softhsm.sh");
+            eprintln!(
+                "SoftHSM2 is not installed: installing it with {} (once)",
+                script.display()
+            );
+            // Non-interactive: a sudo that would ask for a password fails instead of waiting.
+            let status = Command::new("bash")
+                .arg(&script)
+                .env("SOFTHSM_SETUP_NONINTERACTIVE", "1")
+                .stdin(std::process::Stdio::null())
+                .status();
+            let found = find_softhsm_module();
+            let _ = lock.unlock();
+            found.unwrap_or_else(|| {
+                panic!(
+                    "SoftHSM2 is not installed and {} could not install it ({}): the PKCS#11 tests \
+                     need it; {SOFTHSM_SETUP_HINT} (looked for libsofthsm2.so in {SOFTHSM_CANDIDATES:?})",
+                    script.display(),
+                    match status {
+                        Ok(s) => format!("it exited with {s}"),
+                        Err(e) => format!("cannot run bash: {e}"),
+                    }
+                )
+            })
         })
+        .clone()
 }
 
 /// Writes a SoftHSM2 config whose token directory is `dir/tokens`; returns its path (for
@@ -116,8 +185,10 @@ pub fn softhsm_config(dir: &Path) -> PathBuf {
     conf
 }
 
-/// Initialises a token `label` in the config `conf` with `softhsm2-util`.
+/// Initialises a token `label` in the config `conf` with `softhsm2-util` (installing SoftHSM2
+/// first when needed, see [`softhsm_module`]).
 pub fn softhsm_init_token(conf: &Path, label: &str, so_pin: &str, pin: &str) {
+    softhsm_module();
     let out = Command::new("softhsm2-util")
         .args([
             "--init-token",
