@@ -220,8 +220,11 @@ pub(crate) async fn project(
 }
 
 /// A hash-prefixed page target, `/simple/<project>/<sha256>.index.html` or `….index.json`: the
-/// page blob with that sha256, verified, never compressed, immutable. Not looked up in the
-/// manifest, so older versions of a page stay answerable while their blobs are stored.
+/// page blob with that sha256, verified, never compressed, immutable. The project's current
+/// pages are answered as they are; an older version of a page stays answerable while its blob
+/// is stored, but only when it is small enough to verify whole (the page cache's largest entry)
+/// and is a page of this project in the format asked for (see `is_page_of`), so no other
+/// stored blob (a file of a quarantined project, say) can be fetched under a page's name.
 pub(crate) async fn hashed_page(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -236,13 +239,21 @@ pub(crate) async fn hashed_page(
         return Err(ApiError::NotFound);
     }
     let (digest, format) = parse_hashed_page(&file).ok_or(ApiError::NotFound)?;
+    let manifest = read_manifest(state.store(), &name)
+        .await
+        .map_err(ApiError::from_tree)?
+        .ok_or(ApiError::NotFound)?;
+    let current = match format {
+        Format::Json => manifest.json.raw.sha256 == digest,
+        Format::Html | Format::TextHtml => manifest.html.raw.sha256 == digest,
+    };
     let etag = etag_of(&digest);
     let builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::CACHE_CONTROL, IMMUTABLE)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, HASHED_PAGE_CSP);
-    let cached = state.cache().get(&digest);
+    let mut cached = state.cache().get(&digest);
     let len = match &cached {
         Some(data) => data.len() as u64,
         None => {
@@ -255,6 +266,19 @@ pub(crate) async fn hashed_page(
                 .size
         }
     };
+    if !current {
+        let data = match cached {
+            Some(data) => data,
+            None if len <= state.cache().max_entry_bytes() => {
+                verified_small(&state, &BlobRef { sha256: digest, len }).await?
+            }
+            None => return Err(ApiError::NotFound),
+        };
+        if !is_page_of(&data, &name, format) {
+            return Err(ApiError::NotFound);
+        }
+        cached = Some(data);
+    }
     if if_none_match(&headers, &etag) {
         return builder
             .status(StatusCode::NOT_MODIFIED)
@@ -278,6 +302,38 @@ pub(crate) async fn hashed_page(
         .header(header::CONTENT_LENGTH, len)
         .body(body)
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Whether `data` is a page of `project` in `format`: a JSON page whose top-level `name`
+/// normalises to the project, or an HTML page whose `<title>Links for …</title>` does (both as
+/// tufa-publish renders them, PEP 503 / PEP 691).
+fn is_page_of(data: &[u8], project: &ProjectName, format: Format) -> bool {
+    /// How far into an HTML page its title is looked for.
+    const TITLE_WITHIN: usize = 64 * 1024;
+    let name = match format {
+        Format::Json => {
+            #[derive(serde::Deserialize)]
+            struct Named {
+                name: String,
+            }
+            match serde_json::from_slice::<Named>(data) {
+                Ok(page) => page.name,
+                Err(_) => return false,
+            }
+        }
+        Format::Html | Format::TextHtml => {
+            let head = data.get(..data.len().min(TITLE_WITHIN)).unwrap_or_default();
+            let head = String::from_utf8_lossy(head);
+            let Some((_, rest)) = head.split_once("<title>Links for ") else {
+                return false;
+            };
+            let Some((title, _)) = rest.split_once("</title>") else {
+                return false;
+            };
+            title.trim().to_owned()
+        }
+    };
+    ProjectName::new(&name).is_ok_and(|n| n == *project)
 }
 
 /// `<sha256>.index.html` or `<sha256>.index.json`.

@@ -387,6 +387,44 @@ async fn finding_06_a_file_removed_by_a_later_publish_is_404() {
     );
 }
 
+#[tokio::test]
+async fn finding_06_stored_blobs_are_not_served_under_a_page_name() {
+    let f = Fixture::memory().await;
+    // Pages of the project answer, current or not (their content names the project).
+    for (digest, kind) in [(f.html_digest, "html"), (f.json_digest, "json")] {
+        let url = format!("/simple/demo/{digest}.index.{kind}");
+        assert_eq!(get(&f.app, &url, &[]).await.status, StatusCode::OK, "{url}");
+    }
+    let wheel = Bytes::from_static(b"PK\x03\x04 quarantined wheel");
+    let digests = publish(
+        &f.store,
+        "evil",
+        &[("evil-1.0.tar.gz", &wheel)],
+        BTreeMap::new(),
+        true,
+    )
+    .await;
+    let mut urls = Vec::new();
+    for digest in [digests[0], f.wheel_digest, f.sdist_digest, f.metadata_digest] {
+        for kind in ["html", "json"] {
+            urls.push(format!("/simple/demo/{digest}.index.{kind}"));
+            urls.push(format!("/simple/evil/{digest}.index.{kind}"));
+        }
+    }
+    // A page of another project, and a page asked for in the other format.
+    urls.push(format!("/simple/zeta-pkg/{}.index.html", f.html_digest));
+    urls.push(format!("/simple/demo/{}.index.json", f.html_digest));
+    urls.push(format!("/simple/demo/{}.index.html", f.json_digest));
+    for url in &urls {
+        assert_eq!(get(&f.app, url, &[]).await.status, StatusCode::NOT_FOUND, "{url}");
+        assert_eq!(
+            head(&f.app, url, &[]).await.status,
+            StatusCode::NOT_FOUND,
+            "{url}"
+        );
+    }
+}
+
 /// Log lines written while a guard is held, for the current thread.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -335,24 +335,41 @@ async fn bad_hash_prefixed_pages_are_404() {
 }
 
 #[tokio::test]
-async fn large_blobs_behind_a_page_name_are_streamed_verified() {
-    // A cache of 64 KiB keeps blobs of up to 8 KiB: the 1 MiB wheel is streamed, not buffered.
+async fn large_pages_behind_a_hashed_name_are_streamed_verified() {
+    // A cache of 64 KiB keeps blobs of up to 8 KiB: a 1 MiB current page is streamed, not
+    // buffered.
     let limits = ServerLimits {
         page_cache_bytes: 64 * 1024,
         ..ServerLimits::default()
     };
     let f = Fixture::local_with(limits).await;
-    let url = format!("/simple/demo/{}.index.html", f.wheel_digest);
+    let mut big = b"<!DOCTYPE html><html><head><title>Links for demo</title></head><body>\n".to_vec();
+    big.resize(WHEEL_LEN, b' ');
+    let big = Bytes::from(big);
+    let big_ref = BlobRef {
+        sha256: f.store.put_bytes(big.clone()).await.unwrap(),
+        len: big.len() as u64,
+    };
+    let mut manifest = tufa_tree::read_manifest(&f.store, &ProjectName::new("demo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    manifest.html = Page {
+        raw: big_ref,
+        gzip: None,
+    };
+    write_manifest(&f.store, &manifest).await.unwrap();
+    let url = format!("/simple/demo/{}.index.html", big_ref.sha256);
     let a = get(&f.app, &url, &[]).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.body, f.wheel);
+    assert_eq!(a.body, big);
     assert_eq!(a.header("content-length"), Some(WHEEL_LEN.to_string().as_str()));
     assert!(a.header("content-security-policy").unwrap().contains("sandbox"));
 
     // Corrupt: the body is cut short with an error instead of completing.
-    let mut bad = f.wheel.to_vec();
+    let mut bad = big.to_vec();
     bad[WHEEL_LEN - 1] ^= 0xff;
-    f.corrupt(&f.wheel_digest, &bad);
+    f.corrupt(&big_ref.sha256, &bad);
     let response =
         tower::ServiceExt::oneshot(f.app.clone(), crate::request(axum::http::Method::GET, &url, &[]))
             .await
