@@ -30,11 +30,15 @@
 //!   and the client has received fewer bytes than the `Content-Length` it was promised: it can
 //!   never mistake the bad content for a complete download (pip and uv then fail or retry).
 //!   A blob truncated on disk is caught the same way.
-//! - **Range requests** first re-hash the whole blob (streaming, never buffered in full), then
-//!   cut the range from a fresh read, whose length is checked. The cost: every range request
-//!   reads the whole blob once more than the range itself. Range requests are rare for a
-//!   package index (clients fetch PEP 658 metadata instead of ranges of wheels), so safety
-//!   wins over speed here.
+//! - **Range requests** are cut (from a fresh read whose length is checked) only from a blob
+//!   whose whole content this process has hashed against its digest, in the same stored
+//!   version (length and modification time). A digest is hashed once and remembered (blobs are
+//!   immutable; a bounded set, see the `verify` module); a complete download, hashed while
+//!   streaming, marks its digest verified too. Concurrent verifications are bounded
+//!   ([`ServerLimits::max_concurrent_verifications`]) and single-flight per digest, and a
+//!   verification stops between chunks once no request waits for it. A mismatch is never
+//!   remembered: every range request on a corrupt blob is refused. Hashes run are counted in
+//!   `tufa_blob_verifications_total`.
 //! - **HEAD** requests and `304 Not Modified` answers send no content, so they verify nothing.
 //! - **TUF metadata** (`/tuf/…`) is not content-addressed and is served as stored: it verifies
 //!   itself, by signatures the client checks against the root it trusts (see the `tuf` module).
@@ -50,12 +54,19 @@
 //!   `Content-Encoding`: the client hashes what it receives), `immutable`. Verified like every
 //!   page: small blobs (up to an eighth of the page cache) whole and cached, larger ones
 //!   streamed with the last chunk held back. The project name must be normalised (no
-//!   redirect: a 404). Any page blob is answered under any project name; the client checks the
-//!   bytes against the hash it asked for, and the response carries a sandboxing
-//!   `Content-Security-Policy` and `nosniff` so that a blob of another kind, asked for under a
-//!   page's name, cannot act as HTML in a browser.
+//!   redirect: a 404). Besides the project's current pages, only a stored blob that is a page of
+//!   that project in the format asked for (small enough to verify whole) is answered, so no
+//!   other blob can be fetched under a page's name; the response carries a sandboxing
+//!   `Content-Security-Policy` and `nosniff` all the same.
 //! - `/files/<h0h1>/<h2h3>/<rest>/<sha256>.<filename>`: the same file as without the prefix,
 //!   but only when the prefix is the digest the path names (else 404).
+//!
+//! # Only published files
+//!
+//! `/files/…` (plain or hash-prefixed, the file or its `.metadata`) answers only a
+//! (digest, filename) pair that a published project's current JSON page lists (see the
+//! `published` module): not a stored blob under another name, not a file a later publish
+//! removed, not a file of a quarantined project. Anything else is a 404.
 //! - `/files/…/<sha256>.<filename>.metadata`: the PEP 658 metadata, only when the prefix is the
 //!   digest the project's manifest lists for that wheel's METADATA (else 404).
 //!
@@ -65,8 +76,14 @@
 //! (414), header bytes (hyper's HTTP/1 read buffer and HTTP/2 header-list limit at the
 //! connection, then 431 from a middleware), time to receive request headers (the connection is
 //! closed; this also ends idle keep-alive connections), time to produce response headers (503;
-//! streaming a body is not timed, but a range request's full verification is), and concurrent
-//! connections (the accept loop waits for a free slot). Paths cannot traverse anything: the
+//! a range request's full verification counts), concurrent connections (the accept loop waits
+//! for a free slot) and connections per client address (closed at once beyond
+//! [`ServerLimits::max_connections_per_ip`]). A watchdog on every socket closes (and aborts, so
+//! the kernel drops what is queued) a connection whose client sends no first byte in time,
+//! leaves it idle, does not read a pending response for
+//! [`ServerLimits::send_idle_timeout_secs`] or reads it slower than
+//! [`ServerLimits::min_send_rate_bytes_per_sec`]; closes are counted in
+//! `tufa_connections_closed_total{reason}`. Paths cannot traverse anything: the
 //! router maps only fixed route shapes, project names go through
 //! [`ProjectName::new`](tufa_pypi::ProjectName::new) and file paths through
 //! [`tufa_tree::parse_file_path`], so a store key is only ever built from a digest or a
