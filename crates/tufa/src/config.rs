@@ -289,7 +289,7 @@ impl Config {
 # Environment overrides: TUFA_UPSTREAM, TUFA_PROJECTS (comma-separated), TUFA_LOG_FORMAT.
 
 # Simple API root of the index to mirror.
-upstream = "{upstream}"
+upstream = {upstream}
 # XML-RPC changelog endpoint used by full mirrors (default: /pypi on the upstream host).
 # xmlrpc = "https://pypi.org/pypi"
 
@@ -366,13 +366,13 @@ bins_bit_length = {bits}
 # "text" or "json"
 # format = "text"
 "#,
-            upstream = self.upstream,
+            upstream = toml_string(self.upstream.as_str()),
             listen = self.serve.listen,
             bits = self.tuf.bins_bit_length,
             tuf = {
                 let mut lines = Vec::new();
                 match &self.tuf.online_key {
-                    Some(p) => lines.push(format!("online_key = \"{}\"", p.display())),
+                    Some(p) => lines.push(format!("online_key = {}", toml_string(&p.display().to_string()))),
                     None => lines.push("# online_key = \"keys/online.json\"".to_owned()),
                 }
                 if let Some(p) = &self.tuf.insecure_dev_keys {
@@ -380,7 +380,10 @@ bins_bit_length = {bits}
                         "# INSECURE: offline keys on this host, for trials only (tufa init --dev-keys)."
                             .to_owned(),
                     );
-                    lines.push(format!("insecure_dev_keys = \"{}\"", p.display()));
+                    lines.push(format!(
+                        "insecure_dev_keys = {}",
+                        toml_string(&p.display().to_string())
+                    ));
                 }
                 lines.join("\n")
             },
@@ -403,6 +406,11 @@ bins_bit_length = {bits}
             frw = l.file_rate_window_secs,
         )
     }
+}
+
+/// `s` as a TOML string literal, quoted and escaped (a URL or path may hold `"` or `\`).
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// Reads, overrides, validates, and resolves paths.
@@ -486,6 +494,22 @@ mod tests {
         );
     }
 
+    /// Found by the `config` fuzz target (artifact `config-crash-95875b7c…`): `render_initial`
+    /// pasted the upstream URL and key paths between quotes unescaped, so a `\` or `"` in them
+    /// wrote a `tufa.toml` that does not parse back, or parses to another value.
+    #[test]
+    fn fuzz_config_render_initial_escapes_urls_and_paths() {
+        let mut c = Config::parse(r#"upstream = "foo://host/in\\\\\\e\"""#, Path::new("t.toml")).unwrap();
+        assert!(c.upstream.as_str().contains(r"in\\\e"), "{}", c.upstream);
+        c.tuf.online_key = Some(PathBuf::from("keys/on\"line.json"));
+        c.tuf.insecure_dev_keys = Some(PathBuf::from(r"C:\mirror\keys"));
+        let text = c.render_initial();
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        assert_eq!(back.upstream, c.upstream);
+        assert_eq!(back.tuf.online_key, c.tuf.online_key);
+        assert_eq!(back.tuf.insecure_dev_keys, c.tuf.insecure_dev_keys);
+    }
+
     #[test]
     fn validation() {
         let mut c = Config::parse("projects = []", Path::new("t.toml")).unwrap();
@@ -493,5 +517,20 @@ mod tests {
         c.projects = None;
         c.upstream = Url::parse("ftp://x/").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("ftp://x/"));
+    }
+
+    #[test]
+    fn serve_limits_are_validated() {
+        let text = "[serve.limits]\nmax_connections = 8\nmax_connections_per_ip = 8";
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        let err = format!("{:#}", c.validate().unwrap_err());
+        assert!(err.contains("max_connections_per_ip (8)"), "{err}");
+        let text = "[serve.limits]\nmax_connections = 8\nmax_connections_per_ip = 4\n\
+                    send_idle_timeout_secs = 5\nmin_send_rate_bytes_per_sec = 0\n\
+                    idle_timeout_secs = 9\nmax_concurrent_verifications = 1";
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.serve.limits.max_connections_per_ip, 4);
+        assert_eq!(c.serve.limits.send_idle_timeout_secs, 5);
     }
 }
