@@ -214,6 +214,11 @@ impl Mirror {
         }
     }
 
+    /// The process id of `tufa serve`.
+    pub fn server_pid(&self) -> u32 {
+        self.server.id()
+    }
+
     /// Runs `tufa sync` again (the server keeps running), panicking unless it succeeds.
     pub fn sync(&self) -> Output {
         check(tufa_sync(&self.config), "tufa sync")
