@@ -31,6 +31,7 @@
 
 mod dist;
 mod pages;
+mod raw;
 mod server;
 mod state;
 mod util;
@@ -45,7 +46,69 @@ use tokio::sync::oneshot;
 
 use crate::state::State;
 
+pub use crate::raw::RawServer;
 pub use crate::util::normalize_name;
+
+/// A canned answer for one path ([`FakeUpstream::set_route`]): any status, headers and body,
+/// optionally dribbled out, for a limited number of requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canned {
+    pub status: u16,
+    /// Headers as given (e.g. `Location`, `Retry-After`, `Content-Encoding`).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `Some((chunk, delay_ms))`: the body is sent `chunk` bytes at a time with a pause.
+    pub drip: Option<(usize, u64)>,
+    /// `Some(n)`: answer the next `n` requests, then the path behaves normally again.
+    pub times: Option<u32>,
+}
+
+impl Canned {
+    /// A 200 answer with this content type and body.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self::status(200).header("content-type", content_type).body(body)
+    }
+
+    /// An empty answer with this status.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            drip: None,
+            times: None,
+        }
+    }
+
+    /// A redirect (302) to `location`.
+    pub fn redirect(location: &str) -> Self {
+        Self::status(302).header("location", location)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn drip(mut self, chunk: usize, delay_ms: u64) -> Self {
+        self.drip = Some((chunk, delay_ms));
+        self
+    }
+
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+}
+
+/// Rewrites a project's PEP 691 JSON page before it is served
+/// ([`FakeUpstream::set_page_transform`]).
+pub type PageTransform = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 
 /// One release (version) of a project.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,11 +388,44 @@ impl FakeUpstream {
         lock(&self.shared).file_faults.insert(filename.to_string(), fault);
     }
 
-    /// Removes all project and file faults.
+    /// Removes all project and file faults, routes and page transforms.
     pub fn clear_faults(&self) {
         let mut s = lock(&self.shared);
         s.project_faults.clear();
         s.file_faults.clear();
+        s.routes.clear();
+        s.page_transforms.clear();
+    }
+
+    /// Answers requests for exactly `path` (any method, query ignored) with `canned`, before
+    /// anything else the server knows.
+    pub fn set_route(&self, path: &str, canned: Canned) {
+        lock(&self.shared).routes.insert(path.to_string(), canned);
+    }
+
+    /// Rewrites the PEP 691 JSON page of `project` with `transform` each time it is served
+    /// (HTML pages are not affected).
+    pub fn set_page_transform(
+        &self,
+        project: &str,
+        transform: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
+    ) {
+        lock(&self.shared)
+            .page_transforms
+            .insert(normalize_name(project), state::Transform(Arc::new(transform)));
+    }
+
+    /// The PEP 691 JSON page of `project` as it would be served now (without faults or
+    /// transforms).
+    pub fn project_json(&self, project: &str) -> serde_json::Value {
+        let s = lock(&self.shared);
+        serde_json::from_str(&pages::project_json(&s, &normalize_name(project), None)).unwrap()
+    }
+
+    /// The PEP 503 HTML page of `project` as it would be served now.
+    pub fn project_html(&self, project: &str) -> String {
+        let s = lock(&self.shared);
+        pages::project_html(&s, &normalize_name(project), None)
     }
 
     /// When on, `/simple/` endpoints always answer PEP 503 HTML.

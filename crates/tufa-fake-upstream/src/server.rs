@@ -40,6 +40,9 @@ async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(JSON_CT));
     lock(&shared).requests.push(format!("{method} {path_and_query}"));
+    if let Some(canned) = take_route(&shared, &path) {
+        return canned_response(canned);
+    }
 
     if path == "/pypi" {
         if method != Method::POST {
@@ -72,6 +75,55 @@ async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
         return file(&shared, rest, method == Method::GET);
     }
     not_found()
+}
+
+/// The canned answer for `path`, counting down its `times`.
+fn take_route(shared: &Shared, path: &str) -> Option<crate::Canned> {
+    let mut s = lock(shared);
+    let canned = s.routes.get_mut(path)?;
+    let out = canned.clone();
+    if let Some(n) = canned.times.as_mut() {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            s.routes.remove(path);
+        }
+    }
+    Some(out)
+}
+
+fn canned_response(c: crate::Canned) -> Response {
+    let body = Bytes::from(c.body);
+    let mut r = match c.drip {
+        Some((chunk, delay_ms)) => {
+            let chunk = chunk.max(1);
+            let delay = Duration::from_millis(delay_ms);
+            let s = stream::unfold(0usize, move |offset| {
+                let body = body.clone();
+                async move {
+                    if offset >= body.len() {
+                        return None;
+                    }
+                    if offset > 0 {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let end = (offset + chunk).min(body.len());
+                    Some((Ok::<Bytes, io::Error>(body.slice(offset..end)), end))
+                }
+            });
+            Response::new(Body::from_stream(s))
+        }
+        None => Response::new(Body::from(body)),
+    };
+    *r.status_mut() = StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in &c.headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 fn not_found() -> Response {
@@ -134,7 +186,14 @@ fn project(shared: &Shared, rest: &str, wants_json: bool) -> Response {
     };
     let json = wants_json && !s.html_only;
     let (mut ct, body) = if json {
-        (JSON_CT, pages::project_json(s, &norm, fault.as_ref()))
+        let mut body = pages::project_json(s, &norm, fault.as_ref());
+        if let Some(t) = s.page_transforms.get(&norm)
+            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&body)
+        {
+            (t.0)(&mut v);
+            body = v.to_string();
+        }
+        (JSON_CT, body)
     } else {
         (HTML_CT, pages::project_html(s, &norm, fault.as_ref()))
     };

@@ -6,7 +6,17 @@ use bytes::Bytes;
 
 use crate::dist::{build_sdist, build_wheel};
 use crate::util::{normalize_name, sha256_hex, timestamp_for_serial, upload_time_for_serial};
-use crate::{ChangelogEntry, Fault, ReleaseSpec};
+use crate::{Canned, ChangelogEntry, Fault, PageTransform, ReleaseSpec};
+
+/// A page transform; closures have no `Debug`.
+#[derive(Clone)]
+pub(crate) struct Transform(pub PageTransform);
+
+impl std::fmt::Debug for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Transform(..)")
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct State {
@@ -25,6 +35,10 @@ pub(crate) struct State {
     pub html_only: bool,
     pub requests: Vec<String>,
     pub file_downloads: usize,
+    /// Keyed by exact path.
+    pub routes: HashMap<String, Canned>,
+    /// Keyed by normalised project name.
+    pub page_transforms: HashMap<String, Transform>,
 }
 
 #[derive(Debug)]
@@ -78,6 +92,8 @@ impl State {
             html_only: false,
             requests: Vec::new(),
             file_downloads: 0,
+            routes: HashMap::new(),
+            page_transforms: HashMap::new(),
         }
     }
 

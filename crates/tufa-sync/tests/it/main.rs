@@ -7,6 +7,7 @@
 mod allowlist;
 mod faults;
 mod full;
+mod hostile;
 mod resume;
 
 use std::collections::{BTreeMap, BTreeSet};
