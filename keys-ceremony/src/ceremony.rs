@@ -102,6 +102,8 @@ struct Doc {
     expires: Time,
     /// Canonical bytes of `signed` as read: what signatures cover.
     payload: Vec<u8>,
+    /// The file as read (for the checks tufa-tuf runs on whole files).
+    bytes: Vec<u8>,
     body: Body,
 }
 
@@ -133,6 +135,7 @@ impl Doc {
             version,
             expires,
             payload,
+            bytes,
             body,
         })
     }
@@ -257,6 +260,17 @@ fn evaluate(doc: &Doc, req: &Requirement) -> Evaluation {
         same_key,
         met,
     }
+}
+
+/// The root rotation check the mirror and its verifier run too ([`tufa_tuf::verify_next_root`]):
+/// `doc` continues `previous` (signed by its threshold and its own, version and file name the
+/// next one); a first root is signed by its own threshold.
+fn root_continues(previous: Option<&Doc>, doc: &Doc) -> std::result::Result<(), String> {
+    let result = match previous.and_then(Doc::root) {
+        Some(old) => tufa_tuf::verify_next_root(old, &doc.label, &doc.bytes),
+        None => tufa_tuf::verify_trusted_root(&doc.label, &doc.bytes),
+    };
+    result.map(drop).map_err(|e| format!("{}: {e}", doc.label))
 }
 
 /// What is in the ceremony directory.
@@ -1108,6 +1122,12 @@ impl Ceremony {
                 }
             }
         }
+        if problems.is_empty()
+            && let Some(doc) = state.pending.get(&OfflineRole::Root)
+            && let Err(e) = root_continues(state.latest_root(), doc)
+        {
+            problems.push(e);
+        }
         if problems.is_empty() {
             let (root, targets, bins) = (
                 state.effective(OfflineRole::Root),
@@ -1704,30 +1724,8 @@ fn verify_dir(
     // Root chain: v1 by its own threshold, each later one by the old and the new threshold.
     let mut trusted: Option<&Doc> = None;
     for doc in &roots {
-        let Some(new) = doc.root() else { continue };
-        let mut checks: Vec<(&Root, String)> = Vec::new();
-        if let Some(old) = trusted.and_then(Doc::root) {
-            checks.push((old, format!("the v{} root keys", old.version)));
-        }
-        checks.push((new, format!("the v{} root keys", new.version)));
-        let mut ok = true;
-        for (by, label) in checks {
-            let result = by.role_keys(RoleName::ROOT).and_then(|rk| {
-                verify_payload(
-                    RoleName::ROOT,
-                    doc.version,
-                    &doc.payload,
-                    doc.signatures(),
-                    &by.keys,
-                    rk,
-                )
-            });
-            if let Err(e) = result {
-                problems.push(format!("{} counting {label}: {e}", doc.label));
-                ok = false;
-            }
-        }
-        if !ok {
+        if let Err(e) = root_continues(trusted, doc) {
+            problems.push(e);
             break;
         }
         trusted = Some(doc);
