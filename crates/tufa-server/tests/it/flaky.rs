@@ -30,6 +30,8 @@ pub struct Flaky {
     hang: AtomicBool,
     /// Reads and listings fail.
     fail: AtomicBool,
+    /// Full reads of this object yield their first chunk, then never another.
+    pub stall_body: std::sync::Mutex<Option<Path>>,
 }
 
 impl fmt::Display for Flaky {
@@ -66,7 +68,13 @@ impl ObjectStore for Flaky {
         if self.fail.load(Ordering::SeqCst) {
             return Err(down());
         }
-        self.inner.get_opts(location, options).await
+        let stall = !options.head && self.stall_body.lock().unwrap().as_ref() == Some(location);
+        let mut result = self.inner.get_opts(location, options).await?;
+        if stall && let object_store::GetResultPayload::Stream(body) = result.payload {
+            result.payload =
+                object_store::GetResultPayload::Stream(body.take(1).chain(stream::pending()).boxed());
+        }
+        Ok(result)
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
@@ -97,7 +105,7 @@ impl ObjectStore for Flaky {
     }
 }
 
-async fn flaky_fixture(limits: ServerLimits) -> (Arc<Flaky>, Fixture) {
+pub async fn flaky_fixture(limits: ServerLimits) -> (Arc<Flaky>, Fixture) {
     let flaky = Arc::new(Flaky::default());
     let store = BlobStore::from_object_store(Arc::clone(&flaky) as Arc<dyn ObjectStore>, "flaky".into());
     (flaky, Fixture::build(store, None, limits).await)
@@ -148,4 +156,32 @@ async fn store_outage_is_503_and_leaks_nothing() {
     flaky.fail.store(false, Ordering::SeqCst);
     assert_eq!(get(&f.app, "/simple/demo/", &[]).await.status, StatusCode::OK);
     assert_eq!(get(&f.app, "/readyz", &[]).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn finding_05_a_verification_nobody_waits_for_stops_and_frees_its_slot() {
+    let limits = ServerLimits {
+        request_timeout_secs: 1,
+        max_concurrent_verifications: 1,
+        ..ServerLimits::default()
+    };
+    let (flaky, f) = flaky_fixture(limits).await;
+    let url = f.wheel_url();
+    // Warm the published-file list, so that only the wheel's body stalls below.
+    assert_eq!(crate::head(&f.app, &url, &[]).await.status, StatusCode::OK);
+    *flaky.stall_body.lock().unwrap() = Some(BlobStore::key_for(&f.wheel_digest));
+    // The only verification slot is taken by a hash that never finishes; the request gives up.
+    let a = get(&f.app, &url, &[("range", "bytes=0-9")]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Had the abandoned hash kept running, it would hold the only slot forever.
+    *flaky.stall_body.lock().unwrap() = None;
+    let a = get(&f.app, &url, &[("range", "bytes=0-9")]).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body[..], f.wheel[..10]);
+    let m = get(&f.app, "/metrics", &[]).await.text();
+    assert_eq!(
+        crate::findings::metric(&m, "tufa_blob_verifications_total"),
+        2,
+        "{m}"
+    );
 }
