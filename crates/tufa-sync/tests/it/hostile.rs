@@ -636,6 +636,11 @@ async fn hostile_tls_failure() {
     let report = m.sync(&opts).await;
     assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
     let f = failure(&report, "demo-lib", None);
+    // rustls names what went wrong: the peer does not speak TLS.
+    assert!(
+        f.error.contains("(Connect)") && f.error.contains("corrupt message"),
+        "{f}"
+    );
     assert!(
         f.error.contains("error sending request") && f.error.contains("/simple/demo-lib/"),
         "{f}"
