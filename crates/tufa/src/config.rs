@@ -339,6 +339,7 @@ listen = "{listen}"
 # request_timeout_secs = 30
 # max_connections = 1024
 # Connections one client address (IPv4, or IPv6 /64) may hold; below max_connections, 0 = no limit.
+# Behind a reverse proxy every client has the proxy's address: raise it or use 0.
 # max_connections_per_ip = 64
 # A response the client reads nothing of for this long, or reads slower than the minimum rate
 # (bytes/s, averaged over that time; 0 = no rate rule), closes the connection.
