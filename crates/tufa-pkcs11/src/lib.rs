@@ -6,12 +6,16 @@
 //!   by `CKA_LABEL` ([`Pkcs11Signer::open`]);
 //! - generating an ed25519 key pair *inside* the token, sensitive and not extractable
 //!   ([`Pkcs11Signer::generate`]);
+//! - moving a key pair to another label ([`Pkcs11Signer::relabel`]), which is how the mirror
+//!   retires its online key and promotes the next one (`<key>` → `<key>.retired-<keyid>`,
+//!   `<key>.next` → `<key>`);
 //! - the [`tufa_tuf::Signer`] implementation (`CKM_EDDSA`, pure Ed25519). Every signature the
 //!   token returns is checked against the public key before it is handed out.
 //!
 //! The private key never leaves the token: this crate only ever asks the token to sign. It
 //! reads the public key (`CKA_EC_POINT`) and the protection flags of the private key
-//! ([`KeyProtection`]), nothing else.
+//! ([`KeyProtection`]), and writes nothing but `CKA_ID` (when generating) and `CKA_LABEL`
+//! (when relabelling).
 //!
 //! Must not know about: the network, metadata layout or roles (that is `tufa-tuf`), where the
 //! PIN comes from (the caller's config or prompt).

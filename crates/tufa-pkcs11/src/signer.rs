@@ -223,6 +223,71 @@ impl Pkcs11Signer {
         Ok(signer)
     }
 
+    /// Moves the key pair labelled `cfg.key_label` to the label `new_label`: sets `CKA_LABEL`
+    /// (`C_SetAttributeValue`) on its public key object(s), then on its private key. The key
+    /// itself (and its `CKA_ID`) is unchanged; this is how the mirror retires its online key
+    /// and promotes the next one in a rotation. Returns the key's TUF key id.
+    ///
+    /// Interrupted between the two objects, the key is still found under the old label (the
+    /// private key, [`Pkcs11Signer::open`], finds its public half by `CKA_ID`), and running
+    /// this again finishes the move. Refuses ([`Pkcs11Error::KeyExists`]) if `new_label`
+    /// holds any object but this key's own public half.
+    pub fn relabel(cfg: &Pkcs11Config, new_label: &str) -> Result<KeyId, Pkcs11Error> {
+        check_config(cfg)?;
+        if new_label.is_empty() {
+            return Err(Pkcs11Error::Config("the new key label is empty".into()));
+        }
+        let token = cfg.token_label.as_str();
+        let ctx = context(&cfg.module)?;
+        let slot = find_token(&ctx, token)?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(op(token, "opening a read-write session"))?;
+        login(&ctx, slot, &session, cfg)?;
+        let private = find_private_key(&session, token, &cfg.key_label)?;
+        let public = read_public_key(&session, private, token, &cfg.key_label)?;
+        let keyid = Key::ed25519(&public).key_id();
+
+        // Only this key's own public half may be under the new label already (a relabel that
+        // was interrupted after moving it).
+        let new = Attribute::Label(new_label.as_bytes().to_vec());
+        let there = session
+            .find_objects(std::slice::from_ref(&new))
+            .map_err(op(token, "looking for objects with the new label"))?;
+        for object in there {
+            if !is_public_half(&session, object, &public, token, new_label)? {
+                return Err(Pkcs11Error::KeyExists {
+                    token: token.to_owned(),
+                    label: new_label.to_owned(),
+                });
+            }
+        }
+        let publics = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Label(cfg.key_label.as_bytes().to_vec()),
+            ])
+            .map_err(op(token, "looking for the public key"))?;
+        for object in publics {
+            if is_public_half(&session, object, &public, token, &cfg.key_label)? {
+                session
+                    .update_attributes(object, std::slice::from_ref(&new))
+                    .map_err(op(token, "relabelling the public key"))?;
+            }
+        }
+        session
+            .update_attributes(private, std::slice::from_ref(&new))
+            .map_err(op(token, "relabelling the private key"))?;
+        info!(
+            token,
+            from = %cfg.key_label,
+            to = new_label,
+            keyid = %keyid,
+            "relabelled PKCS#11 ed25519 key"
+        );
+        Ok(keyid)
+    }
+
     fn assemble(
         session: Session,
         private: ObjectHandle,
@@ -538,10 +603,21 @@ fn read_public_key(
         Attribute::KeyType(KeyType::EC_EDWARDS),
         Attribute::Label(label.as_bytes().to_vec()),
     ];
-    template.extend(id.map(Attribute::Id));
-    let publics = session
+    template.extend(id.clone().map(Attribute::Id));
+    let mut publics = session
         .find_objects(&template)
         .map_err(op(token, "looking for the public key"))?;
+    // A relabel interrupted after moving the public half (see `Pkcs11Signer::relabel`): the
+    // public key with the private key's CKA_ID, under whatever label.
+    if let (true, Some(id)) = (publics.is_empty(), &id) {
+        publics = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(KeyType::EC_EDWARDS),
+                Attribute::Id(id.clone()),
+            ])
+            .map_err(op(token, "looking for the public key"))?;
+    }
     let point = match publics.as_slice() {
         [one] => ec_point(session, *one, token, label)?,
         [] => ec_point(session, private, token, label)?,
@@ -558,6 +634,24 @@ fn read_public_key(
              (no CKO_PUBLIC_KEY with that label, and no CKA_EC_POINT on the private key)"
         ))
     })
+}
+
+/// Whether `object` is a public key whose `CKA_EC_POINT` is `public`.
+fn is_public_half(
+    session: &Session,
+    object: ObjectHandle,
+    public: &[u8; 32],
+    token: &str,
+    label: &str,
+) -> Result<bool, Pkcs11Error> {
+    let class = session
+        .get_attributes(object, &[AttributeType::Class])
+        .map_err(op(token, "reading an object's class"))?;
+    let is_public = class
+        .iter()
+        .any(|a| matches!(a, Attribute::Class(c) if *c == ObjectClass::PUBLIC_KEY));
+    // An object that is not an ed25519 public key (its EC point unreadable) is not our half.
+    Ok(is_public && ec_point(session, object, token, label).ok().flatten().as_ref() == Some(public))
 }
 
 /// `CKA_EC_POINT` of `object` as 32 raw bytes; `None` if the object has no such attribute.

@@ -9,4 +9,5 @@ mod softhsm;
 
 mod errors;
 mod protection;
+mod relabel;
 mod signing;
