@@ -1,5 +1,9 @@
 //! The one error type of the ceremony library. Every message names the file, role or key it is
-//! about, so the single line the binary prints tells the operator what to fix.
+//! about and, where there is one, the fix, so the single line the binary prints tells the
+//! operator what to do.
+//!
+//! Exit codes ([`CeremonyError::exit_code`]): 2 for usage (the command line itself is wrong,
+//! or a step that needs a terminal has none), 1 for everything found while doing the work.
 
 use std::path::PathBuf;
 
@@ -9,9 +13,10 @@ use tufa_tuf::TufError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CeremonyError {
-    /// The AEAD tag did not verify: the passphrase is wrong or the file was altered.
-    #[error("wrong passphrase or corrupted key file `{}`", path.display())]
-    WrongPassphrase { path: PathBuf },
+    /// The AEAD tag did not verify: the passphrase is wrong or the file was altered. `hint`
+    /// says when a passphrase from a file or the variable has surrounding whitespace.
+    #[error("wrong passphrase or corrupted key file `{}`{}", path.display(), hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    WrongPassphrase { path: PathBuf, hint: Option<String> },
 
     /// A private key file that cannot be used.
     #[error("key file `{}`: {reason}", path.display())]
@@ -21,6 +26,14 @@ pub enum CeremonyError {
     #[error("public key file `{}`: {reason}", path.display())]
     PublicKeyFile { path: PathBuf, reason: String },
 
+    /// A private key where a public key file belongs (the message says which file to bring).
+    #[error("{0}")]
+    NotPublic(String),
+
+    /// A file the step would create exists already; nothing is overwritten.
+    #[error("`{}` already exists; refusing to overwrite it", path.display())]
+    AlreadyExists { path: PathBuf },
+
     #[error("`{}`: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 
@@ -28,9 +41,22 @@ pub enum CeremonyError {
     #[error("passphrase: {0}")]
     Passphrase(String),
 
+    /// A prompt (passphrase, PIN or confirmation) is needed and there is no terminal.
+    #[error("{0}")]
+    NoTerminal(String),
+
+    /// The key holder did not confirm the signature.
+    #[error("not signed: confirmation declined")]
+    Declined,
+
     /// The ceremony directory is missing, malformed, or in a state that forbids the step.
     #[error("ceremony `{}`: {reason}", dir.display())]
     Ceremony { dir: PathBuf, reason: String },
+
+    /// Keys given for a role that cannot work together (a key twice, the online key among the
+    /// offline keys, a threshold above the number of keys a rotation leaves).
+    #[error("{0}")]
+    Keys(String),
 
     /// A metadata file (pending or published) is unusable.
     #[error("`{file}`: {reason}")]
@@ -69,16 +95,18 @@ pub enum CeremonyError {
     #[error(transparent)]
     Pkcs11(#[from] tufa_pkcs11::Pkcs11Error),
 
-    /// An argument that cannot work (a threshold above the number of keys, an unknown role…).
+    /// The command line itself is wrong: options that conflict, a threshold above the number
+    /// of keys given, a drill-only passphrase source for a real key.
     #[error("{0}")]
     Usage(String),
 }
 
 impl CeremonyError {
-    /// Process exit code: 2 for usage errors, 1 for everything else.
+    /// Process exit code: 2 for usage errors (including a missing terminal), 1 for
+    /// everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) => 2,
+            Self::Usage(_) | Self::NoTerminal(_) => 2,
             _ => 1,
         }
     }

@@ -22,10 +22,9 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<()> 
     let _ = private;
     let mut f = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            CeremonyError::Usage(format!(
-                "`{}` already exists; refusing to overwrite it",
-                path.display()
-            ))
+            CeremonyError::AlreadyExists {
+                path: path.to_owned(),
+            }
         } else {
             CeremonyError::Io {
                 path: path.to_owned(),

@@ -41,6 +41,7 @@ use zeroize::Zeroizing;
 use crate::error::{CeremonyError, Result};
 use crate::fsutil;
 use crate::passphrase::Passphrase;
+use crate::types::HolderName;
 
 pub const KEY_FILE_FORMAT: &str = "tufa-ceremony-key/1";
 pub const PUBLIC_KEY_FORMAT: &str = "tufa-ceremony-public-key/1";
@@ -108,33 +109,33 @@ impl KeyFileJson {
     }
 }
 
-fn os_random<const N: usize>() -> Result<[u8; N]> {
+fn os_random<const N: usize>(path: &Path) -> Result<[u8; N]> {
     let mut out = [0u8; N];
     rand::rngs::OsRng
         .try_fill_bytes(&mut out)
-        .map_err(|e| CeremonyError::Usage(format!("the operating system's random source failed: {e}")))?;
+        .map_err(|e| CeremonyError::KeyFile {
+            path: path.to_owned(),
+            reason: format!("the operating system's random source failed: {e}"),
+        })?;
     Ok(out)
 }
 
-fn derive_key(passphrase: &Passphrase, salt: &[u8], params: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
-    let bad = |e: argon2::Error| CeremonyError::Usage(format!("argon2id parameters: {e}"));
+fn derive_key(
+    path: &Path,
+    passphrase: &Passphrase,
+    salt: &[u8],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>> {
+    let bad = |e: argon2::Error| CeremonyError::KeyFile {
+        path: path.to_owned(),
+        reason: format!("argon2id parameters: {e}"),
+    };
     let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32)).map_err(bad)?;
     let mut out = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
         .hash_password_into(passphrase.as_bytes(), salt, out.as_mut_slice())
         .map_err(bad)?;
     Ok(out)
-}
-
-/// Holder names label keys in status output; keep them printable and short.
-pub fn check_holder(holder: &str) -> Result<()> {
-    if holder.is_empty() || holder.chars().count() > 64 || holder.chars().any(char::is_control) {
-        return Err(CeremonyError::Usage(format!(
-            "holder name `{}` must be 1 to 64 printable characters",
-            holder.escape_debug()
-        )));
-    }
-    Ok(())
 }
 
 /// The public key file written next to a private key file: `FILE.pub.json`.
@@ -166,24 +167,21 @@ impl fmt::Display for GeneratedKey {
 /// `out` encrypted under `passphrase` (mode 0600), plus `out.pub.json`. Refuses to overwrite.
 pub fn generate_key_file(
     out: &Path,
-    holder: &str,
+    holder: &HolderName,
     passphrase: &Passphrase,
     params: KdfParams,
 ) -> Result<GeneratedKey> {
-    check_holder(holder)?;
+    let holder = holder.as_str();
     let public_path = public_key_path(out);
     for p in [out, public_path.as_path()] {
         if p.exists() {
-            return Err(CeremonyError::Usage(format!(
-                "`{}` already exists; refusing to overwrite a key",
-                p.display()
-            )));
+            return Err(CeremonyError::AlreadyExists { path: p.to_owned() });
         }
     }
-    let seed = Zeroizing::new(os_random::<32>()?);
+    let seed = Zeroizing::new(os_random::<32>(out)?);
     let signer = Ed25519Signer::from_seed(&seed);
-    let salt = os_random::<16>()?;
-    let nonce = os_random::<24>()?;
+    let salt = os_random::<16>(out)?;
+    let nonce = os_random::<24>(out)?;
     let mut file = KeyFileJson {
         format: KEY_FILE_FORMAT.to_owned(),
         holder: holder.to_owned(),
@@ -202,9 +200,13 @@ pub fn generate_key_file(
         ciphertext: String::new(),
     };
     let aad = file.aad()?;
-    let aead_key = derive_key(passphrase, &salt, params)?;
-    let cipher = XChaCha20Poly1305::new_from_slice(aead_key.as_slice())
-        .map_err(|_| CeremonyError::Usage("AEAD key length".into()))?;
+    let aead_key = derive_key(out, passphrase, &salt, params)?;
+    let crypto = |reason: &str| CeremonyError::KeyFile {
+        path: out.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let cipher =
+        XChaCha20Poly1305::new_from_slice(aead_key.as_slice()).map_err(|_| crypto("AEAD key length"))?;
     let ciphertext = cipher
         .encrypt(
             &XNonce::from(nonce),
@@ -213,7 +215,7 @@ pub fn generate_key_file(
                 aad: &aad,
             },
         )
-        .map_err(|_| CeremonyError::Usage("encryption failed".into()))?;
+        .map_err(|_| crypto("encryption failed"))?;
     file.ciphertext = hex::encode(ciphertext);
     let mut json = serde_json::to_vec_pretty(&file).map_err(|e| CeremonyError::KeyFile {
         path: out.to_owned(),
@@ -226,6 +228,7 @@ pub fn generate_key_file(
         holder: holder.to_owned(),
         keyid: signer.keyid(),
         key: signer.key().clone(),
+        origin: Some(public_path.clone()),
     };
     if let Err(e) = public.write_new(&public_path) {
         let _ = std::fs::remove_file(out);
@@ -320,6 +323,7 @@ impl EncryptedKey {
             holder: self.file.holder.clone(),
             keyid: self.file.keyid,
             key: self.file.key.clone(),
+            origin: None,
         }
     }
 
@@ -327,6 +331,7 @@ impl EncryptedKey {
     pub fn decrypt(&self, passphrase: &Passphrase) -> Result<Ed25519Signer> {
         let wrong = || CeremonyError::WrongPassphrase {
             path: self.path.clone(),
+            hint: None,
         };
         let mut salt = [0u8; 16];
         let mut nonce = [0u8; 24];
@@ -334,7 +339,7 @@ impl EncryptedKey {
         hex::decode_to_slice(&self.file.cipher.nonce, &mut nonce).map_err(|_| wrong())?;
         let ciphertext = hex::decode(&self.file.ciphertext).map_err(|_| wrong())?;
         let aad = self.file.aad()?;
-        let aead_key = derive_key(passphrase, &salt, self.file.kdf.params)?;
+        let aead_key = derive_key(&self.path, passphrase, &salt, self.file.kdf.params)?;
         let cipher = XChaCha20Poly1305::new_from_slice(aead_key.as_slice()).map_err(|_| wrong())?;
         let plain = Zeroizing::new(
             cipher
@@ -362,6 +367,9 @@ pub struct PublicKeyFile {
     pub holder: String,
     pub keyid: KeyId,
     pub key: Key,
+    /// The file it was read from, for messages (`None` when built in memory).
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -386,12 +394,49 @@ fn check_public_key(key: &Key) -> Result<(), String> {
     Ok(())
 }
 
+/// The error for a private key passed where a public key file belongs, saying which file to
+/// bring instead; `None` when `value` holds no private key.
+fn private_key_given(path: &Path, value: &Value) -> Option<CeremonyError> {
+    let shown = path.display();
+    let ceremony_key = value.get("format").and_then(Value::as_str) == Some(KEY_FILE_FORMAT)
+        || value.get("ciphertext").is_some();
+    if ceremony_key {
+        let public = public_key_path(path);
+        let fix = if public.is_file() {
+            format!("pass its public key file `{}` instead", public.display())
+        } else {
+            format!(
+                "write its public key file with `tufa-ceremony export-public {shown} --out {}` and pass that instead",
+                public.display()
+            )
+        };
+        return Some(CeremonyError::NotPublic(format!(
+            "`{shown}` is an encrypted tufa-ceremony key file (a private key); {fix}"
+        )));
+    }
+    if value.get("private").is_some() {
+        return Some(CeremonyError::NotPublic(format!(
+            "`{shown}` is the mirror's private online key (tufa's plaintext key file); the ceremony needs only its public part: on the mirror host run `tufa --config /path/tufa.toml online-key show --public-out online.pub.json` and bring that file"
+        )));
+    }
+    None
+}
+
 impl PublicKeyFile {
     pub fn new(holder: &str, key: Key) -> Self {
         Self {
             holder: holder.to_owned(),
             keyid: key.key_id(),
             key,
+            origin: None,
+        }
+    }
+
+    /// `holder `alice`, from `keys/alice.pub.json`` (the file only when known).
+    pub fn describe(&self) -> String {
+        match &self.origin {
+            Some(p) => format!("holder `{}`, from `{}`", self.holder, p.display()),
+            None => format!("holder `{}`", self.holder),
         }
     }
 
@@ -404,11 +449,8 @@ impl PublicKeyFile {
         };
         let bytes = fsutil::read_limited(path, MAX_KEY_FILE)?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if value.get("private").is_some() || value.get("ciphertext").is_some() {
-            return Err(bad(format!(
-                "holds a private key; pass its public key file instead (`{}`, or `tufa-ceremony export-public`)",
-                public_key_path(path).display()
-            )));
+        if let Some(e) = private_key_given(path, &value) {
+            return Err(e);
         }
         let file = match value.get("format").and_then(Value::as_str) {
             Some(PUBLIC_KEY_FORMAT) => {
@@ -426,6 +468,7 @@ impl PublicKeyFile {
                     holder: j.holder,
                     keyid: j.keyid,
                     key: j.key,
+                    origin: None,
                 }
             }
             Some(other) => return Err(bad(format!("unsupported format `{other}`"))),
@@ -463,8 +506,11 @@ impl PublicKeyFile {
             }
         };
         check_public_key(&file.key).map_err(bad)?;
-        check_holder(&file.holder).map_err(|e| bad(e.to_string()))?;
-        Ok(file)
+        file.holder.parse::<HolderName>().map_err(bad)?;
+        Ok(Self {
+            origin: Some(path.to_owned()),
+            ..file
+        })
     }
 
     /// Writes the file; refuses to overwrite.
@@ -487,12 +533,12 @@ impl PublicKeyFile {
 /// `export-public`: the public key file of a ceremony key (no passphrase needed) or of the
 /// mirror's online key (tufa's plaintext key file, read on the mirror host). Only the public
 /// half is written.
-pub fn export_public(key_path: &Path, out: &Path, holder: Option<&str>) -> Result<PublicKeyFile> {
+pub fn export_public(key_path: &Path, out: &Path, holder: Option<&HolderName>) -> Result<PublicKeyFile> {
     let public = match EncryptedKey::read(key_path) {
         Ok(k) => {
             let mut p = k.public();
             if let Some(h) = holder {
-                p.holder = h.to_owned();
+                p.holder = h.as_str().to_owned();
             }
             p
         }
@@ -502,11 +548,10 @@ pub fn export_public(key_path: &Path, out: &Path, holder: Option<&str>) -> Resul
                     path: key_path.to_owned(),
                     reason: format!("neither a tufa-ceremony key file nor tufa's online key file ({e})"),
                 })?;
-            PublicKeyFile::new(holder.unwrap_or("online"), signer.key().clone())
+            PublicKeyFile::new(holder.map_or("online", HolderName::as_str), signer.key().clone())
         }
         Err(e) => return Err(e),
     };
-    check_holder(&public.holder)?;
     public.write_new(out)?;
     Ok(public)
 }
@@ -527,7 +572,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.key");
         let pass = Passphrase::new("correct horse battery");
-        let g = generate_key_file(&path, "alice", &pass, FAST).unwrap();
+        let alice: HolderName = "alice".parse().unwrap();
+        let g = generate_key_file(&path, &alice, &pass, FAST).unwrap();
         assert_eq!(g.public_path, dir.path().join("k.key.pub.json"));
         let key = EncryptedKey::read(&path).unwrap();
         assert_eq!(key.keyid(), g.public.keyid);
@@ -558,7 +604,10 @@ mod tests {
         std::fs::write(dir.path().join("s.key"), swapped).unwrap();
         assert!(EncryptedKey::read(&dir.path().join("s.key")).is_err());
         // Never overwrites.
-        assert!(generate_key_file(&path, "alice", &pass, FAST).is_err());
+        assert!(matches!(
+            generate_key_file(&path, &alice, &pass, FAST),
+            Err(CeremonyError::AlreadyExists { .. })
+        ));
     }
 
     #[test]
@@ -589,7 +638,8 @@ mod tests {
         let private = dir.path().join("online.json");
         signer.write_insecure_plaintext(&private).unwrap();
         let e = PublicKeyFile::read(&private).unwrap_err().to_string();
-        assert!(e.contains("holds a private key"), "{e}");
+        assert!(e.contains("is the mirror's private online key"), "{e}");
+        assert!(!e.contains("online.json.pub.json"), "{e}");
         // …but their public half can be exported.
         let out = dir.path().join("exported.pub.json");
         let p = export_public(&private, &out, None).unwrap();

@@ -1,17 +1,94 @@
 //! Where a signing key lives: an encrypted key file, or a PKCS#11 token (YubiKey, HSM) through
 //! `tufa-pkcs11`. Everything downstream sees a [`tufa_tuf::Signer`].
+//!
+//! Secrets (a passphrase, a PIN) are asked for only in [`KeySource::open`], so `sign` can show
+//! what is about to be signed and get the holder's confirmation first.
 
 use std::path::{Path, PathBuf};
 
 use tufa_pkcs11::{Pkcs11Config, Pkcs11Signer};
 use tufa_tuf::{Key, KeyId, Signer};
+use zeroize::Zeroizing;
 
-use crate::error::Result;
-use crate::keyfile::{EncryptedKey, PublicKeyFile, check_holder};
+use crate::error::{CeremonyError, Result};
+use crate::keyfile::{EncryptedKey, PublicKeyFile};
 use crate::passphrase::PassphraseSource;
+use crate::types::HolderName;
 
 /// The environment variable a PKCS#11 PIN is read from when set (otherwise it is prompted for).
 pub const PKCS11_PIN_ENV: &str = "TUFA_PKCS11_PIN";
+
+/// A key pair inside a PKCS#11 token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKey {
+    /// The token's PKCS#11 module (shared library).
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// The key pair's label on the token.
+    pub key_label: String,
+}
+
+impl TokenKey {
+    fn config(&self, pin: &PinSource) -> Result<Pkcs11Config> {
+        Ok(Pkcs11Config {
+            module: self.module.clone(),
+            token_label: self.token_label.clone(),
+            pin: pin.obtain(&self.token_label)?.to_string(),
+            key_label: self.key_label.clone(),
+        })
+    }
+
+    /// `PKCS#11 key `root-hsm` on token `ceremony``.
+    pub fn describe(&self) -> String {
+        format!("PKCS#11 key `{}` on token `{}`", self.key_label, self.token_label)
+    }
+}
+
+/// Where a token's PIN comes from.
+#[derive(Debug, Clone)]
+pub enum PinSource {
+    /// Ask on the terminal. The production path.
+    Prompt,
+    /// The value of [`PKCS11_PIN_ENV`]. Drills and tests.
+    Env,
+    /// A value the caller already holds.
+    Value(Zeroizing<String>),
+}
+
+impl PinSource {
+    /// [`PKCS11_PIN_ENV`] when set, else the prompt.
+    pub fn from_env() -> Self {
+        if std::env::var_os(PKCS11_PIN_ENV).is_some() {
+            Self::Env
+        } else {
+            Self::Prompt
+        }
+    }
+
+    /// The warning to print each time the PIN comes from the variable.
+    pub fn warning(&self) -> Option<String> {
+        matches!(self, Self::Env).then(|| {
+            format!("PIN read from {PKCS11_PIN_ENV} (drills and tests only; unset it for a real ceremony)")
+        })
+    }
+
+    fn obtain(&self, token: &str) -> Result<Zeroizing<String>> {
+        match self {
+            Self::Value(pin) => Ok(pin.clone()),
+            Self::Env => std::env::var(PKCS11_PIN_ENV)
+                .map(Zeroizing::new)
+                .map_err(|_| CeremonyError::Passphrase(format!("{PKCS11_PIN_ENV} is not set or not UTF-8"))),
+            Self::Prompt => rpassword::prompt_password(format!("PIN for PKCS#11 token `{token}`: "))
+                .map(Zeroizing::new)
+                .map_err(|e| {
+                    CeremonyError::NoTerminal(format!(
+                        "PIN: cannot read it from the terminal ({e}); run on a terminal (drills and tests: {PKCS11_PIN_ENV})"
+                    ))
+                }),
+        }
+    }
+}
 
 /// A signing key and how to unlock it.
 #[derive(Debug, Clone)]
@@ -23,7 +100,7 @@ pub enum KeySource {
         passphrase: PassphraseSource,
     },
     /// An ed25519 key inside a PKCS#11 token; signing happens in the token.
-    Pkcs11(Pkcs11Config),
+    Pkcs11 { token: TokenKey, pin: PinSource },
 }
 
 /// The public half of a key source, known before unlocking it.
@@ -46,20 +123,35 @@ impl KeySource {
                     holder: Some(k.holder().to_owned()),
                 }))
             }
-            Self::Pkcs11(_) => Ok(None),
+            Self::Pkcs11 { .. } => Ok(None),
         }
     }
 
-    /// Unlocks the key.
+    /// The warning to print before [`KeySource::open`] reads a secret from a drill-only source.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            Self::File { passphrase, .. } => passphrase.warning(),
+            Self::Pkcs11 { pin, .. } => pin.warning(),
+        }
+    }
+
+    /// Unlocks the key: asks for the passphrase or the PIN.
     pub fn open(&self) -> Result<Box<dyn Signer>> {
         match self {
             Self::File { path, passphrase } => {
                 let k = EncryptedKey::read(path)?;
                 let what = format!("`{}` ({}, key {})", path.display(), k.holder(), short(&k.keyid()));
                 let pass = passphrase.existing(&what)?;
-                Ok(Box::new(k.decrypt(&pass)?))
+                match k.decrypt(&pass) {
+                    Ok(signer) => Ok(Box::new(signer)),
+                    Err(CeremonyError::WrongPassphrase { path, .. }) => Err(CeremonyError::WrongPassphrase {
+                        path,
+                        hint: passphrase.whitespace_hint(&pass),
+                    }),
+                    Err(e) => Err(e),
+                }
             }
-            Self::Pkcs11(cfg) => Ok(Box::new(Pkcs11Signer::open(cfg)?)),
+            Self::Pkcs11 { token, pin } => Ok(Box::new(Pkcs11Signer::open(&token.config(pin)?)?)),
         }
     }
 
@@ -67,7 +159,7 @@ impl KeySource {
     pub fn describe(&self) -> String {
         match self {
             Self::File { path, .. } => format!("key file `{}`", path.display()),
-            Self::Pkcs11(cfg) => format!("PKCS#11 key `{}` on token `{}`", cfg.key_label, cfg.token_label),
+            Self::Pkcs11 { token, .. } => token.describe(),
         }
     }
 }
@@ -75,16 +167,19 @@ impl KeySource {
 /// `keygen` on a token: generates an ed25519 key pair inside the token (not extractable) and
 /// writes its public key file to `public_out`. Refuses to overwrite the file, and the token
 /// refuses a second key with the same label.
-pub fn generate_pkcs11_key(cfg: &Pkcs11Config, public_out: &Path, holder: &str) -> Result<PublicKeyFile> {
-    check_holder(holder)?;
+pub fn generate_pkcs11_key(
+    token: &TokenKey,
+    pin: &PinSource,
+    public_out: &Path,
+    holder: &HolderName,
+) -> Result<PublicKeyFile> {
     if public_out.exists() {
-        return Err(crate::CeremonyError::Usage(format!(
-            "`{}` already exists; refusing to overwrite a key",
-            public_out.display()
-        )));
+        return Err(CeremonyError::AlreadyExists {
+            path: public_out.to_owned(),
+        });
     }
-    let signer = Pkcs11Signer::generate(cfg)?;
-    let public = PublicKeyFile::new(holder, signer.key().clone());
+    let signer = Pkcs11Signer::generate(&token.config(pin)?)?;
+    let public = PublicKeyFile::new(holder.as_str(), signer.key().clone());
     public.write_new(public_out)?;
     Ok(public)
 }
@@ -92,4 +187,9 @@ pub fn generate_pkcs11_key(cfg: &Pkcs11Config, public_out: &Path, holder: &str) 
 /// The first 16 hex digits of a key id, for compact listings.
 pub(crate) fn short(keyid: &KeyId) -> String {
     keyid.to_hex()[..16].to_owned()
+}
+
+/// The first 8 hex digits of a key id and an ellipsis, for messages: `0123abcd…`.
+pub(crate) fn short8(keyid: &KeyId) -> String {
+    format!("{}…", &keyid.to_hex()[..8])
 }

@@ -58,13 +58,14 @@ fn full_two_of_three_root_ceremony() {
             "keys/alice.key",
             "--passphrase-file",
             "alice.pass",
+            "--yes",
         ],
         None,
     );
     assert!(out.contains("1 of 2 required signature(s)"), "{out}");
     let wrong = run(
         work,
-        &["sign", "ceremony", "root", "--key", "keys/bob.key"],
+        &["sign", "ceremony", "root", "--key", "keys/bob.key", "--yes"],
         Some(&passphrase_of("alice")),
     );
     assert_eq!(wrong.code, 1);
@@ -131,9 +132,9 @@ fn full_two_of_three_root_ceremony() {
     assert!(verified.contains("root: threshold 2 of 3"), "{verified}");
     assert!(verified.contains("OK:"), "{verified}");
     run_ok(work, &["verify", "out"], None);
-    // Nothing left to publish.
-    let r = run(work, &["publish", "ceremony", "--out", "out"], None);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    // Nothing left to publish: a failure (exit 1) saying what to do.
+    let err = run_fails(work, &["publish", "ceremony", "--out", "out"], None);
+    assert!(err.contains("nothing pending"), "{err}");
 
     // The published metadata is what the mirror serves: a python-tuf client trusts it.
     let python = python::require();
@@ -268,7 +269,9 @@ fn root_rotation_to_new_keys_keeps_clients_verifying() {
     // Only the new keys sign: the new threshold is met, the old one is not.
     cast.sign("ceremony", "root", "dave");
     cast.sign("ceremony", "root", "erin");
-    let status = run_ok(work, &["status", "ceremony"], None);
+    let status = run(work, &["status", "ceremony"], None);
+    assert_eq!(status.code, 3, "thresholds unmet: {}", status.stderr);
+    let status = status.stdout;
     assert!(
         status.contains("the v1 root keys: 0 of 2 required signature(s) — threshold NOT met"),
         "{status}"
@@ -407,22 +410,24 @@ fn wrong_passphrase_is_a_clear_error_and_writes_nothing() {
             (n, b)
         })
         .collect();
-    let err = run_fails(
+    let wrong = run(
         work,
-        &["sign", "ceremony", "root", "--key", "keys/alice.key"],
+        &["sign", "ceremony", "root", "--key", "keys/alice.key", "--yes"],
         Some("not alice's passphrase"),
     );
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
     assert_eq!(
-        err.trim(),
+        wrong.stderr.lines().last().unwrap(),
         "error: wrong passphrase or corrupted key file `keys/alice.key`"
     );
-    // No passphrase source at all, and no terminal: a clear error, not a hang.
-    let err = run_fails(
+    // No passphrase source at all, and no terminal: a usage error (exit 2), not a hang.
+    let r = run(
         work,
-        &["sign", "ceremony", "root", "--key", "keys/alice.key"],
+        &["sign", "ceremony", "root", "--key", "keys/alice.key", "--yes"],
         None,
     );
-    assert!(err.starts_with("error: passphrase:"), "{err}");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: passphrase:"), "{}", r.stderr);
 
     // A key file whose authenticated header was edited fails the same way.
     let text = std::fs::read_to_string(work.join("keys/alice.key")).unwrap();
@@ -431,11 +436,12 @@ fn wrong_passphrase_is_a_clear_error_and_writes_nothing() {
         text.replace("\"holder\": \"alice\"", "\"holder\": \"mallory\""),
     )
     .unwrap();
-    let err = run_fails(
+    let err = run(
         work,
-        &["sign", "ceremony", "root", "--key", "keys/mallory.key"],
+        &["sign", "ceremony", "root", "--key", "keys/mallory.key", "--yes"],
         Some(&passphrase_of("alice")),
-    );
+    )
+    .stderr;
     assert!(
         err.contains("wrong passphrase or corrupted key file `keys/mallory.key`"),
         "{err}"
@@ -471,7 +477,14 @@ fn key_files_are_private_and_hold_no_plaintext_seed() {
     let work = tmp.path();
     let out = run_ok(
         work,
-        &["keygen", "--out", "root-1.key", "--holder", "Alice Example"],
+        &[
+            "keygen",
+            "--drill",
+            "--out",
+            "root-1.key",
+            "--holder",
+            "Alice Example",
+        ],
         Some("a passphrase of some length"),
     );
     let key = tufa_ceremony::EncryptedKey::read(&work.join("root-1.key")).unwrap();
@@ -511,13 +524,18 @@ fn key_files_are_private_and_hold_no_plaintext_seed() {
     // Never overwrites; a short passphrase is refused; the key file is not a public key.
     let err = run(
         work,
-        &["keygen", "--out", "root-1.key"],
+        &["keygen", "--drill", "--out", "root-1.key"],
         Some("another passphrase"),
     );
-    assert_eq!(err.code, 2, "{}", err.stderr);
-    assert!(err.stderr.contains("already exists"), "{}", err.stderr);
-    let err = run_fails(work, &["keygen", "--out", "short.key"], Some("short"));
-    assert!(err.contains("at least 8 characters"), "{err}");
+    assert_eq!(err.code, 1, "{}", err.stderr);
+    assert!(
+        err.stderr.contains("`root-1.key` already exists"),
+        "{}",
+        err.stderr
+    );
+    let err = run(work, &["keygen", "--drill", "--out", "short.key"], Some("short"));
+    assert_eq!(err.code, 1, "{}", err.stderr);
+    assert!(err.stderr.contains("at least 8 characters"), "{}", err.stderr);
     assert!(!work.join("short.key").exists());
     let online = Ed25519Signer::generate();
     online
@@ -543,7 +561,10 @@ fn key_files_are_private_and_hold_no_plaintext_seed() {
         ],
         None,
     );
-    assert!(err.contains("`root-1.key`: holds a private key"), "{err}");
+    assert!(
+        err.contains("`root-1.key` is an encrypted tufa-ceremony key file (a private key); pass its public key file `root-1.key.pub.json` instead"),
+        "{err}"
+    );
     assert!(!work.join("c").exists());
 }
 
@@ -595,8 +616,9 @@ fn usage_errors_exit_2_and_every_command_has_help() {
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("threshold 2 is not between 1 and the number of keys (1)"),
+        r.stderr.contains(
+            "root threshold 2 is more than the 1 root key(s); give more --root-key files or a lower --root-threshold"
+        ),
         "{}",
         r.stderr
     );

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp as Time;
 use tufa_ceremony::{
-    Ceremony, CeremonyError, InitOptions, KdfParams, KeySource, Passphrase, PassphraseSource, PublicKeyFile,
-    ResignTargetsOptions, RotateRootOptions, generate_key_file,
+    Ceremony, CeremonyError, ExpiryDays, Holders, InitOptions, KdfParams, KeySelector, KeySource, Passphrase,
+    PassphraseSource, PendingSelector, PublicKeyFile, ResignTargetsOptions, RotateRootOptions, Threshold,
+    generate_key_file,
 };
 use tufa_tuf::Ed25519Signer;
 use tufa_tuf::Signer as _;
@@ -32,7 +33,7 @@ impl Keys {
     fn add(&mut self, holder: &str) -> PublicKeyFile {
         let g = generate_key_file(
             &self.dir.join(format!("{holder}.key")),
-            holder,
+            &holder.parse().unwrap(),
             &Passphrase::new(format!("{holder} passphrase")),
             KdfParams::default(),
         )
@@ -53,28 +54,44 @@ impl Keys {
     }
 }
 
+fn t(n: u32) -> Threshold {
+    Threshold::new(n).unwrap()
+}
+
+fn days(n: u32) -> ExpiryDays {
+    ExpiryDays::new(n).unwrap()
+}
+
+fn role(s: &str) -> PendingSelector {
+    s.parse().unwrap()
+}
+
+fn key(s: &str) -> KeySelector {
+    s.parse().unwrap()
+}
+
 fn setup(dir: &Path, expires_days: u32) -> (Ceremony, Keys, Ed25519Signer) {
     let keys = Keys::new(dir, &["r1", "r2", "t1", "b1"]);
     let online = Ed25519Signer::generate();
     let opts = InitOptions {
         root_keys: vec![keys.get("r1"), keys.get("r2")],
-        root_threshold: 2,
+        root_threshold: t(2),
         targets_keys: vec![keys.get("t1")],
-        targets_threshold: 1,
+        targets_threshold: t(1),
         bins_keys: vec![keys.get("b1")],
-        bins_threshold: 1,
+        bins_threshold: t(1),
         online_key: PublicKeyFile::new("online", online.key().clone()),
-        bins_bit_length: 14,
-        expires_days,
+        bins_layout: tufa_tuf::BinLayout::new(14).unwrap(),
+        expires_days: days(expires_days),
     };
     let (c, report) = Ceremony::init(&dir.join("c"), &opts, Time::now()).unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     (c, keys, online)
 }
 
-fn sign(c: &Ceremony, keys: &Keys, role: &str, holders: &[&str]) {
+fn sign(c: &Ceremony, keys: &Keys, which: &str, holders: &[&str]) {
     for h in holders {
-        c.sign(role, &keys.source(h)).unwrap();
+        c.sign(role(which), &keys.source(h)).unwrap();
     }
 }
 
@@ -95,7 +112,7 @@ fn revoking_targets_and_bins_keys_and_resigning() {
         .rotate_root(
             &RotateRootOptions {
                 add_targets_keys: vec![t2],
-                remove_targets_keys: vec!["t1".into()],
+                remove_targets_keys: vec![key("t1")],
                 ..RotateRootOptions::default()
             },
             now,
@@ -105,7 +122,7 @@ fn revoking_targets_and_bins_keys_and_resigning() {
         report.to_string().contains("created pending/2.targets.json"),
         "{report}"
     );
-    let e = c.sign("targets", &keys.source("t1")).unwrap_err();
+    let e = c.sign(role("targets"), &keys.source("t1")).unwrap_err();
     assert!(matches!(e, CeremonyError::NotAuthorised { .. }), "{e}");
     assert!(e.to_string().contains("the targets keys of root v2"), "{e}");
     sign(&c, &keys, "root", &["r1", "r2"]);
@@ -120,7 +137,7 @@ fn revoking_targets_and_bins_keys_and_resigning() {
         .resign_targets(
             &ResignTargetsOptions {
                 add_bins_keys: vec![b2],
-                remove_bins_keys: vec![keys.get("b1").keyid.to_hex()[..12].to_owned()],
+                remove_bins_keys: vec![key(&keys.get("b1").keyid.to_hex()[..12])],
                 ..ResignTargetsOptions::default()
             },
             now,
@@ -131,19 +148,19 @@ fn revoking_targets_and_bins_keys_and_resigning() {
         "{report}"
     );
     sign(&c, &keys, "targets", &["t2"]);
-    assert!(c.sign("bins", &keys.source("b1")).is_err());
+    assert!(c.sign(role("bins"), &keys.source("b1")).is_err());
     sign(&c, &keys, "bins", &["b2"]);
     c.publish(&out, now).unwrap();
 
     // Plain re-signing before expiry.
-    c.resign_bins(Some(200), now).unwrap();
+    c.resign_bins(Some(days(200)), now).unwrap();
     sign(&c, &keys, "bins", &["b2"]);
     // Raise the root threshold to 3 of 3 with a third key.
     let r3 = keys.add("r3");
     c.rotate_root(
         &RotateRootOptions {
             add_root_keys: vec![r3],
-            root_threshold: Some(3),
+            root_threshold: Some(t(3)),
             ..RotateRootOptions::default()
         },
         now,
@@ -180,7 +197,7 @@ fn revoking_targets_and_bins_keys_and_resigning() {
         "{verified}"
     );
     // The output directory verifies on its own (as the mirror operator would check it).
-    tufa_ceremony::verify_metadata_dir(&out, &BTreeMap::new(), now).unwrap();
+    tufa_ceremony::verify_metadata_dir(&out, &Holders::default(), now).unwrap();
 }
 
 #[test]
@@ -202,7 +219,7 @@ fn publish_refuses_an_online_key_that_bins_does_not_delegate_to() {
     )
     .unwrap();
     // Dropping the new bins leaves root and bins disagreeing about the online key.
-    c.discard("2.bins.json").unwrap();
+    c.discard(role("2.bins.json")).unwrap();
     sign(&c, &keys, "root", &["r1", "r2"]);
     let e = c.publish(&tmp.path().join("out2"), now).unwrap_err();
     assert!(
@@ -261,20 +278,28 @@ fn finding_08_one_public_key_under_two_key_ids_is_refused_and_counted_once() {
     // A 2-of-2 root whose two keys are one: init refuses it.
     let online = Ed25519Signer::generate();
     let opts = InitOptions {
-        root_keys: vec![r1.clone(), PublicKeyFile::new("r1-alias", alias.clone())],
-        root_threshold: 2,
+        root_keys: vec![
+            PublicKeyFile::new("r1", r1.key.clone()),
+            PublicKeyFile::new("r1-alias", alias.clone()),
+        ],
+        root_threshold: t(2),
         targets_keys: vec![keys.get("t1")],
-        targets_threshold: 1,
+        targets_threshold: t(1),
         bins_keys: vec![keys.get("b1")],
-        bins_threshold: 1,
+        bins_threshold: t(1),
         online_key: PublicKeyFile::new("online", online.key().clone()),
-        bins_bit_length: 4,
-        expires_days: 30,
+        bins_layout: tufa_tuf::BinLayout::new(4).unwrap(),
+        expires_days: days(30),
     };
     let err = Ceremony::init(&tmp.path().join("c"), &opts, Time::now()).unwrap_err();
-    assert!(
-        err.to_string().contains("the same public key is listed twice"),
-        "{err}"
+    assert!(matches!(err, CeremonyError::Keys(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "key `{}…` (holder `r1-alias`) is the same public key as key `{}…` (holder `r1`), listed twice for role `root` under two key ids; give each key once",
+            &alias.key_id().to_hex()[..8],
+            &r1.keyid.to_hex()[..8]
+        )
     );
 
     // Written by hand and signed by r1 alone under both ids: the offline verifier counts one key.
@@ -307,7 +332,7 @@ fn finding_08_one_public_key_under_two_key_ids_is_refused_and_counted_once() {
     let dir = tmp.path().join("export");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("1.root.json"), signed.to_bytes().unwrap()).unwrap();
-    let err = tufa_ceremony::verify_metadata_dir(&dir, &BTreeMap::new(), Time::now())
+    let err = tufa_ceremony::verify_metadata_dir(&dir, &Holders::default(), Time::now())
         .unwrap_err()
         .to_string();
     assert!(

@@ -96,7 +96,7 @@ fn root_key_in_a_pkcs11_token_signs_in_the_ceremony() {
     );
 
     let sign = |role: &str| {
-        let mut v = vec!["sign".to_owned(), "c".into(), role.to_owned()];
+        let mut v = vec!["sign".to_owned(), "c".into(), role.to_owned(), "--yes".into()];
         v.extend(token_args("root-hsm"));
         v
     };

@@ -36,15 +36,53 @@ pub fn run(cwd: &Path, args: &[&str], passphrase: Option<&str>) -> Run {
 }
 
 /// [`run`] with the given environment variables set (and no passphrase unless given there).
+///
+/// The binary runs in a new session (`setsid`), so it has no controlling terminal even when
+/// the tests run from one: a prompt fails instead of waiting on the developer's keyboard.
 pub fn run_env(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new("setsid");
     cmd.current_dir(cwd)
+        .arg("--wait")
+        .arg(BIN)
         .args(args)
         .env_remove("TUFA_CEREMONY_PASSPHRASE")
         .env_remove("TUFA_PKCS11_PIN")
         .stdin(std::process::Stdio::null())
         .envs(envs.iter().copied());
-    let out = cmd.output().expect("run tufa-ceremony");
+    let out = cmd.output().expect("run tufa-ceremony under setsid (util-linux)");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `tufa-ceremony args…` on a pseudo-terminal (util-linux `script`, in a new session so
+/// the pty is its controlling terminal), typing `typed` at it: what a key holder at the
+/// keyboard does. The terminal's output (stdout and stderr merged, and the echoed typing) is
+/// in `stdout`.
+pub fn run_on_terminal(cwd: &Path, args: &[&str], envs: &[(&str, &str)], typed: &str) -> Run {
+    use std::io::Write as _;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect();
+    let mut child = Command::new("setsid")
+        .current_dir(cwd)
+        .args(["--wait", "script", "--quiet", "--return", "--command"])
+        .arg(command.join(" "))
+        .arg("/dev/null")
+        .env_remove("TUFA_CEREMONY_PASSPHRASE")
+        .env_remove("TUFA_PKCS11_PIN")
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tufa-ceremony under script (util-linux)");
+    child.stdin.take().unwrap().write_all(typed.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -105,12 +143,12 @@ impl Cast {
         format!("keys/{holder}.key.pub.json")
     }
 
-    /// `tufa-ceremony keygen` for `holder`.
+    /// `tufa-ceremony keygen --drill` for `holder`, the passphrase from the variable.
     pub fn keygen(&self, holder: &str) {
         let out = self.key(holder);
         run_ok(
             &self.work,
-            &["keygen", "--out", &out, "--holder", holder],
+            &["keygen", "--drill", "--out", &out, "--holder", holder],
             Some(&passphrase_of(holder)),
         );
     }
@@ -130,12 +168,12 @@ impl Cast {
         (signer, public)
     }
 
-    /// `sign DIR ROLE --key <holder's key>` with the holder's passphrase.
+    /// `sign DIR ROLE --key <holder's key> --yes` with the holder's passphrase.
     pub fn sign(&self, ceremony: &str, role: &str, holder: &str) -> String {
         let key = self.key(holder);
         run_ok(
             &self.work,
-            &["sign", ceremony, role, "--key", &key],
+            &["sign", ceremony, role, "--key", &key, "--yes"],
             Some(&passphrase_of(holder)),
         )
     }
@@ -144,7 +182,7 @@ impl Cast {
         let key = self.key(holder);
         run(
             &self.work,
-            &["sign", ceremony, role, "--key", &key],
+            &["sign", ceremony, role, "--key", &key, "--yes"],
             Some(&passphrase_of(holder)),
         )
     }
