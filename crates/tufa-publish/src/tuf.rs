@@ -251,38 +251,51 @@ pub fn online_key_signs_for_bins(bins: &tufa_tuf::Targets, online: &tufa_tuf::Ke
     }
 }
 
-/// Refuses to sign with an online key the published root (snapshot, timestamp) or bins
-/// (bin-n) does not list: every client would reject such metadata. This happens between
-/// configuring a new online key and importing the ceremony's rotation.
-async fn check_online_key(
+/// Why `online` cannot sign for the published metadata: the published root (snapshot,
+/// timestamp) or bins (bin-n) does not list it, and every client would reject what it signs.
+/// `None` when it can sign, or when nothing is published yet. This happens between configuring
+/// a new online key and importing the ceremony's rotation; callers add how to fix it.
+pub async fn online_key_problem(
     store: &BlobStore,
     roles: &BTreeMap<String, (u64, i64)>,
-    online: &dyn Signer,
-) -> Result<(), PublishError> {
-    let keyid = online.keyid();
+    online: &tufa_tuf::KeyId,
+) -> Result<Option<String>, PublishError> {
+    let Some((root_version, _)) = roles.get(ROLE_ROOT) else {
+        return Ok(None);
+    };
     let read = |name: String| async move {
         store
             .get_named(&tufa_tree::tuf_key(&name))
             .await?
             .ok_or_else(|| PublishError::Tuf(format!("published `{name}` is missing")))
     };
-    let version = |role: &str| roles.get(role).map_or(1, |(v, _)| *v);
-    let root_name = format!("{}.root.json", version(ROLE_ROOT));
+    let root_name = format!("{root_version}.root.json");
     let root = tufa_tuf::Signed::<tufa_tuf::Root>::from_file(&root_name, &read(root_name.clone()).await?)
         .map_err(tuf_err)?
         .metadata;
-    let rotate_first = |problem: String| {
-        PublishError::Tuf(format!(
-            "{problem}: import the key ceremony's rotation (`tufa import-metadata`) before signing with it"
-        ))
-    };
-    online_key_signs_for_root(&root.signed, &keyid).map_err(rotate_first)?;
-    let bins_name = format!("{}.bins.json", version(ROLE_BINS));
+    if let Err(problem) = online_key_signs_for_root(&root.signed, online) {
+        return Ok(Some(problem));
+    }
+    let bins_name = format!("{}.bins.json", roles.get(ROLE_BINS).map_or(1, |(v, _)| *v));
     let bins = tufa_tuf::Signed::<tufa_tuf::Targets>::from_file(&bins_name, &read(bins_name.clone()).await?)
         .map_err(tuf_err)?
         .metadata;
-    online_key_signs_for_bins(&bins.signed, &keyid).map_err(rotate_first)?;
-    Ok(())
+    Ok(online_key_signs_for_bins(&bins.signed, online).err())
+}
+
+/// Refuses to sign with an online key the published metadata does not list
+/// ([`online_key_problem`]).
+async fn check_online_key(
+    store: &BlobStore,
+    roles: &BTreeMap<String, (u64, i64)>,
+    online: &dyn Signer,
+) -> Result<(), PublishError> {
+    match online_key_problem(store, roles, &online.keyid()).await? {
+        None => Ok(()),
+        Some(problem) => Err(PublishError::Tuf(format!(
+            "{problem}: the key ceremony's metadata naming this key must be imported before it signs"
+        ))),
+    }
 }
 
 /// Signs what changed: dirty bins (and bins within half their lifetime of expiry), a new

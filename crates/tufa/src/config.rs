@@ -167,6 +167,12 @@ impl Loaded {
             .with_context(|| format!("cannot open the blob store at `{}`", self.blobs_dir.display()))
     }
 
+    /// `tufa --config <this config> ARGS`: how every message names a command to run, so it
+    /// can be pasted as it is from any directory.
+    pub fn command(&self, args: &str) -> String {
+        command_for(&self.path, args)
+    }
+
     /// The index the config names (created when missing), opened off the async reactor.
     pub async fn open_index(&self) -> anyhow::Result<tufa_index::Index> {
         let path = self.index_path.clone();
@@ -362,7 +368,7 @@ bins_bit_length = {bits}
 # bin_n_expiry_hours = 24
 # snapshot_expiry_hours = 24
 # timestamp_expiry_hours = 24
-
+{pkcs11}
 [log]
 # "text" or "json"
 # format = "text"
@@ -374,6 +380,9 @@ bins_bit_length = {bits}
                 let mut lines = Vec::new();
                 match &self.tuf.online_key {
                     Some(p) => lines.push(format!("online_key = {}", toml_string(&p.display().to_string()))),
+                    None if self.tuf.online_pkcs11.is_some() => lines.push(
+                        "# The online key is in a PKCS#11 token: [tuf.online_pkcs11] below.".to_owned(),
+                    ),
                     None => lines.push("# online_key = \"keys/online.json\"".to_owned()),
                 }
                 if let Some(p) = &self.tuf.insecure_dev_keys {
@@ -387,6 +396,23 @@ bins_bit_length = {bits}
                     ));
                 }
                 lines.join("\n")
+            },
+            pkcs11 = match &self.tuf.online_pkcs11 {
+                None => String::new(),
+                Some(p) => format!(
+                    "\n# The online key inside a PKCS#11 token (HSM, YubiKey, SoftHSM2): the key pair labelled\n\
+                     # `key` on the token labelled `token`. The user PIN comes from the environment\n\
+                     # variable `pin_env`, never from this file.\n\
+                     [tuf.online_pkcs11]\nmodule = {}\ntoken = {}\nkey = {}\n{}\n",
+                    toml_string(&p.module.display().to_string()),
+                    toml_string(&p.token),
+                    toml_string(&p.key),
+                    if p.pin_env == crate::tuf_cmd::DEFAULT_PIN_ENV {
+                        format!("# pin_env = {}", toml_string(&p.pin_env))
+                    } else {
+                        format!("pin_env = {}", toml_string(&p.pin_env))
+                    },
+                ),
             },
             latest = match self.sync.latest_releases {
                 Some(n) => format!("latest_releases = {n}"),
@@ -406,6 +432,27 @@ bins_bit_length = {bits}
             fmr = l.file_min_rate_bytes_per_sec,
             frw = l.file_rate_window_secs,
         )
+    }
+}
+
+/// `tufa --config PATH ARGS`, PATH quoted for a shell when it needs to be.
+pub fn command_for(config: &Path, args: &str) -> String {
+    format!(
+        "tufa --config {} {args}",
+        shell_word(&config.display().to_string())
+    )
+}
+
+/// `s` as one shell word: unchanged when it only has characters no shell treats specially,
+/// else single-quoted.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,@%=".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -509,6 +556,43 @@ mod tests {
         assert_eq!(back.upstream, c.upstream);
         assert_eq!(back.tuf.online_key, c.tuf.online_key);
         assert_eq!(back.tuf.insecure_dev_keys, c.tuf.insecure_dev_keys);
+    }
+
+    #[test]
+    fn initial_file_with_a_pkcs11_online_key_parses_back() {
+        let mut c = Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), None);
+        c.tuf.online_pkcs11 = Some(crate::tuf_cmd::Pkcs11Settings {
+            module: PathBuf::from("/usr/lib/softhsm/lib\"softhsm2.so"),
+            token: "mirror token".into(),
+            key: "online".into(),
+            pin_env: crate::tuf_cmd::DEFAULT_PIN_ENV.into(),
+        });
+        let text = c.render_initial();
+        assert!(!text.contains("\nonline_key"), "{text}");
+        let back = Config::parse(&text, Path::new("t.toml")).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        back.validate().unwrap();
+        assert_eq!(back.tuf.online_pkcs11, c.tuf.online_pkcs11);
+        assert_eq!(back.tuf.online_key, None);
+        assert_eq!(back.tuf.bins_bit_length, 14);
+    }
+
+    #[test]
+    fn commands_name_the_config_as_one_shell_word() {
+        let loaded = |path: &str| Loaded {
+            config: Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), None),
+            path: PathBuf::from(path),
+            base_dir: PathBuf::from("."),
+            blobs_dir: PathBuf::from("b"),
+            index_path: PathBuf::from("i"),
+        };
+        assert_eq!(
+            loaded("/srv/tufa/tufa.toml").command("sync"),
+            "tufa --config /srv/tufa/tufa.toml sync"
+        );
+        assert_eq!(
+            loaded("/srv/my mirror/it's.toml").command("verify"),
+            "tufa --config '/srv/my mirror/it'\\''s.toml' verify"
+        );
     }
 
     #[test]

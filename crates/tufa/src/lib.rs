@@ -1,8 +1,13 @@
 //! The parts of the `tufa` CLI other tools need as a library: the configuration file
 //! ([`config`], with the `[tuf]` section from [`tuf_cmd`]). The fuzz target `config` parses
-//! untrusted `tufa.toml` text through exactly the code the binary uses.
+//! untrusted `tufa.toml` text through exactly the code the binary uses. The TUF side of the
+//! mirror lives here too: the online key and its rotation ([`online_key`]), signing on publish
+//! and `tufa online-key` ([`tuf_cmd`]), and importing a key ceremony's export
+//! ([`import_cmd`]).
 //!
 //! Everything else (subcommands, progress, logging) stays in the binary (`main.rs`).
 
 pub mod config;
+pub mod import_cmd;
+pub mod online_key;
 pub mod tuf_cmd;

@@ -57,16 +57,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum OnlineKeyAction {
-    /// Create the key the config names: a new key file at `[tuf] online_key`, or a key pair
-    /// inside the `[tuf.online_pkcs11]` token (its private part never leaves the token).
+    /// Create the key the config names: a new key file at `[tuf] online_key` (its directory is
+    /// created, mode 0700), or a key pair inside the `[tuf.online_pkcs11]` token (its private
+    /// part never leaves the token). Never replaces an existing key: to rotate, use --next.
     Generate,
-    /// Print the configured key's public part and key id.
+    /// Print the key's id and public part (the JSON `tufa-ceremony init --online-key` and
+    /// `rotate-root --online-key` take).
     Show,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create DIR/tufa.toml with documented defaults.
+    /// Create DIR/tufa.toml with documented defaults, including `[tuf] online_key =
+    /// "keys/online.json"` (or `[tuf.online_pkcs11]`) and the key directory DIR/keys (mode
+    /// 0700), and print the next steps: the online key, the key ceremony, the first sync.
     Init {
         /// The directory to create (or reuse, if it has no tufa.toml yet).
         dir: PathBuf,
@@ -84,6 +88,23 @@ enum Command {
         /// come from the key ceremony.
         #[arg(long)]
         dev_keys: bool,
+        /// Keep the online key in a PKCS#11 token (HSM, YubiKey, SoftHSM2) instead of the file
+        /// DIR/keys/online.json: the token's module (shared library). Needs
+        /// --online-pkcs11-token and --online-pkcs11-key; writes [tuf.online_pkcs11].
+        #[arg(
+            long,
+            value_name = "PATH",
+            requires = "online_pkcs11_token",
+            conflicts_with = "dev_keys"
+        )]
+        online_pkcs11_module: Option<PathBuf>,
+        /// The label of the token holding the online key (with --online-pkcs11-module).
+        #[arg(long, value_name = "LABEL", requires = "online_pkcs11_key")]
+        online_pkcs11_token: Option<String>,
+        /// The label of the online key pair in the token (with --online-pkcs11-module).
+        /// `tufa online-key generate` creates it; the PIN comes from TUFA_PKCS11_PIN.
+        #[arg(long, value_name = "LABEL", requires = "online_pkcs11_module")]
+        online_pkcs11_key: Option<String>,
     },
     /// Sync from upstream: the allowlisted projects, or everything changed upstream since the
     /// last run. Resumable and safe to kill at any moment. Exits 1 if anything failed, after
@@ -116,20 +137,42 @@ enum Command {
         listen: std::net::SocketAddr,
     },
     /// The online signing key (bin-n, snapshot, timestamp): create it, or show its public
-    /// part for the key ceremony (`tufa-ceremony init --online-key PUB.json`).
+    /// part for the key ceremony (`tufa-ceremony init --online-key PUB.json`). Both print
+    /// `online key KEYID`.
+    ///
+    /// Rotation: `online-key generate --next` creates the next key beside the current one
+    /// (`keys/online.next.json`, or the label `<key>.next` in the token) while the mirror keeps
+    /// signing with the current one; the ceremony's `rotate-root --online-key` names it; `tufa
+    /// import-metadata` then makes it the online key and keeps the old one as
+    /// `keys/online.retired-<keyid>.json` (label `<key>.retired-<keyid>`).
     OnlineKey {
         #[command(subcommand)]
         action: OnlineKeyAction,
-        /// Also write the public key JSON to this file.
+        /// The next key (for a rotation) instead of the current one.
+        #[arg(long, global = true)]
+        next: bool,
+        /// Also write the public key JSON to this file (for the ceremony's transfer medium).
         #[arg(long, global = true, value_name = "PATH")]
         public_out: Option<PathBuf>,
     },
     /// Import the root chain, targets and bins metadata a key ceremony published
     /// (`tufa-ceremony publish --out DIR`), check them against the mirror's trust chain and
     /// online key, and re-sign every bin, the snapshot and the timestamp.
+    ///
+    /// The first import prints 1.root.json's sha256 and every role's key ids: check them
+    /// against the ceremony log. When the imported root names the next online key (`online-key
+    /// generate --next`), the mirror switches to it. An export with nothing new changes
+    /// nothing and says so. Exit 1 for anything that does not check out, with nothing changed.
     ImportMetadata {
         /// The ceremony's output directory.
         dir: PathBuf,
+        /// Replace TUF metadata made with INSECURE dev keys (`tufa init --dev-keys`) by the
+        /// ceremony's trust chain, which starts again at its own 1.root.json: clients must
+        /// re-pin it. Refused unless the mirror's metadata was made by dev keys and the config
+        /// no longer sets `insecure_dev_keys`. Snapshot, timestamp and bin-n versions keep
+        /// rising; the dev chain's newer root files are removed from the tree.
+        #[arg(long)]
+        replace_dev_metadata: bool,
     },
     /// Accept a changed file. PyPI filenames are immutable, so `tufa sync` refuses a file
     /// whose content (sha256) upstream changed and keeps serving the old one (exit 1). After
@@ -201,21 +244,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             projects,
             force,
             dev_keys,
+            online_pkcs11_module,
+            online_pkcs11_token,
+            online_pkcs11_key,
         } => {
             init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
             let projects = (!projects.is_empty()).then_some(projects);
-            init(&dir, upstream, projects, force, dev_keys).map_err(|e| UsageError(e).into())
+            // clap's `requires` makes the three come together.
+            let pkcs11 = match (online_pkcs11_module, online_pkcs11_token, online_pkcs11_key) {
+                (Some(module), Some(token), Some(key)) => Some(tuf_cmd::Pkcs11Settings {
+                    module,
+                    token,
+                    key,
+                    pin_env: tuf_cmd::DEFAULT_PIN_ENV.to_owned(),
+                }),
+                _ => None,
+            };
+            init(&dir, upstream, projects, force, dev_keys, pkcs11)
         }
-        Command::OnlineKey { action, public_out } => {
+        Command::OnlineKey {
+            action,
+            next,
+            public_out,
+        } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             match action {
-                OnlineKeyAction::Generate => tuf_cmd::online_key_generate(&loaded, public_out.as_deref()),
-                OnlineKeyAction::Show => tuf_cmd::online_key_show(&loaded, public_out.as_deref()),
+                OnlineKeyAction::Generate => {
+                    tuf_cmd::online_key_generate(&loaded, next, public_out.as_deref())
+                }
+                OnlineKeyAction::Show => tuf_cmd::online_key_show(&loaded, next, public_out.as_deref()),
             }
         }
-        Command::ImportMetadata { dir } => {
+        Command::ImportMetadata {
+            dir,
+            replace_dev_metadata,
+        } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
-            runtime()?.block_on(tuf_cmd::import_metadata(&loaded, &dir))
+            runtime()?.block_on(tufa::import_cmd::import_metadata(
+                &loaded,
+                &dir,
+                replace_dev_metadata,
+            ))
         }
         Command::AcceptChange {
             project,
@@ -327,36 +396,74 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// `tufa init`: writes DIR/tufa.toml and, for a key file, creates DIR/keys (mode 0700).
+/// A bad option value or an existing tufa.toml is a usage error (exit 2); failing to write is
+/// exit 1.
 fn init(
     dir: &std::path::Path,
     upstream: Url,
     projects: Option<Vec<ProjectName>>,
     force: bool,
     dev_keys: bool,
+    pkcs11: Option<tuf_cmd::Pkcs11Settings>,
 ) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(upstream, projects);
+    let pkcs11_token = pkcs11.as_ref().map(|p| p.token.clone());
+    match pkcs11 {
+        Some(p) => config.tuf.online_pkcs11 = Some(p),
+        None => config.tuf.online_key = Some(PathBuf::from("keys/online.json")),
+    }
     if dev_keys {
-        config.tuf.online_key = Some(PathBuf::from("keys/online.json"));
         config.tuf.insecure_dev_keys = Some(PathBuf::from("keys"));
     }
-    config.validate()?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    config.validate().map_err(UsageError)?;
     let path = dir.join("tufa.toml");
     if path.exists() && !force {
-        anyhow::bail!("`{}` already exists (use --force to overwrite)", path.display());
+        return Err(UsageError(anyhow::anyhow!(
+            "`{}` already exists (use --force to overwrite)",
+            path.display()
+        ))
+        .into());
     }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let keys = dir.join("keys");
     if dev_keys {
-        let keys = dir.join("keys");
         tuf_cmd::write_dev_keys(&keys)?;
         eprintln!(
             "warning: wrote INSECURE development TUF keys to {} (trials only; production offline keys come from a key ceremony)",
             keys.display()
         );
+    } else if config.tuf.online_key.is_some() {
+        tufa::online_key::create_private_dir(&keys)?;
     }
     std::fs::write(&path, config.render_initial())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     println!("wrote {}", path.display());
-    println!("next: tufa --config {} sync", path.display());
+    let cmd = |args: &str| config::command_for(&path, args);
+    if dev_keys {
+        println!("next: {}", cmd("sync"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("next steps:");
+    match pkcs11_token {
+        Some(token) => println!(
+            "  1. {}   (with the token's user PIN in TUFA_PKCS11_PIN: the key pair is created inside token `{token}`)",
+            cmd("online-key generate --public-out online.pub.json")
+        ),
+        None => println!(
+            "  1. {}   (the key goes to {})",
+            cmd("online-key generate --public-out online.pub.json"),
+            keys.join("online.json").display()
+        ),
+    }
+    println!(
+        "     take online.pub.json to the key ceremony (docs/KEY-CEREMONY.md), then import what it publishes: {}",
+        cmd("import-metadata DIR")
+    );
+    println!(
+        "  2. {}   (until the import, pages are published unsigned)",
+        cmd("sync")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

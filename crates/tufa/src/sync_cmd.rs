@@ -26,6 +26,10 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::warn!(error = %e, "cannot clean up temporary objects"),
     }
 
+    // What publishing will sign with, checked before the sync: a missing or wrong online key
+    // is better said now than after downloading everything.
+    let publishing = crate::tuf_cmd::publishing(loaded, &store, &index).await?;
+
     let mut options = SyncOptions::new(c.upstream.clone());
     options.xmlrpc = c.xmlrpc.clone();
     options.projects = c.projects.clone();
@@ -46,8 +50,7 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     progress.finish();
     let report = report?;
     // Publish what synced, even when some of it failed: good projects should not wait.
-    let publish_options = crate::tuf_cmd::publish_options(loaded)?;
-    let published = match tufa_publish::publish(&store, &index, &publish_options).await {
+    let published = match tufa_publish::publish(&store, &index, &publishing.options).await {
         Ok(published) => published,
         Err(e) => {
             // Name what failed to sync too (say, files that hit a full disk) before the
@@ -80,7 +83,8 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
         "published {} projects ({} unpublished), {} wheel METADATA files extracted",
         published.projects_published, published.projects_unpublished, published.metadata_extracted
     );
-    crate::tuf_cmd::report(&publish_options, &published);
+    crate::tuf_cmd::report(loaded, &publishing, &published);
+    crate::tuf_cmd::after_publish(loaded, &store, &publishing).await;
     if report.is_success() && published.failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,4 +1,5 @@
-//! TUF keys and signing for the CLI: `init --dev-keys`, the `[tuf]` config, `tufa refresh`.
+//! TUF keys and signing for the CLI: the `[tuf]` config, `init --dev-keys`, `tufa online-key`,
+//! what sync and refresh sign with (and what they say when they cannot), `tufa refresh`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,12 +8,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
+use tufa_index::Index;
 use tufa_publish::PublishOptions;
-use tufa_publish::tuf::{DevOfflineKeys, TufSigning};
+use tufa_publish::tuf::{DevOfflineKeys, ROLE_ROOT, TufSigning};
+use tufa_store::BlobStore;
 use tufa_tuf::build::Expiries;
-use tufa_tuf::{BinLayout, Ed25519Signer};
+use tufa_tuf::{BinLayout, Ed25519Signer, Signer as _};
 
 use crate::config::Loaded;
+use crate::online_key::{OnlineKey, Slot};
 
 /// `[tuf]` in tufa.toml. Without `online_key`, tufa publishes unsigned pages.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,12 +61,17 @@ pub struct Pkcs11Settings {
     pub pin_env: String,
 }
 
+/// The PIN variable when `pin_env` is not set.
+pub const DEFAULT_PIN_ENV: &str = "TUFA_PKCS11_PIN";
+
 fn default_pin_env() -> String {
-    "TUFA_PKCS11_PIN".to_owned()
+    DEFAULT_PIN_ENV.to_owned()
 }
 
 impl Pkcs11Settings {
-    fn config(&self) -> anyhow::Result<tufa_pkcs11::Pkcs11Config> {
+    /// The token login for the key pair labelled `key_label` (the configured key, or the
+    /// next or a retired one beside it).
+    pub(crate) fn config_for(&self, key_label: &str) -> anyhow::Result<tufa_pkcs11::Pkcs11Config> {
         let pin = std::env::var(&self.pin_env).map_err(|_| {
             anyhow::anyhow!(
                 "tuf.online_pkcs11: set the token PIN in the environment variable {}",
@@ -73,7 +82,7 @@ impl Pkcs11Settings {
             module: self.module.clone(),
             token_label: self.token.clone(),
             pin,
-            key_label: self.key.clone(),
+            key_label: key_label.to_owned(),
         })
     }
 }
@@ -125,10 +134,10 @@ impl TufConfig {
 
 const DEV_KEY_FILES: [&str; 4] = ["root.json", "targets.json", "bins.json", "online.json"];
 
-/// Writes four fresh INSECURE plaintext keys into `dir` (mode 0600) and returns the paths of the
-/// online key and the key directory, relative to `config_dir`'s config file.
+/// Writes four fresh INSECURE plaintext keys into `dir` (created with mode 0700; each key
+/// file 0600).
 pub fn write_dev_keys(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    crate::online_key::create_private_dir(dir)?;
     for name in DEV_KEY_FILES {
         let path = dir.join(name);
         Ed25519Signer::generate()
@@ -142,78 +151,99 @@ fn read_key(path: &Path) -> anyhow::Result<Ed25519Signer> {
     Ed25519Signer::read_insecure_plaintext(path).map_err(|e| anyhow::anyhow!("key `{}`: {e}", path.display()))
 }
 
-/// The configured online signer: a key file or a PKCS#11 token; `None` when neither is set.
-fn online_signer(loaded: &Loaded) -> anyhow::Result<Option<Arc<dyn tufa_tuf::Signer>>> {
-    let t = &loaded.config.tuf;
-    if let Some(path) = &t.online_key {
-        return Ok(Some(Arc::new(read_key(&loaded.base_dir.join(path))?)));
-    }
-    if let Some(p) = &t.online_pkcs11 {
-        let signer = tufa_pkcs11::Pkcs11Signer::open(&p.config()?)
-            .map_err(|e| anyhow::anyhow!("tuf.online_pkcs11: {e}"))?;
-        return Ok(Some(Arc::new(signer)));
-    }
-    Ok(None)
+/// The TUF role versions the index recorded, read off the reactor.
+pub(crate) async fn tuf_roles(
+    index: &Index,
+) -> anyhow::Result<std::collections::BTreeMap<String, (u64, i64)>> {
+    let idx = index.clone();
+    Ok(tokio::task::spawn_blocking(move || idx.tuf_roles()).await??)
 }
 
-/// `tufa online-key generate`: creates the online key where the config says (a new key file
-/// at `online_key`, or a key pair inside the `[tuf.online_pkcs11]` token) and prints its
-/// public key for the key ceremony.
-pub fn online_key_generate(loaded: &Loaded, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let t = &loaded.config.tuf;
-    let signer: Arc<dyn tufa_tuf::Signer> = if let Some(p) = &t.online_pkcs11 {
-        Arc::new(
-            tufa_pkcs11::Pkcs11Signer::generate(&p.config()?)
-                .map_err(|e| anyhow::anyhow!("tuf.online_pkcs11: {e}"))?,
-        )
-    } else if let Some(path) = &t.online_key {
-        let path = loaded.base_dir.join(path);
-        let key = Ed25519Signer::generate();
-        key.write_insecure_plaintext(&path)
-            .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", path.display()))?;
-        Arc::new(key)
-    } else {
-        anyhow::bail!(
-            "set [tuf] online_key or [tuf.online_pkcs11] in {} first",
-            loaded.path.display()
-        );
-    };
-    print_public(signer.as_ref(), out)
+/// The published `N.<role>.json`, parsed (its signed version checked against its name).
+pub(crate) async fn published<T: tufa_tuf::Role + serde::de::DeserializeOwned + serde::Serialize>(
+    store: &BlobStore,
+    name: &str,
+) -> anyhow::Result<tufa_tuf::Signed<T>> {
+    let bytes = store
+        .get_named(&tufa_tree::tuf_key(name))
+        .await?
+        .with_context(|| format!("the mirror's `{name}` is missing from the published tree"))?;
+    Ok(tufa_tuf::Signed::<T>::from_file(name, &bytes)
+        .map_err(|e| anyhow::anyhow!("the mirror's {e}"))?
+        .metadata)
 }
 
-/// `tufa online-key show`: the configured online key's public part, for the ceremony.
-pub fn online_key_show(loaded: &Loaded, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let signer = online_signer(loaded)?
-        .with_context(|| format!("no online key configured in {}", loaded.path.display()))?;
-    print_public(signer.as_ref(), out)
+/// The key ids `root` gives a role, space-separated.
+pub(crate) fn keyids(root: &tufa_tuf::Root, role: &str) -> String {
+    root.roles.get(role).map_or_else(
+        || "none".to_owned(),
+        |k| {
+            k.keyids
+                .iter()
+                .map(tufa_tuf::KeyId::to_hex)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
 }
 
-fn print_public(signer: &dyn tufa_tuf::Signer, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let public = serde_json::json!({ "keyid": signer.keyid().to_hex(), "key": signer.key() });
-    let text = serde_json::to_string_pretty(&public)?;
-    if let Some(out) = out {
-        std::fs::write(out, format!("{text}\n"))
-            .with_context(|| format!("cannot write `{}`", out.display()))?;
-        println!("wrote the online public key to {}", out.display());
-    }
-    println!("online key {}", signer.keyid());
-    if out.is_none() {
-        println!("{text}");
-    }
-    Ok(ExitCode::SUCCESS)
+/// Whether the online key is there to sign with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// No online key in the config: the operator chose an unsigned mirror.
+    NotConfigured,
+    /// The config names an online key that does not exist yet, and no TUF metadata is
+    /// published: a new mirror syncing before its key ceremony. The value says where the key
+    /// should be.
+    NotCreated(String),
+    /// The key is loaded ([`PublishOptions::tuf`] is set).
+    Loaded,
 }
 
-/// The publish options the config asks for, with keys loaded.
-pub fn publish_options(loaded: &Loaded) -> anyhow::Result<PublishOptions> {
+/// What a publish signs with, and why it does not when it does not.
+#[derive(Debug)]
+pub struct Publishing {
+    pub options: PublishOptions,
+    pub status: KeyStatus,
+}
+
+/// The publish options the config asks for, with keys loaded, checked against what the mirror
+/// publishes:
+/// - no online key configured, or configured but not created while no TUF metadata is
+///   published: unsigned publishing ([`KeyStatus`] says which, [`report`] warns);
+/// - the key is missing but TUF metadata is published: an error naming the key (publishing
+///   unsigned pages would drop the mirror's signatures);
+/// - the key is not the one the published root and bins name: an error saying how to rotate.
+pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> anyhow::Result<Publishing> {
     let t = &loaded.config.tuf;
     let layout = t.layout()?;
-    let Some(online) = online_signer(loaded)? else {
-        return Ok(PublishOptions {
-            layout,
+    let unsigned = |status| Publishing {
+        options: PublishOptions {
+            layout: layout.clone(),
             tuf: None,
             force_timestamp: false,
-        });
+        },
+        status,
     };
+    let Some(key) = OnlineKey::from_config(loaded) else {
+        return Ok(unsigned(KeyStatus::NotConfigured));
+    };
+    let roles = tuf_roles(index).await?;
+    let root_version = roles.get(ROLE_ROOT).map(|(v, _)| *v);
+    let Some(online) = key.load(Slot::Current)? else {
+        let Some(v) = root_version else {
+            return Ok(unsigned(KeyStatus::NotCreated(key.describe(Slot::Current))));
+        };
+        return Err(missing_key(loaded, &key, store, v).await);
+    };
+    if let Some(problem) = tufa_publish::tuf::online_key_problem(store, &roles, &online.keyid()).await? {
+        anyhow::bail!(
+            "{problem} ({}): every client would reject what it signs. To sign with this key, import the key ceremony's root and bins that name it with `{}`; to prepare a rotation while the mirror keeps signing, keep the current key and create the new one with `{}`",
+            key.describe(Slot::Current),
+            loaded.command("import-metadata DIR"),
+            loaded.command("online-key generate --next --public-out online-next.pub.json"),
+        );
+    }
     let insecure_dev_offline = match &t.insecure_dev_keys {
         Some(dir) => {
             let dir = loaded.base_dir.join(dir);
@@ -232,41 +262,76 @@ pub fn publish_options(loaded: &Loaded) -> anyhow::Result<PublishOptions> {
         timestamp: hours(t.timestamp_expiry_hours),
         ..Expiries::default()
     };
-    Ok(PublishOptions {
-        layout,
-        tuf: Some(TufSigning {
-            online,
-            insecure_dev_offline,
-            expiries,
-        }),
-        force_timestamp: false,
+    Ok(Publishing {
+        options: PublishOptions {
+            layout,
+            tuf: Some(TufSigning {
+                online,
+                insecure_dev_offline,
+                expiries,
+            }),
+            force_timestamp: false,
+        },
+        status: KeyStatus::Loaded,
     })
 }
 
-/// Prints what TUF signing did (or why it did not run).
-pub fn report(options: &PublishOptions, report: &tufa_publish::PublishReport) {
-    match (&options.tuf, &report.tuf) {
-        (None, _) => {
-            eprintln!("warning: no TUF keys configured: pages are published unsigned");
-        }
-        (Some(_), None) => {
-            eprintln!(
-                "warning: no TUF root metadata yet and no dev keys to create it: import the ceremony's metadata; pages are published unsigned"
-            );
-        }
-        (Some(_), Some(t)) if t.files_written == 0 => {
+/// The error for a configured online key that is gone while TUF metadata is published.
+async fn missing_key(
+    loaded: &Loaded,
+    key: &OnlineKey,
+    store: &BlobStore,
+    root_version: u64,
+) -> anyhow::Error {
+    let name = format!("{root_version}.root.json");
+    let expected = match published::<tufa_tuf::Root>(store, &name).await {
+        Ok(root) => format!(", whose timestamp key is {}", keyids(&root.signed, "timestamp")),
+        Err(_) => String::new(),
+    };
+    let next = match key.load(Slot::Next) {
+        Ok(Some(next)) => format!(
+            ". {} holds the next key {}: if a rotation was interrupted, finish it by importing the ceremony's export that names it again (`{}`)",
+            key.describe(Slot::Next),
+            next.keyid(),
+            loaded.command("import-metadata DIR")
+        ),
+        _ => String::new(),
+    };
+    anyhow::anyhow!(
+        "the online key {} is missing, but this mirror publishes TUF metadata (root v{root_version}{expected}): restore the key from its backup; without it the mirror cannot sign{next}",
+        key.describe(Slot::Current)
+    )
+}
+
+/// Prints what TUF signing did, or the one warning that says why it did not and what to do.
+pub fn report(loaded: &Loaded, publishing: &Publishing, report: &tufa_publish::PublishReport) {
+    let import = loaded.command("import-metadata DIR");
+    match (&publishing.status, &report.tuf) {
+        (KeyStatus::NotConfigured, _) => eprintln!(
+            "warning: no TUF online key configured ([tuf] online_key or [tuf.online_pkcs11] in {}): pages are published unsigned",
+            loaded.path.display()
+        ),
+        (KeyStatus::NotCreated(what), _) => eprintln!(
+            "warning: the online key {what} does not exist yet: pages are published unsigned. Create it with `{}`, take the public key to the key ceremony (docs/KEY-CEREMONY.md), then import the ceremony's metadata with `{import}`",
+            loaded.command("online-key generate --public-out online.pub.json"),
+        ),
+        (KeyStatus::Loaded, None) => eprintln!(
+            "warning: no TUF root metadata yet: pages are published unsigned until the key ceremony's metadata is imported with `{import}` (the ceremony needs the online public key: `{}`)",
+            loaded.command("online-key show --public-out online.pub.json"),
+        ),
+        (KeyStatus::Loaded, Some(t)) if t.files_written == 0 => {
             println!(
                 "TUF metadata unchanged (snapshot v{}, timestamp v{})",
                 t.snapshot_version, t.timestamp_version
             )
         }
-        (Some(_), Some(t)) if t.bins_signed == 0 && t.files_written == 1 => {
+        (KeyStatus::Loaded, Some(t)) if t.bins_signed == 0 && t.files_written == 1 => {
             println!(
                 "signed timestamp v{} (snapshot v{} unchanged)",
                 t.timestamp_version, t.snapshot_version
             )
         }
-        (Some(_), Some(t)) => println!(
+        (KeyStatus::Loaded, Some(t)) => println!(
             "signed {} bins, snapshot v{} ({} bytes), timestamp v{}{}",
             t.bins_signed,
             t.snapshot_version,
@@ -281,20 +346,206 @@ pub fn report(options: &PublishOptions, report: &tufa_publish::PublishReport) {
     }
 }
 
-/// `tufa refresh`: re-sign timestamp and snapshot, and bins near expiry, without syncing.
-pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
-    let mut options = publish_options(loaded)?;
-    options.force_timestamp = true;
-    if options.tuf.is_none() {
-        anyhow::bail!(
-            "nothing to refresh: no TUF keys configured ([tuf] online_key in {})",
-            loaded.path.display()
+/// Publishes (`tufa_publish::publish`), prints the report, and, on a dev-key mirror, records
+/// which `1.root.json` the dev keys made (see [`dev_root_marker`]).
+pub async fn publish_and_report(
+    loaded: &Loaded,
+    store: &BlobStore,
+    index: &Index,
+    publishing: &Publishing,
+) -> anyhow::Result<tufa_publish::PublishReport> {
+    let published = tufa_publish::publish(store, index, &publishing.options).await?;
+    report(loaded, publishing, &published);
+    after_publish(loaded, store, publishing).await;
+    Ok(published)
+}
+
+/// Bookkeeping after a publish: on a dev-key mirror, records which `1.root.json` the dev keys
+/// made (see [`dev_root_marker`]). Never fails the publish.
+pub async fn after_publish(loaded: &Loaded, store: &BlobStore, publishing: &Publishing) {
+    if let Some(dev) = publishing
+        .options
+        .tuf
+        .as_ref()
+        .and_then(|t| t.insecure_dev_offline.as_ref())
+        && let Err(e) = remember_dev_root(loaded, store, &dev.root.keyid()).await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot record which root the dev keys made"
         );
     }
+}
+
+/// Where the mirror records the sha256 of the `1.root.json` that INSECURE dev keys created
+/// (next to the index: it describes the published state). `tufa import-metadata
+/// --replace-dev-metadata` relies on it once `insecure_dev_keys` and the dev keys are gone.
+pub fn dev_root_marker(loaded: &Loaded) -> PathBuf {
+    let mut p = loaded.index_path.as_os_str().to_owned();
+    p.push(".insecure-dev-root.json");
+    PathBuf::from(p)
+}
+
+/// The marker's content.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DevRootMarker {
+    /// sha256 of the published `1.root.json` the dev keys made.
+    pub sha256: String,
+    /// The dev root key.
+    pub root_keyid: String,
+}
+
+/// Writes [`dev_root_marker`] when the published `1.root.json` lists the dev root key and the
+/// marker does not say so yet.
+async fn remember_dev_root(
+    loaded: &Loaded,
+    store: &BlobStore,
+    dev_root: &tufa_tuf::KeyId,
+) -> anyhow::Result<()> {
+    let Some(bytes) = store.get_named(&tufa_tree::tuf_key("1.root.json")).await? else {
+        return Ok(());
+    };
+    let root = tufa_tuf::Signed::<tufa_tuf::Root>::from_file("1.root.json", &bytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .metadata;
+    if !root
+        .signed
+        .roles
+        .get("root")
+        .is_some_and(|r| r.keyids.contains(dev_root))
+    {
+        return Ok(());
+    }
+    let marker = DevRootMarker {
+        sha256: tufa_pypi::Sha256Digest::of(&bytes).to_hex(),
+        root_keyid: dev_root.to_hex(),
+    };
+    let path = dev_root_marker(loaded);
+    let recorded = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<DevRootMarker>(&b).ok());
+    if recorded.is_some_and(|r| r.sha256 == marker.sha256) {
+        return Ok(());
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&marker)?)
+        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// `tufa online-key generate [--next]`: creates the online key where the config says (a key
+/// file, its directory made when missing, or a key pair inside the `[tuf.online_pkcs11]`
+/// token), or with `--next` the next key beside it, and prints the public key for the key
+/// ceremony. Never replaces an existing key.
+pub fn online_key_generate(loaded: &Loaded, next: bool, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let key = configured_key(loaded)?;
+    let current = key.load(Slot::Current)?;
+    let show_next = loaded.command("online-key show --next");
+    let slot = if next {
+        if let Some(existing) = key.load(Slot::Next)? {
+            anyhow::bail!(
+                "{} already holds the next online key {} (`{show_next}` shows it): import the root that names it with `{}`, or delete it first to make another",
+                key.describe(Slot::Next),
+                existing.keyid(),
+                loaded.command("import-metadata DIR"),
+            );
+        }
+        if current.is_none() {
+            anyhow::bail!(
+                "there is no current online key at {} to rotate from: create it with `{}` (without --next)",
+                key.describe(Slot::Current),
+                loaded.command("online-key generate --public-out online.pub.json"),
+            );
+        }
+        Slot::Next
+    } else {
+        if let Some(existing) = current {
+            anyhow::bail!(
+                "{} already holds online key {}; to rotate, create the next key with `{}`, then import the root that names it",
+                key.describe(Slot::Current),
+                existing.keyid(),
+                loaded.command("online-key generate --next --public-out online-next.pub.json"),
+            );
+        }
+        Slot::Current
+    };
+    let signer = key.generate(slot)?;
+    if slot == Slot::Next {
+        println!(
+            "created the next online key in {}: the mirror keeps signing with {} until `{}` imports a root that names the new key",
+            key.describe(Slot::Next),
+            key.describe(Slot::Current),
+            loaded.command("import-metadata DIR"),
+        );
+    }
+    print_public(signer.as_ref(), out)
+}
+
+/// `tufa online-key show [--next]`: the online key's (or the next key's) public part, for the
+/// ceremony.
+pub fn online_key_show(loaded: &Loaded, next: bool, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let key = configured_key(loaded)?;
+    let slot = if next { Slot::Next } else { Slot::Current };
+    let Some(signer) = key.load(slot)? else {
+        if next {
+            anyhow::bail!(
+                "there is no next online key ({} does not exist): create it with `{}`",
+                key.describe(Slot::Next),
+                loaded.command("online-key generate --next --public-out online-next.pub.json"),
+            );
+        }
+        anyhow::bail!(
+            "there is no online key yet ({} does not exist): create it with `{}`",
+            key.describe(Slot::Current),
+            loaded.command("online-key generate --public-out online.pub.json"),
+        );
+    };
+    print_public(signer.as_ref(), out)
+}
+
+fn configured_key(loaded: &Loaded) -> anyhow::Result<OnlineKey> {
+    OnlineKey::from_config(loaded).with_context(|| {
+        format!(
+            "no online key configured: set `online_key = \"keys/online.json\"` in [tuf] (or a [tuf.online_pkcs11] section) in {}",
+            loaded.path.display()
+        )
+    })
+}
+
+fn print_public(signer: &dyn tufa_tuf::Signer, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let public = serde_json::json!({ "keyid": signer.keyid().to_hex(), "key": signer.key() });
+    let text = serde_json::to_string_pretty(&public)?;
+    println!("online key {}", signer.keyid());
+    if let Some(out) = out {
+        std::fs::write(out, format!("{text}\n"))
+            .with_context(|| format!("cannot write the public key to `{}`", out.display()))?;
+        println!("wrote the online public key to {}", out.display());
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tufa refresh`: re-sign timestamp and snapshot, and bins near expiry, without syncing.
+pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
     let store = loaded.open_store()?;
     let index = loaded.open_index().await?;
-    let published = tufa_publish::publish(&store, &index, &options).await?;
-    report(&options, &published);
+    let mut publishing = publishing(loaded, &store, &index).await?;
+    match &publishing.status {
+        KeyStatus::NotConfigured => anyhow::bail!(
+            "nothing to refresh: no TUF online key configured ([tuf] online_key or [tuf.online_pkcs11] in {})",
+            loaded.path.display()
+        ),
+        KeyStatus::NotCreated(what) => anyhow::bail!(
+            "nothing to refresh: the online key {what} does not exist yet and no TUF metadata is published. Create it with `{}`, hold the key ceremony (docs/KEY-CEREMONY.md), then import its metadata with `{}`",
+            loaded.command("online-key generate --public-out online.pub.json"),
+            loaded.command("import-metadata DIR"),
+        ),
+        KeyStatus::Loaded => {}
+    }
+    publishing.options.force_timestamp = true;
+    let published = publish_and_report(loaded, &store, &index, &publishing).await?;
     for (role, exp) in
         tufa_publish::tuf::offline_roles_expiring(&index, SignedDuration::from_hours(24 * 30)).await?
     {
@@ -308,222 +559,4 @@ pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// The newest `N.<role>.json` in `dir`, with its version.
-fn newest(dir: &Path, role: &str) -> anyhow::Result<Option<(u64, Vec<u8>)>> {
-    let mut best: Option<(u64, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(v) = name
-            .strip_suffix(&format!(".{role}.json"))
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(b, _)| v > *b) {
-            best = Some((v, path));
-        }
-    }
-    best.map(|(v, p)| {
-        Ok((
-            v,
-            std::fs::read(&p).with_context(|| format!("cannot read `{}`", p.display()))?,
-        ))
-    })
-    .transpose()
-}
-
-/// `tufa import-metadata DIR`: takes the root chain, targets and bins the key ceremony
-/// published (`tufa-ceremony publish --out DIR`), checks them against the mirror's trust chain
-/// and online key, publishes them, and re-signs every bin, the snapshot and the timestamp with
-/// the online key.
-pub async fn import_metadata(loaded: &Loaded, dir: &Path) -> anyhow::Result<ExitCode> {
-    use tufa_tuf::{Root, Signed, Targets, verify_payload};
-    // The checks below run on the signed content; file names only say where to look.
-    let mut options = publish_options(loaded)?;
-    let Some(signing) = options.tuf.clone() else {
-        anyhow::bail!(
-            "configure the online key first: [tuf] online_key in {}",
-            loaded.path.display()
-        );
-    };
-    let store = loaded.open_store()?;
-    let index = loaded.open_index().await?;
-    let known = {
-        let idx = index.clone();
-        tokio::task::spawn_blocking(move || idx.tuf_roles()).await??
-    };
-    let now = jiff::Timestamp::now();
-
-    // The root chain: continue from the mirror's newest root, or start at 1.root.json. Every
-    // version comes from the signed content: a file whose name says another version is refused.
-    let mut current: Option<Signed<Root>> = match known.get(tufa_publish::tuf::ROLE_ROOT) {
-        Some((v, _)) => {
-            let name = format!("{v}.root.json");
-            let bytes = store
-                .get_named(&tufa_tree::tuf_key(&name))
-                .await?
-                .with_context(|| format!("the mirror's `{name}` is missing from the published tree"))?;
-            Some(
-                Signed::<Root>::from_file(&name, &bytes)
-                    .map_err(|e| anyhow::anyhow!("the mirror's {e}"))?
-                    .metadata,
-            )
-        }
-        None => None,
-    };
-    let mut new_roots = Vec::new();
-    let mut version = current.as_ref().map_or(1, |r| r.signed.version + 1);
-    loop {
-        let name = format!("{version}.root.json");
-        let path = dir.join(&name);
-        if !path.exists() {
-            break;
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        // Signed by the previous root's threshold (trust chain) and by its own; the first root
-        // of a mirror by its own.
-        let root = match &current {
-            Some(prev) => tufa_tuf::verify_next_root(&prev.signed, &name, &bytes)
-                .map_err(|e| anyhow::anyhow!("`{name}` does not continue the mirror's root chain: {e}"))?,
-            None => {
-                tufa_tuf::verify_trusted_root(&name, &bytes).map_err(|e| anyhow::anyhow!("`{name}`: {e}"))?
-            }
-        }
-        .metadata;
-        new_roots.push((name, bytes, root.signed.version, root.signed.expires));
-        current = Some(root);
-        version += 1;
-    }
-    let root = current.context(
-        "no root metadata: expected 1.root.json (or the mirror's next root version) in the import directory",
-    )?;
-    tufa_tuf::check_expiry("root", root.signed.version, root.signed.expires, now)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-
-    // The online key must be the root's snapshot and timestamp key.
-    let online = signing.online.keyid();
-    tufa_publish::tuf::online_key_signs_for_root(&root.signed, &online).map_err(anyhow::Error::msg)?;
-
-    // Targets (signed by the root's targets keys) and bins (signed by targets' delegation).
-    let (tv, tbytes) = newest(dir, "targets")?.context("no N.targets.json in the import directory")?;
-    let (bv, bbytes) = newest(dir, "bins")?.context("no N.bins.json in the import directory")?;
-    // The versions below are the signed ones: `from_file` refuses a file whose name says
-    // another version (`1.targets.json` copied as `2.targets.json`).
-    let tname = format!("{tv}.targets.json");
-    let bname = format!("{bv}.bins.json");
-    let parsed_targets = Signed::<Targets>::from_file(&tname, &tbytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let parsed_bins = Signed::<Targets>::from_file(&bname, &bbytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (targets, bins) = (&parsed_targets.metadata, &parsed_bins.metadata);
-    // Never roll the mirror back: an export older than what the mirror publishes would make
-    // clients that saw the newer version refuse the repository.
-    for (role, version, bytes) in [
-        ("targets", targets.signed.version, &tbytes),
-        ("bins", bins.signed.version, &bbytes),
-    ] {
-        let Some((current, _)) = known.get(role) else {
-            continue;
-        };
-        if version < *current {
-            anyhow::bail!(
-                "{version}.{role}.json is older than the mirror's {role} v{current}: import the newest ceremony export"
-            );
-        }
-        if version == *current {
-            let name = format!("{version}.{role}.json");
-            let published = store.get_named(&tufa_tree::tuf_key(&name)).await?;
-            if published.as_deref() != Some(bytes.as_slice()) {
-                anyhow::bail!(
-                    "{name} differs from the mirror's published {name}: a version number cannot be reused"
-                );
-            }
-        }
-    }
-    // Signatures are checked over the signed content as received (extension fields included).
-    verify_payload(
-        "targets",
-        targets.signed.version,
-        &parsed_targets.payload,
-        &targets.signatures,
-        &root.signed.keys,
-        root.signed
-            .role_keys("targets")
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    )
-    .map_err(|e| anyhow::anyhow!("`{tname}`: {e}"))?;
-    let delegations = targets
-        .signed
-        .delegations
-        .as_ref()
-        .context("targets delegates nothing (expected a delegation to `bins`)")?;
-    let bins_keys = delegations
-        .role_keys(&tufa_tuf::RoleName::bins())
-        .context("targets does not delegate to `bins`")?;
-    verify_payload(
-        "bins",
-        bins.signed.version,
-        &parsed_bins.payload,
-        &bins.signatures,
-        &delegations.keys,
-        &bins_keys,
-    )
-    .map_err(|e| anyhow::anyhow!("`{bname}`: {e}"))?;
-    let succinct = bins
-        .signed
-        .delegations
-        .as_ref()
-        .and_then(|d| d.succinct_roles.as_ref())
-        .context("bins does not delegate to hashed bins (succinct_roles)")?;
-    tufa_publish::tuf::online_key_signs_for_bins(&bins.signed, &online).map_err(anyhow::Error::msg)?;
-    let layout = succinct.layout().map_err(|e| anyhow::anyhow!("{e}"))?;
-    if layout != options.layout {
-        anyhow::bail!(
-            "bins v{bv} delegates {} bins but the mirror is configured for {} (tuf.bins_bit_length)",
-            layout.bin_count(),
-            options.layout.bin_count()
-        );
-    }
-    for (what, v, exp) in [
-        ("targets", tv, targets.signed.expires),
-        ("bins", bv, bins.signed.expires),
-    ] {
-        tufa_tuf::check_expiry(what, v, exp, now).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-
-    // Publish the offline metadata, record it, and have every bin re-signed.
-    let mut rows = Vec::new();
-    for (name, bytes, v, exp) in &new_roots {
-        store
-            .put_named(&tufa_tree::tuf_key(name), bytes.clone().into())
-            .await?;
-        rows.push(("root".to_owned(), *v, exp.as_second()));
-    }
-    store
-        .put_named(&tufa_tree::tuf_key(&format!("{tv}.targets.json")), tbytes.into())
-        .await?;
-    store
-        .put_named(&tufa_tree::tuf_key(&format!("{bv}.bins.json")), bbytes.into())
-        .await?;
-    rows.push(("targets".to_owned(), tv, targets.signed.expires.as_second()));
-    rows.push(("bins".to_owned(), bv, bins.signed.expires.as_second()));
-    let idx = index.clone();
-    let all_bins: Vec<u32> = (0..layout.bin_count()).collect();
-    tokio::task::spawn_blocking(move || -> Result<(), tufa_index::IndexError> {
-        idx.record_tuf_roles(&rows, &[])?;
-        idx.mark_bins_dirty(all_bins)
-    })
-    .await??;
-    println!(
-        "imported root v{} ({} new), targets v{tv}, bins v{bv}",
-        root.signed.version,
-        new_roots.len()
-    );
-    options.force_timestamp = true;
-    let published = tufa_publish::publish(&store, &index, &options).await?;
-    report(&options, &published);
-    Ok(ExitCode::SUCCESS)
 }

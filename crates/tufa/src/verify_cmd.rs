@@ -66,6 +66,7 @@ fn blob_problem(
 /// Checks every project's published manifest and the page and METADATA blobs it names, and
 /// that every project in the index is published.
 async fn verify_published(
+    loaded: &Loaded,
     store: &BlobStore,
     index: &Index,
     problems: &mut Vec<String>,
@@ -77,7 +78,10 @@ async fn verify_published(
         let manifest = match tufa_tree::read_manifest(store, &name).await {
             Ok(Some(m)) => m,
             Ok(None) => {
-                problems.push(format!("{name}: not published (run `tufa sync` to publish it)"));
+                problems.push(format!(
+                    "{name}: not published (run `{}` to publish it)",
+                    loaded.command("sync")
+                ));
                 continue;
             }
             Err(e) => {
@@ -100,10 +104,31 @@ async fn verify_published(
 }
 
 /// Walks the published TUF metadata like a client (trusting the published `1.root.json`),
-/// then checks that every signed target's bytes are stored and hash as signed.
-async fn verify_tuf(store: &BlobStore, index: &Index, problems: &mut Vec<String>) -> anyhow::Result<u64> {
+/// then checks that every signed target's bytes are stored and hash as signed. No metadata is
+/// a problem when the config names an online key (the mirror is meant to be signed), and
+/// skipped otherwise.
+async fn verify_tuf(
+    loaded: &Loaded,
+    store: &BlobStore,
+    index: &Index,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<u64> {
     let Some(root) = store.get_named(&tufa_tree::tuf_key("1.root.json")).await? else {
-        println!("no TUF metadata published: skipping signature checks");
+        let t = &loaded.config.tuf;
+        let setting = if t.online_key.is_some() {
+            Some("[tuf] online_key")
+        } else if t.online_pkcs11.is_some() {
+            Some("[tuf.online_pkcs11]")
+        } else {
+            None
+        };
+        match setting {
+            Some(setting) => problems.push(format!(
+                "no TUF metadata published although {setting} is set: import the key ceremony's metadata with `{}`",
+                loaded.command("import-metadata DIR")
+            )),
+            None => println!("no TUF metadata published: skipping signature checks"),
+        }
         return Ok(0);
     };
     // The trust anchor is trusted as `1.root.json`: it must be signed as version 1 (later roots'
@@ -186,8 +211,9 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
     let store = loaded.open_store()?;
     if !loaded.index_path.exists() {
         anyhow::bail!(
-            "no index at `{}`: run `tufa sync` first",
-            loaded.index_path.display()
+            "no index at `{}`: run `{}` first",
+            loaded.index_path.display(),
+            loaded.command("sync")
         );
     }
     let index = loaded.open_index().await?;
@@ -259,8 +285,8 @@ pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<E
         }
     }
     progress.finish();
-    checked += verify_published(&store, &index, &mut checkpoint.problems).await?;
-    checked += verify_tuf(&store, &index, &mut checkpoint.problems).await?;
+    checked += verify_published(loaded, &store, &index, &mut checkpoint.problems).await?;
+    checked += verify_tuf(loaded, &store, &index, &mut checkpoint.problems).await?;
     // A complete run needs no checkpoint.
     let _ = std::fs::remove_file(&cp_path);
 

@@ -6,6 +6,7 @@
 // Test code: panicking on unexpected values is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ceremony_mirror;
 mod config;
 mod hardening;
 mod kill;
@@ -80,8 +81,25 @@ pub struct MirrorDir {
 }
 
 impl MirrorDir {
-    /// `tufa init DIR --upstream URL [--project P]...`, then fast retries in the config.
+    /// `tufa init DIR --upstream URL [--project P]...`, then fast retries in the config and no
+    /// online key: these mirrors publish unsigned on purpose (the TUF tests add keys; the
+    /// default `online_key` of a fresh `tufa init` is tested in `ceremony_mirror`).
     pub fn init(up: &FakeUpstream, projects: &[&str]) -> Self {
+        let m = Self::init_with_online_key(up, projects);
+        let text = std::fs::read_to_string(m.config()).unwrap();
+        let line = "\nonline_key = \"keys/online.json\"\n";
+        assert!(text.contains(line), "{text}");
+        std::fs::write(
+            m.config(),
+            text.replace(line, "\n# online_key = \"keys/online.json\"\n"),
+        )
+        .unwrap();
+        m
+    }
+
+    /// `tufa init DIR --upstream URL [--project P]...` as an operator runs it (the online key
+    /// configured at `keys/online.json`, not created), then fast retries in the config.
+    pub fn init_with_online_key(up: &FakeUpstream, projects: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = tufa();
         cmd.arg("init")

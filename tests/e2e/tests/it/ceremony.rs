@@ -4,8 +4,9 @@
 //! trusting only the ceremony's `1.root.json`, verifies what `tufa serve` serves — before and
 //! after a root key and the online key are rotated (docs/KEY-CEREMONY.md, end to end).
 //!
-//! A mirror here has no dev keys: `tufa init` without `--dev-keys`, `[tuf] online_key` set by
-//! hand, the online key made with `tufa online-key generate`. 16 hashed bins
+//! A mirror here has no dev keys: `tufa init` without `--dev-keys` (which configures `[tuf]
+//! online_key = "keys/online.json"`), the online key made with `tufa online-key generate`, and
+//! rotated with `online-key generate --next` and the import that promotes it. 16 hashed bins
 //! (`bins_bit_length = 4` on both sides) keep it fast.
 
 use std::ffi::OsStr;
@@ -160,7 +161,15 @@ impl Offline {
         check(out, &format!("tufa-ceremony {}", first.unwrap_or_default()))
     }
 
-    /// `tufa-ceremony keygen --out $NAME/NAME.key --holder NAME --passphrase-file …`.
+    /// Whether this `tufa-ceremony` wants its script flags: `keygen --drill` to take a
+    /// passphrase file, `sign --yes` to sign without a terminal to confirm on. (Added while this
+    /// suite was being updated; older builds refuse the flags.)
+    fn script_flags(&self) -> bool {
+        static DRILL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *DRILL.get_or_init(|| stdout(&self.run(["keygen", "--help"])).contains("--drill"))
+    }
+
+    /// `tufa-ceremony keygen --out $NAME/NAME.key --holder NAME --passphrase-file … [--drill]`.
     fn keygen(&self, name: &'static str) -> Holder {
         let medium = self.dir.path().join(name);
         std::fs::create_dir_all(&medium).unwrap();
@@ -171,7 +180,7 @@ impl Offline {
         )
         .unwrap();
         let key = medium.join(format!("{name}.key"));
-        let out = self.ok([
+        let mut args = vec![
             OsStr::new("keygen"),
             OsStr::new("--out"),
             key.as_os_str(),
@@ -179,7 +188,11 @@ impl Offline {
             OsStr::new(name),
             OsStr::new("--passphrase-file"),
             passphrase.as_os_str(),
-        ]);
+        ];
+        if self.script_flags() {
+            args.push(OsStr::new("--drill"));
+        }
+        let out = self.ok(args);
         let public = medium.join(format!("{name}.key.pub.json"));
         assert!(public.is_file(), "keygen wrote no {}", public.display());
         let holder = Holder {
@@ -196,23 +209,34 @@ impl Offline {
         holder
     }
 
-    /// `tufa-ceremony sign $CEREMONY ROLE --key … --passphrase-file …`.
+    /// `tufa-ceremony sign $CEREMONY ROLE --key … --passphrase-file … [--yes]`.
     fn sign(&self, role: &str, holder: &Holder) -> Output {
-        let out = self.run([
+        let cer = self.cer();
+        let mut args = vec![
             OsStr::new("sign"),
-            self.cer().as_os_str(),
+            cer.as_os_str(),
             OsStr::new(role),
             OsStr::new("--key"),
             holder.key.as_os_str(),
             OsStr::new("--passphrase-file"),
             holder.passphrase.as_os_str(),
-        ]);
+        ];
+        if self.script_flags() {
+            args.push(OsStr::new("--yes"));
+        }
+        let out = self.run(args);
         check(out, &format!("{} signing {role}", holder.name))
     }
 
-    /// `tufa-ceremony status $CEREMONY` (stdout).
+    /// `tufa-ceremony status $CEREMONY` (stdout). Exits 0 when every threshold is met, and
+    /// (builds with the script flags) 3 while signatures are missing.
     fn status(&self) -> String {
-        stdout(&self.ok([OsStr::new("status"), self.cer().as_os_str()]))
+        let out = self.run([OsStr::new("status"), self.cer().as_os_str()]);
+        let text = stdout(&out);
+        let missing = text.contains("not ready to publish");
+        let expected = if missing && self.script_flags() { 3 } else { 0 };
+        assert_eq!(out.status.code(), Some(expected), "{}", describe(&out));
+        text
     }
 
     /// `tufa-ceremony publish $CEREMONY --out $TRANSFER/NAME`, unchecked.
@@ -267,11 +291,6 @@ impl Prepared {
         let (upstream, dir, config) = Mirror::init(PROJECTS, false);
         edit_config(
             &config,
-            "# online_key = \"keys/online.json\"",
-            "online_key = \"online.json\"",
-        );
-        edit_config(
-            &config,
             "bins_bit_length = 14",
             &format!("bins_bit_length = {BITS}"),
         );
@@ -287,7 +306,7 @@ impl Prepared {
             ],
         );
         check(out, "tufa online-key generate");
-        assert!(dir.path().join("online.json").is_file());
+        assert!(dir.path().join("keys/online.json").is_file());
         assert!(online_pub.is_file());
 
         // On the ceremony machine: every key holder makes their own key.
@@ -342,7 +361,7 @@ impl Prepared {
     fn sync_unsigned(&self) {
         let out = check(tufa_sync(&self.config), "tufa sync");
         assert!(
-            stderr(&out).contains("no TUF root metadata yet and no dev keys to create it"),
+            stderr(&out).contains("no TUF root metadata yet: pages are published unsigned until the key ceremony's metadata is imported"),
             "tufa sync did not warn that it published unsigned:\n{}",
             describe(&out)
         );
@@ -409,6 +428,25 @@ impl Deployed {
             "{}",
             describe(&out)
         );
+        // The first import prints what the operator checks against the ceremony log.
+        let sha = tufa_pypi::Sha256Digest::of(&std::fs::read(initial.join("1.root.json")).unwrap());
+        let online = read_json(&p.online_pub)["keyid"].as_str().unwrap().to_owned();
+        let first = stdout(&out)
+            .lines()
+            .find(|l| l.starts_with("first root: "))
+            .unwrap_or_else(|| panic!("no `first root:` line:\n{}", describe(&out)))
+            .to_owned();
+        assert!(
+            first.starts_with(&format!("first root: 1.root.json sha256 {}; root keys ", sha.to_hex()))
+                && first.contains("(threshold 2)")
+                && [&p.cast.alice, &p.cast.bob, &p.cast.carol, &p.cast.dana]
+                    .iter()
+                    .all(|h| first.contains(&h.keyid()))
+                && first.ends_with(&format!(
+                    "snapshot/timestamp (online) key {online} (threshold 1): check these against the ceremony log"
+                )),
+            "{first}"
+        );
         check(tufa(&p.config, &["verify"]), "tufa verify");
         // What the mirror serves as 1.root.json is the ceremony's, byte for byte.
         for name in ["1.root.json", "1.targets.json", "1.bins.json"] {
@@ -418,7 +456,6 @@ impl Deployed {
                 "the mirror's {name} is not the ceremony's"
             );
         }
-        let online = read_json(&p.online_pub)["keyid"].as_str().unwrap().to_owned();
         assert_online_signed(&p.tuf_dir(), &online);
 
         let Prepared {
@@ -556,8 +593,16 @@ fn ceremony_2_of_3_root_publishes_a_mirror_python_tuf_verifies() {
     signed_by.sort();
     assert_eq!(signed_by, sorted(&[d.cast.alice.keyid(), d.cast.carol.keyid()]));
     // The offline keys never reached the mirror host: only the online key is there.
-    let on_host: Vec<String> = json_files(d.m.dir.path());
-    assert_eq!(on_host, ["online.json"], "key files on the mirror host");
+    assert!(
+        json_files(d.m.dir.path()).is_empty(),
+        "{:?}",
+        json_files(d.m.dir.path())
+    );
+    assert_eq!(
+        json_files(&d.m.dir.path().join("keys")),
+        ["online.json"],
+        "key files on the mirror host"
+    );
 }
 
 #[test]
@@ -734,20 +779,20 @@ fn online_key_rotation_is_followed_by_clients() {
     assert_eq!(before.root_version, Some(1));
     let old_online = read_json(&d.online_pub)["keyid"].as_str().unwrap().to_owned();
 
-    // On the mirror host: point `online_key` at a new file and create the new key there.
-    let old_line = "online_key = \"online.json\"";
-    let new_line = "online_key = \"online-2.json\"";
-    edit_config(&d.m.config, old_line, new_line);
+    // On the mirror host: the next key, beside the current one, which keeps signing.
+    let keys = d.m.dir.path().join("keys");
     let new_pub = o.transfer("online-2.pub.json");
     check(
         d.m.tufa(&[
             "online-key",
             "generate",
+            "--next",
             "--public-out",
             new_pub.to_str().unwrap(),
         ]),
-        "tufa online-key generate (the new key)",
+        "tufa online-key generate --next",
     );
+    assert!(keys.join("online.next.json").is_file());
     let new_online = read_json(&new_pub)["keyid"].as_str().unwrap().to_owned();
     assert_ne!(new_online, old_online);
 
@@ -777,26 +822,39 @@ fn online_key_rotation_is_followed_by_clients() {
         ["1.root.json", "1.targets.json", "2.bins.json", "2.root.json"]
     );
 
-    // An operator who forgot to switch the config to the new key: the import is refused and
-    // nothing changes.
-    edit_config(&d.m.config, new_line, old_line);
+    // The next key went missing before the import (another host, a wiped disk): the import
+    // is refused, naming the keys, and nothing changes.
+    let aside = d.m.dir.path().join("online.next.json.aside");
+    std::fs::rename(keys.join("online.next.json"), &aside).unwrap();
     let out = d.m.tufa(&["import-metadata", rotated.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         stderr(&out).contains(&format!(
-            "the configured online key {old_online} is not a `snapshot` key of root v2"
-        )),
+            "root v2 names online key {new_online} (snapshot) / {new_online} (timestamp), but this mirror's online key is {old_online}"
+        )) && stderr(&out).contains("its next key is none"),
         "{}",
         describe(&out)
     );
     assert!(!d.m.tuf_dir().join("2.root.json").exists());
     assert_online_signed(&d.m.tuf_dir(), &old_online);
-    edit_config(&d.m.config, old_line, new_line);
+    std::fs::rename(&aside, keys.join("online.next.json")).unwrap();
 
+    // The import promotes the next key: it becomes keys/online.json, the old one is kept.
     let imported = d.import(&rotated);
     assert!(
         imported.contains("imported root v2 (1 new), targets v1, bins v2"),
         "{imported}"
+    );
+    assert!(
+        imported.contains(&format!("online key rotated: now signing with {new_online}")),
+        "{imported}"
+    );
+    assert_eq!(
+        json_files(&keys),
+        [
+            "online.json".to_owned(),
+            format!("online.retired-{}.json", &old_online[..8])
+        ]
     );
     assert_online_signed(&d.m.tuf_dir(), &new_online);
 
@@ -885,8 +943,8 @@ fn refresh_refuses_an_online_key_the_root_does_not_list() {
     // ceremony's export is imported.
     edit_config(
         &d.m.config,
-        "online_key = \"online.json\"",
-        "online_key = \"online-2.json\"",
+        "online_key = \"keys/online.json\"",
+        "online_key = \"keys/online-2.json\"",
     );
     let new_pub = d.offline.transfer("online-2.pub.json");
     check(
