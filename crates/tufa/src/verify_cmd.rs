@@ -123,6 +123,11 @@ async fn verify_tuf(
             None
         };
         match setting {
+            // A trial mirror's dev keys create the metadata at the next publish.
+            Some(setting) if t.insecure_dev_keys.is_some() => problems.push(format!(
+                "no TUF metadata published although {setting} is set: the dev keys (insecure_dev_keys) create it (run `{}` to publish it)",
+                loaded.command("sync")
+            )),
             Some(setting) => problems.push(format!(
                 "no TUF metadata published although {setting} is set: import the key ceremony's metadata with `{}`",
                 loaded.command("import-metadata DIR")
