@@ -161,15 +161,8 @@ impl Offline {
         check(out, &format!("tufa-ceremony {}", first.unwrap_or_default()))
     }
 
-    /// Whether this `tufa-ceremony` wants its script flags: `keygen --drill` to take a
-    /// passphrase file, `sign --yes` to sign without a terminal to confirm on. (Added while this
-    /// suite was being updated; older builds refuse the flags.)
-    fn script_flags(&self) -> bool {
-        static DRILL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *DRILL.get_or_init(|| stdout(&self.run(["keygen", "--help"])).contains("--drill"))
-    }
-
-    /// `tufa-ceremony keygen --out $NAME/NAME.key --holder NAME --passphrase-file … [--drill]`.
+    /// `tufa-ceremony keygen --out $NAME/NAME.key --holder NAME --passphrase-file … --drill`
+    /// (a passphrase file is for drills and tests only).
     fn keygen(&self, name: &'static str) -> Holder {
         let medium = self.dir.path().join(name);
         std::fs::create_dir_all(&medium).unwrap();
@@ -180,7 +173,7 @@ impl Offline {
         )
         .unwrap();
         let key = medium.join(format!("{name}.key"));
-        let mut args = vec![
+        let out = self.ok([
             OsStr::new("keygen"),
             OsStr::new("--out"),
             key.as_os_str(),
@@ -188,11 +181,8 @@ impl Offline {
             OsStr::new(name),
             OsStr::new("--passphrase-file"),
             passphrase.as_os_str(),
-        ];
-        if self.script_flags() {
-            args.push(OsStr::new("--drill"));
-        }
-        let out = self.ok(args);
+            OsStr::new("--drill"),
+        ]);
         let public = medium.join(format!("{name}.key.pub.json"));
         assert!(public.is_file(), "keygen wrote no {}", public.display());
         let holder = Holder {
@@ -209,32 +199,32 @@ impl Offline {
         holder
     }
 
-    /// `tufa-ceremony sign $CEREMONY ROLE --key … --passphrase-file … [--yes]`.
+    /// `tufa-ceremony sign $CEREMONY ROLE --key … --passphrase-file … --yes` (no terminal to
+    /// confirm on).
     fn sign(&self, role: &str, holder: &Holder) -> Output {
-        let cer = self.cer();
-        let mut args = vec![
+        let out = self.run([
             OsStr::new("sign"),
-            cer.as_os_str(),
+            self.cer().as_os_str(),
             OsStr::new(role),
             OsStr::new("--key"),
             holder.key.as_os_str(),
             OsStr::new("--passphrase-file"),
             holder.passphrase.as_os_str(),
-        ];
-        if self.script_flags() {
-            args.push(OsStr::new("--yes"));
-        }
-        let out = self.run(args);
+            OsStr::new("--yes"),
+        ]);
         check(out, &format!("{} signing {role}", holder.name))
     }
 
-    /// `tufa-ceremony status $CEREMONY` (stdout). Exits 0 when every threshold is met, and
-    /// (builds with the script flags) 3 while signatures are missing.
+    /// `tufa-ceremony status $CEREMONY` (stdout). Exits 0 when every threshold is met, 3 while
+    /// signatures are missing.
     fn status(&self) -> String {
         let out = self.run([OsStr::new("status"), self.cer().as_os_str()]);
         let text = stdout(&out);
-        let missing = text.contains("not ready to publish");
-        let expected = if missing && self.script_flags() { 3 } else { 0 };
+        let expected = if text.contains("not ready to publish") {
+            3
+        } else {
+            0
+        };
         assert_eq!(out.status.code(), Some(expected), "{}", describe(&out));
         text
     }
