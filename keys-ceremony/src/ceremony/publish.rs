@@ -28,10 +28,9 @@ impl fmt::Display for PublishReport {
         writeln!(f, "published {}", self.published.join(", "))?;
         write!(
             f,
-            "wrote {} to {} (import on the mirror with `tufa import-metadata {}`)",
+            "wrote {} to {} (on the mirror host: `tufa-ceremony verify DIR`, then `tufa --config /path/to/tufa.toml import-metadata DIR` with DIR where this directory is mounted there)",
             self.files.join(", "),
             self.out.display(),
-            self.out.display()
         )
     }
 }

@@ -29,8 +29,7 @@ const RUNBOOK: &str = include_str!("../../../../docs/KEY-CEREMONY.md");
 
 /// The directories the runbook's placeholders stand for.
 const PLACEHOLDERS: &[&str] = &[
-    "MIRROR", "CEREMONY", "TRANSFER", "ALICE", "BOB", "CAROL", "DANA", "ERIK", "FRANK", "GRETA",
-    "HENRIK",
+    "MIRROR", "CEREMONY", "TRANSFER", "ALICE", "BOB", "CAROL", "DANA", "ERIK", "FRANK", "GRETA", "HENRIK",
 ];
 
 /// What the key holders type at the passphrase prompts in this drill.
@@ -82,9 +81,7 @@ fn sh_lines(markdown: &str) -> Vec<Line> {
                     .strip_prefix("exits ")
                     .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
                     .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| {
-                        panic!("a trailing comment must say `# exits N …`: {full}")
-                    });
+                    .unwrap_or_else(|| panic!("a trailing comment must say `# exits N …`: {full}"));
                 (command.trim().to_owned(), code)
             }
             None => (full, 0),
@@ -232,6 +229,8 @@ fn every_runbook_line_runs_for_real() {
         }
     }
 
+    // The whole terminal transcript (shown with `--nocapture`): what an operator would see.
+    println!("{transcript}");
     // Enough of the runbook ran, and every verb of the tool was exercised by it.
     assert!(ran >= 60, "only {ran} runbook lines ran");
     for verb in [
@@ -251,10 +250,18 @@ fn every_runbook_line_runs_for_real() {
             "the runbook never runs `tufa-ceremony {verb}`"
         );
     }
-    for verb in ["init", "online-key", "sync", "import-metadata", "verify", "refresh"] {
+    for verb in [
+        "init",
+        "online-key",
+        "sync",
+        "import-metadata",
+        "verify",
+        "refresh",
+    ] {
         assert!(
-            lines.iter().any(|l| l.command.starts_with("tufa ")
-                && l.command.split_whitespace().any(|w| w == verb)),
+            lines
+                .iter()
+                .any(|l| l.command.starts_with("tufa ") && l.command.split_whitespace().any(|w| w == verb)),
             "the runbook never runs `tufa {verb}`"
         );
     }
