@@ -478,9 +478,11 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat, bar: bool) {
         (false, 1, _) => "debug",
         _ => "trace",
     };
+    // cryptoki logs every mechanism a token lists that it has no name for at ERROR level (dozens
+    // of lines on SoftHSM and real HSMs, on every signing run); tufa reports token errors itself.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!(
-            "warn,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level},tufa_publish={level},tufa_server={level}"
+            "warn,cryptoki=off,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level},tufa_publish={level},tufa_server={level}"
         )));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

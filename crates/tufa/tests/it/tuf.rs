@@ -477,10 +477,15 @@ fn online_key_in_a_pkcs11_token_signs_the_mirror() {
     // A wrong PIN is a clear error naming the token, and nothing is published signed.
     let out = with_pin(&["sync"], "0000");
     assert!(!out.status.success());
+    // The error line (not the log lines, whose timestamps may hold any digits).
+    let err = stderr(&out);
+    let error_line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line:\n{err}"));
     assert!(
-        stderr(&out).contains("mirror") && !stderr(&out).contains("0000"),
-        "{}",
-        stderr(&out)
+        error_line.contains("`mirror`") && !error_line.contains("0000"),
+        "{error_line}"
     );
 
     let out = with_pin(&["sync"], "5678");
