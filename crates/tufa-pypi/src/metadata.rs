@@ -20,8 +20,12 @@ pub fn header_values(metadata: &str, field: &str) -> Vec<String> {
             break;
         }
         if line.starts_with([' ', '\t']) {
+            // A folded value: RFC 822 joins the lines with a space, but a value that starts on
+            // the continuation line (`Requires-Dist:` then `  foo`) must not start with one.
             if let Some(c) = current.as_mut() {
-                c.push(' ');
+                if !c.is_empty() {
+                    c.push(' ');
+                }
                 c.push_str(line.trim());
             }
             continue;
@@ -59,6 +63,20 @@ pub fn requires_dist(metadata: &str) -> Vec<Dependency> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_that_starts_on_the_continuation_line_is_read() {
+        let md = "Metadata-Version: 2.1\nName: x\nRequires-Dist:\n  idna>=2.5\nRequires-Dist: certifi\n  ; extra == 'ssl'\n\nbody\n";
+        assert_eq!(
+            header_values(md, "Requires-Dist"),
+            ["idna>=2.5", "certifi ; extra == 'ssl'"]
+        );
+        let deps = requires_dist(md);
+        assert_eq!(deps.len(), 2);
+        assert_eq!(deps[0].name.as_str(), "idna");
+        assert!(!deps[0].extra_only);
+        assert!(deps[1].extra_only);
+    }
 
     #[test]
     fn reads_requires_dist() {
