@@ -8,6 +8,7 @@
 
 mod ceremony_mirror;
 mod config;
+mod deploy;
 mod hardening;
 mod kill;
 mod sync;
