@@ -67,6 +67,11 @@ pub enum IndexError {
         path: PathBuf,
         source: redb::DatabaseError,
     },
+    /// Another process has the index open: tufa has one writer at a time per index.
+    #[error(
+        "index `{path}` is in use by another tufa process (a sync, refresh or import-metadata is running); one writer at a time: try again when it has finished"
+    )]
+    InUse { path: PathBuf },
     #[error("index `{path}` has schema version {found}, this tufa understands {SCHEMA_VERSION}")]
     Schema { path: PathBuf, found: u64 },
     #[error("index database error: {0}")]
@@ -197,9 +202,12 @@ impl Index {
                 source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
             })?;
         }
-        let db = Database::create(&path).map_err(|source| IndexError::Open {
-            path: path.clone(),
-            source,
+        let db = Database::create(&path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => IndexError::InUse { path: path.clone() },
+            source => IndexError::Open {
+                path: path.clone(),
+                source,
+            },
         })?;
         let index = Self {
             db: Arc::new(db),
@@ -688,6 +696,22 @@ impl Index {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_second_writer_is_told_the_index_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        let first = Index::open(&path).unwrap();
+        let err = Index::open(&path).err().unwrap();
+        assert!(matches!(err, IndexError::InUse { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("index.redb") && msg.contains("in use by another tufa process"),
+            "{msg}"
+        );
+        drop(first);
+        Index::open(&path).unwrap();
+    }
 
     fn file(name: &str, byte: u8) -> FileRecord {
         FileRecord {

@@ -115,3 +115,25 @@ fn finding_09_upstream_credentials_never_appear_in_output() {
     // The credentials were used, though: the upstream saw the project pages.
     assert!(up.requests().iter().any(|r| r == "GET /simple/demo-util/"));
 }
+
+/// Two writers on one index (a `refresh` timer firing during a long `sync`): the second is
+/// refused with a message that says what is going on, and the first is not disturbed.
+#[test]
+fn a_second_writer_is_told_another_tufa_process_holds_the_index() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    m.tufa(&["sync"]).assert().success();
+    // This test process plays the running sync: it holds the index open.
+    let held = tufa_index::Index::open(m.dir.path().join("data/index.redb")).unwrap();
+    for command in ["sync", "refresh", "verify"] {
+        let out = m.tufa(&[command]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "tufa {command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is in use by another tufa process") && stderr(&out).contains("index.redb"),
+            "tufa {command}: {}",
+            stderr(&out)
+        );
+    }
+    drop(held);
+    m.tufa(&["sync"]).assert().success();
+}
