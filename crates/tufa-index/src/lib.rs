@@ -690,6 +690,94 @@ impl Index {
         tx.commit()?;
         Ok(())
     }
+
+    /// Whether the index knows no project (a new index, or one `tufa rebuild-index` may
+    /// replace without `--force`).
+    pub fn has_no_projects(&self) -> Result<bool> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(PROJECTS)?.first()?.is_none())
+    }
+
+    /// Writes projects read back from the published tree (`tufa rebuild-index`): each record,
+    /// its files, the extracted-metadata cache of its wheels and its TUF targets, in one
+    /// transaction, **without** marking any project or bin dirty (they are published as they
+    /// are) and without an fsync: the index being rebuilt is a new file that nobody uses until
+    /// [`Index::finish_restore`] has made everything durable. A project written twice keeps
+    /// the last write.
+    pub fn restore_projects(&self, projects: &[RestoredProject]) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(redb::Error::from)?;
+        {
+            let mut records = tx.open_table(PROJECTS)?;
+            let mut files = tx.open_table(FILES)?;
+            let mut metadata = tx.open_table(METADATA)?;
+            let mut targets = tx.open_table(TUF_TARGETS)?;
+            let mut by_project = tx.open_table(PROJECT_TARGETS)?;
+            for p in projects {
+                let name = &p.record.name;
+                records.insert(name.as_str(), encode(name.as_str(), &p.record)?.as_slice())?;
+                let (start, end) = file_range(name);
+                files.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+                for f in &p.files {
+                    let key = file_key(name, &f.filename);
+                    files.insert(key.as_str(), encode(&key, f)?.as_slice())?;
+                }
+                for (file, extracted) in &p.metadata {
+                    let value = extracted.map(|d| d.to_hex()).unwrap_or_default();
+                    metadata.insert(file.to_hex().as_str(), value.as_str())?;
+                }
+                if let Some(old) = by_project.get(name.as_str())? {
+                    let old: Vec<(u32, String)> = decode(name.as_str(), old.value())?;
+                    for (bin, path) in &old {
+                        targets.remove((*bin, path.as_str()))?;
+                    }
+                }
+                for (bin, path, file) in &p.targets {
+                    targets.insert((*bin, path.as_str()), file.as_slice())?;
+                }
+                if p.targets.is_empty() {
+                    by_project.remove(name.as_str())?;
+                } else {
+                    let list: Vec<(u32, &str)> = p.targets.iter().map(|(b, t, _)| (*b, t.as_str())).collect();
+                    by_project.insert(name.as_str(), encode(name.as_str(), &list)?.as_slice())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends a rebuild: records the TUF role versions found in the published tree and the bins
+    /// the next publish must re-sign, in one durable transaction, which also makes every
+    /// [`Index::restore_projects`] before it durable.
+    pub fn finish_restore(&self, roles: &[(String, u64, i64)], dirty_bins: &[u32]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(TUF_ROLES)?;
+            for (role, version, expires) in roles {
+                table.insert(role.as_str(), (*version, *expires))?;
+            }
+            let mut dirty = tx.open_table(DIRTY_BINS)?;
+            for bin in dirty_bins {
+                dirty.insert(*bin, ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// One project as `tufa rebuild-index` read it back from the published tree
+/// ([`Index::restore_projects`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredProject {
+    pub record: ProjectRecord,
+    pub files: Vec<FileRecord>,
+    /// Wheel sha256 → sha256 of the METADATA extracted from it, `None` when it has none.
+    pub metadata: Vec<(Sha256Digest, Option<Sha256Digest>)>,
+    /// The project's TUF targets: `(bin, target path, TargetFile JSON)`.
+    pub targets: Vec<(u32, String, Vec<u8>)>,
 }
 
 #[cfg(test)]
@@ -880,6 +968,67 @@ mod tests {
         let mut n = 0;
         index.for_each_target(|_, _, _| n += 1).unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn restore_writes_without_dirty_marks_and_finish_makes_it_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        let demo = ProjectName::new("demo").unwrap();
+        let wheel = file("demo-1.0-py3-none-any.whl", 1);
+        let meta = Sha256Digest::of(b"METADATA");
+        let restored = RestoredProject {
+            record: record("demo", 3),
+            files: vec![wheel.clone(), file("demo-1.0.tar.gz", 2)],
+            metadata: vec![
+                (wheel.sha256, Some(meta)),
+                (Sha256Digest::from_bytes([2; 32]), None),
+            ],
+            targets: vec![
+                (1, "simple/demo/index.html".into(), b"h".to_vec()),
+                (3, "files/demo-1.0.tar.gz".into(), b"f".to_vec()),
+            ],
+        };
+        {
+            let index = Index::open(&path).unwrap();
+            assert!(index.has_no_projects().unwrap());
+            // Written twice (a retried batch): the second write replaces the first.
+            index.restore_projects(std::slice::from_ref(&restored)).unwrap();
+            let mut again = restored.clone();
+            again.files.truncate(1);
+            again.targets.truncate(1);
+            index.restore_projects(&[again]).unwrap();
+            index
+                .finish_restore(&[("snapshot".into(), 7, 100), ("bin-3".into(), 2, 50)], &[3])
+                .unwrap();
+        }
+        let index = Index::open(&path).unwrap();
+        assert!(!index.has_no_projects().unwrap());
+        assert_eq!(index.project(&demo).unwrap(), Some(record("demo", 3)));
+        assert_eq!(index.files(&demo).unwrap(), vec![wheel.clone()]);
+        assert!(index.dirty_projects().unwrap().is_empty());
+        assert_eq!(index.extracted_metadata(&wheel.sha256).unwrap(), Some(Some(meta)));
+        assert_eq!(
+            index
+                .extracted_metadata(&Sha256Digest::from_bytes([2; 32]))
+                .unwrap(),
+            Some(None)
+        );
+        let mut targets = Vec::new();
+        index
+            .for_each_target(|b, p, _| targets.push((b, p.to_owned())))
+            .unwrap();
+        assert_eq!(targets, [(1, "simple/demo/index.html".to_owned())]);
+        assert_eq!(index.dirty_bins().unwrap(), [3]);
+        assert_eq!(index.tuf_roles().unwrap()["snapshot"], (7, 100));
+        // The restored targets are the project's: replacing them with the same list marks
+        // nothing, as after a publish.
+        assert_eq!(
+            index
+                .set_project_targets(&demo, &[(1, "simple/demo/index.html".into(), b"h".to_vec())])
+                .unwrap(),
+            0
+        );
     }
 
     #[test]
