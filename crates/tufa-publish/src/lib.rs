@@ -59,6 +59,10 @@ pub struct PublishOptions {
 pub struct PublishReport {
     pub projects_published: usize,
     pub projects_unpublished: usize,
+    /// Dirty projects whose pages came out identical to the published ones: their manifest is
+    /// left as it is (e.g. after `tufa rebuild-index`, or an upstream change tufa does not
+    /// publish, such as a file's upstream URL).
+    pub projects_unchanged: usize,
     pub metadata_extracted: usize,
     /// Project → error, for projects that could not be published (they stay dirty).
     pub failures: Vec<(ProjectName, String)>,
@@ -95,6 +99,11 @@ pub async fn publish(
                 report.projects_unpublished += 1;
                 done.push(name);
             }
+            Ok(Outcome::Unchanged { extracted }) => {
+                report.projects_unchanged += 1;
+                report.metadata_extracted += extracted;
+                done.push(name);
+            }
             Err(e) => {
                 // With its causes: "store: object store operation on `…` failed" alone hides
                 // why (e.g. "No space left on device").
@@ -113,6 +122,7 @@ pub async fn publish(
     tracing::info!(
         published = report.projects_published,
         unpublished = report.projects_unpublished,
+        unchanged = report.projects_unchanged,
         metadata_extracted = report.metadata_extracted,
         failures = report.failures.len(),
         "publish finished"
@@ -136,7 +146,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 enum Outcome {
-    Published { extracted: usize },
+    Published {
+        extracted: usize,
+    },
+    /// The pages and METADATA are the published ones: the manifest was not rewritten.
+    Unchanged {
+        extracted: usize,
+    },
     Unpublished,
 }
 
@@ -184,9 +200,27 @@ async fn publish_project(
         json,
         metadata,
     };
-    tufa_tree::write_manifest(store, &manifest).await?;
+    // The same pages as published (nothing tufa shows changed): keep the manifest, and with it
+    // its `published_at` (the pages' Last-Modified). An unreadable old manifest is replaced.
+    let unchanged = match tufa_tree::read_manifest(store, name).await {
+        Ok(Some(old)) => {
+            old.html == manifest.html && old.json == manifest.json && old.metadata == manifest.metadata
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(project = %name, error = %e, "replacing an unreadable manifest");
+            false
+        }
+    };
+    if !unchanged {
+        tufa_tree::write_manifest(store, &manifest).await?;
+    }
     let targets = tuf::project_targets(Some(&manifest), &files)?;
     tuf::record_project_targets(index, layout, name, targets).await?;
+    if unchanged {
+        tracing::info!(project = %name, files = files.len(), "pages unchanged, manifest kept");
+        return Ok(Outcome::Unchanged { extracted });
+    }
     tracing::info!(project = %name, files = files.len(), "published");
     Ok(Outcome::Published { extracted })
 }

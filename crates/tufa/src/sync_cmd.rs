@@ -80,8 +80,11 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
         report.files_removed,
     );
     println!(
-        "published {} projects ({} unpublished), {} wheel METADATA files extracted",
-        published.projects_published, published.projects_unpublished, published.metadata_extracted
+        "published {} projects ({} unpublished, {} unchanged), {} wheel METADATA files extracted",
+        published.projects_published,
+        published.projects_unpublished,
+        published.projects_unchanged,
+        published.metadata_extracted
     );
     crate::tuf_cmd::report(loaded, &publishing, &published);
     crate::tuf_cmd::after_publish(loaded, &store, &publishing).await;

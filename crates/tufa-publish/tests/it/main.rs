@@ -177,3 +177,32 @@ async fn a_rolled_back_timestamp_in_the_store_is_replaced_at_the_next_publish() 
     assert_eq!(healed.timestamp_version, refreshed.timestamp_version + 1);
     assert_eq!(verify(&store).await.timestamp.version, healed.timestamp_version);
 }
+
+#[tokio::test]
+async fn a_dirty_project_whose_pages_do_not_change_keeps_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    let opts = options(4);
+    add_file(&store, &index, "alpha", "alpha-1.0.tar.gz", b"a").await;
+    let first = publish(&store, &index, &opts).await.unwrap();
+    assert_eq!((first.projects_published, first.projects_unchanged), (1, 0));
+    let key = tufa_tree::manifest_key(&ProjectName::new("alpha").unwrap());
+    let manifest = store.get_named(&key).await.unwrap().unwrap();
+
+    // Upstream moved the file (a new upstream URL): the index changes and the project is
+    // dirty, but nothing tufa publishes does.
+    let name = ProjectName::new("alpha").unwrap();
+    let mut files = index.files(&name).unwrap();
+    files[0].upstream_url = "http://elsewhere.invalid/alpha-1.0.tar.gz".into();
+    let record = index.project(&name).unwrap().unwrap();
+    assert!(!index.replace_project(&record, &files).unwrap().is_empty());
+    assert_eq!(index.dirty_projects().unwrap(), vec![name.clone()]);
+    // A second later, a rewritten manifest would carry another `published_at`.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = publish(&store, &index, &opts).await.unwrap();
+    assert_eq!((again.projects_published, again.projects_unchanged), (0, 1));
+    assert_eq!(store.get_named(&key).await.unwrap().unwrap(), manifest);
+    assert_eq!(again.tuf.unwrap().files_written, 0);
+    assert!(index.dirty_projects().unwrap().is_empty());
+}
