@@ -62,6 +62,17 @@ pub enum StoreError {
     /// A named-object key that is not allowed (see `put_named`).
     #[error("`{0}` is not a valid object name")]
     BadKey(String),
+    /// A `[storage] url` that cannot name a store.
+    #[error("storage URL `{url}` is not usable: {why}")]
+    BadUrl { url: String, why: String },
+    /// A cloud store could not be configured or does not answer (endpoint unreachable, bucket
+    /// missing, credentials refused).
+    #[error("cannot use the store {location}")]
+    Connect {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
     /// The local store's root directory could not be opened as an object store.
     #[error("cannot open a local blob store at `{}`", root.display())]
     Open {

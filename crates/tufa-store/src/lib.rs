@@ -3,18 +3,33 @@
 //! Owns [`BlobStore`]: every blob (a distribution file, a rendered page) is stored once under
 //! its sha256, at the key `blobs/sha256/<h0h1>/<h2h3>/<64 hex>` (see [`BlobStore::key_for`]).
 //! Backends: the local disk ([`BlobStore::local`]), memory for tests ([`BlobStore::memory`]),
-//! and any other [`ObjectStore`] such as S3 ([`BlobStore::from_object_store`]).
+//! S3, GCS and Azure by URL ([`BlobStore::open`]), and any other [`ObjectStore`]
+//! ([`BlobStore::from_object_store`]).
 //!
 //! # Invariant: nothing unverified is ever visible
 //!
-//! [`BlobStore::put_stream`] streams the incoming bytes into a temporary key `tmp/<random hex>`
-//! with a multipart upload (memory stays bounded: at most a few 5 MiB parts are in flight),
-//! hashing while writing and enforcing a size limit. Only when the stream has ended and both
-//! digest and length match is the upload completed and moved to its content address with an
-//! atomic create-if-absent (`rename_if_not_exists`). On any failure (mismatch, limit, input
-//! error, cancellation) the temporary object is removed and nothing appears under the address.
-//! An existing blob is never overwritten. [`BlobStore::put_bytes`] hashes the bytes it is given
-//! and writes them with one atomic create-if-absent `put`, so it is verified by construction.
+//! [`BlobStore::put_stream`] hashes the incoming bytes while writing them, enforces a size
+//! limit, and makes them visible under their address only when the stream has ended and both
+//! digest and length match. On any failure (mismatch, limit, input error, cancellation)
+//! nothing appears under the address. An existing blob is never replaced by different bytes.
+//!
+//! - **Local disk**: the bytes go to a temporary key `tmp/<random hex>` (a multipart upload,
+//!   so memory stays bounded: at most a few 5 MiB parts in flight), which is moved to its
+//!   address with an atomic create-if-absent (`rename_if_not_exists`), or removed.
+//! - **Object stores** (S3, GCS, Azure; memory in tests): the bytes go straight to the
+//!   address, which shows nothing until the upload completes: a blob of one part (5 MiB) is
+//!   held in memory and written with one create-if-absent put after the check; a larger one is
+//!   a multipart upload whose parts are invisible until it is completed — after the check — and
+//!   which is aborted on failure or cancellation. No copy, so no 5 GB copy limit and no second
+//!   pass over the bytes. A writer killed mid-upload leaves an incomplete multipart upload that
+//!   no reader can see; the bucket's lifecycle rule `AbortIncompleteMultipartUpload` reaps it
+//!   (docs/DEPLOYMENT.md).
+//!
+//! [`BlobStore::put_bytes`] hashes the bytes it is given and writes them with one atomic
+//! create-if-absent `put`, so it is verified by construction.
+//!
+//! Where the store lives is a URL ([`StoreLocation`], `file://`, `s3://`, `gs://`, `az://`,
+//! `memory://`), opened with [`BlobStore::open`] through object_store's builders.
 //!
 //! # Durability on local disk
 //!
@@ -35,7 +50,9 @@
 //! Must not know about: HTTP, TUF, the index, project or file names.
 
 mod error;
+mod location;
 mod named;
+mod upload;
 
 use std::convert::Infallible;
 use std::io::Read as _;
@@ -52,6 +69,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultip
 use tufa_pypi::{Sha256Digest, Sha256Hasher};
 
 pub use error::StoreError;
+pub use location::{CloudOptions, StoreLocation};
 
 /// Key prefix of all blobs.
 pub const BLOB_PREFIX: &str = "blobs/sha256";
@@ -67,6 +85,13 @@ const MAX_PARTS_IN_FLIGHT: usize = 2;
 const INLINE_HASH_LIMIT: usize = 256 * 1024;
 /// Read buffer for hashing local files.
 const LOCAL_READ_BUF: usize = 1024 * 1024;
+
+/// Installs rustls' ring provider as the process-wide default, which object_store's cloud
+/// clients (reqwest on rustls) need; call it before building an object store by hand.
+/// [`BlobStore::open`] does. Installing it twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// The result of a successful [`BlobStore::put_stream`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +234,7 @@ impl BlobStore {
         expected: &Sha256Digest,
         expected_len: Option<u64>,
         max_len: u64,
-        mut stream: S,
+        stream: S,
     ) -> Result<PutOutcome, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -219,7 +244,24 @@ impl BlobStore {
         if expected_len.is_some_and(|len| len > max_len) {
             return Err(StoreError::TooLarge { digest, max: max_len });
         }
+        match self.backend {
+            Backend::Local { .. } => self.put_via_temp(digest, expected_len, max_len, stream).await,
+            Backend::Memory | Backend::Other => self.put_direct(digest, expected_len, max_len, stream).await,
+        }
+    }
 
+    /// Local disk: stream into `tmp/<random>`, then link it to its address only if absent.
+    async fn put_via_temp<S, E>(
+        &self,
+        digest: Sha256Digest,
+        expected_len: Option<u64>,
+        max_len: u64,
+        mut stream: S,
+    ) -> Result<PutOutcome, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let temp = TempObject::new(Arc::clone(&self.store));
         let upload = self
             .store
@@ -227,34 +269,17 @@ impl BlobStore {
             .await
             .map_err(StoreError::backend(&temp.key))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut hasher = Sha256Hasher::new();
-        let mut len: u64 = 0;
+        let mut incoming = upload::Incoming::new(digest, expected_len, max_len);
 
         let failure = loop {
             let chunk = match stream.next().await {
                 None => break None,
                 Some(Ok(chunk)) => chunk,
-                Some(Err(source)) => {
-                    break Some(StoreError::Source {
-                        digest,
-                        source: Box::new(source),
-                    });
-                }
+                Some(Err(source)) => break Some(incoming.source_error(source)),
             };
-            len = len.saturating_add(chunk.len() as u64);
-            if len > max_len {
-                break Some(StoreError::TooLarge { digest, max: max_len });
+            if let Err(error) = incoming.accept(&chunk) {
+                break Some(error);
             }
-            if let Some(expected_len) = expected_len
-                && len > expected_len
-            {
-                break Some(StoreError::LengthMismatch {
-                    digest,
-                    expected: expected_len,
-                    actual: len,
-                });
-            }
-            hasher.update(&chunk);
             if let Err(source) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
                 break Some(StoreError::Backend {
                     key: temp.key.clone(),
@@ -264,35 +289,18 @@ impl BlobStore {
             writer.put(chunk);
         };
 
-        let failure = failure.or_else(|| {
-            let actual = hasher.finish();
-            if let Some(expected_len) = expected_len
-                && len != expected_len
-            {
-                Some(StoreError::LengthMismatch {
-                    digest,
-                    expected: expected_len,
-                    actual: len,
-                })
-            } else if actual != digest {
-                Some(StoreError::Mismatch {
-                    expected: digest,
-                    actual,
-                    len,
-                })
-            } else {
-                None
+        let len = match failure.map_or_else(|| incoming.finish(), Err) {
+            Ok(len) => len,
+            Err(error) => {
+                // The upload was never completed, so nothing exists under the temporary key;
+                // aborting removes the parts (on local disk: the staging file).
+                if let Err(abort_error) = writer.abort().await {
+                    tracing::warn!(key = %temp.key, error = %abort_error, "could not abort upload");
+                }
+                temp.disarm();
+                return Err(error);
             }
-        });
-        if let Some(error) = failure {
-            // The upload was never completed, so nothing exists under the temporary key;
-            // aborting removes the parts (on local disk: the staging file).
-            if let Err(abort_error) = writer.abort().await {
-                tracing::warn!(key = %temp.key, error = %abort_error, "could not abort upload");
-            }
-            temp.disarm();
-            return Err(error);
-        }
+        };
 
         if let Err(source) = writer.finish().await {
             let key = temp.key.clone();
@@ -310,33 +318,79 @@ impl BlobStore {
                 temp.remove().await;
                 false
             }
-            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
-                // No atomic create-if-absent on this store (e.g. plain S3). Overwriting a blob
-                // with the same verified bytes is harmless, so check, then move.
-                if self.size_of(&key, &digest).await?.is_some() {
-                    temp.remove().await;
-                    false
-                } else {
-                    let result = self.store.rename(&temp.key, &key).await;
-                    if let Err(source) = result {
-                        temp.remove().await;
-                        return Err(StoreError::Backend { key, source });
-                    }
-                    temp.disarm();
-                    true
-                }
-            }
             Err(source) => {
                 temp.remove().await;
                 return Err(StoreError::Backend { key, source });
             }
         };
+        Ok(self.outcome_logged(digest, len, stored))
+    }
+
+    /// Object stores (and memory): the bytes go straight to the blob's address, and become
+    /// visible only when the upload is completed — after the digest matched. A blob that fits
+    /// in one part is held in memory and written with one create-if-absent put; a larger one
+    /// is a multipart upload whose parts stay invisible until completion, and which is aborted
+    /// on any failure (or in the background when the future is dropped). When the blob is
+    /// already stored, the bytes are only hashed.
+    async fn put_direct<S, E>(
+        &self,
+        digest: Sha256Digest,
+        expected_len: Option<u64>,
+        max_len: u64,
+        mut stream: S,
+    ) -> Result<PutOutcome, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let key = Self::key_for(&digest);
+        let present = self.size_of(&key, &digest).await?.is_some();
+        let mut incoming = upload::Incoming::new(digest, expected_len, max_len);
+        let mut parts = upload::Parts::new(
+            Arc::clone(&self.store),
+            key.clone(),
+            PART_SIZE,
+            MAX_PARTS_IN_FLIGHT,
+        );
+
+        let failure = loop {
+            let chunk = match stream.next().await {
+                None => break None,
+                Some(Ok(chunk)) => chunk,
+                Some(Err(source)) => break Some(incoming.source_error(source)),
+            };
+            if let Err(error) = incoming.accept(&chunk) {
+                break Some(error);
+            }
+            if present {
+                continue;
+            }
+            if let Err(error) = parts.push(chunk).await {
+                break Some(error);
+            }
+        };
+        let len = match failure.map_or_else(|| incoming.finish(), Err) {
+            Ok(len) => len,
+            Err(error) => {
+                parts.abort().await;
+                return Err(error);
+            }
+        };
+        if present {
+            parts.abort().await;
+            return Ok(self.outcome_logged(digest, len, false));
+        }
+        let stored = parts.finish().await?;
+        Ok(self.outcome_logged(digest, len, stored))
+    }
+
+    fn outcome_logged(&self, digest: Sha256Digest, len: u64, stored: bool) -> PutOutcome {
         if stored {
             tracing::debug!(digest = %digest, len, store = %self.description, "blob stored");
-            Ok(PutOutcome::Stored { len })
+            PutOutcome::Stored { len }
         } else {
             tracing::debug!(digest = %digest, len, store = %self.description, "blob already present");
-            Ok(PutOutcome::AlreadyPresent { len })
+            PutOutcome::AlreadyPresent { len }
         }
     }
 

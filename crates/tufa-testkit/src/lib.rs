@@ -212,3 +212,156 @@ pub fn softhsm_init_token(conf: &Path, label: &str, so_pin: &str, pin: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// moto's S3 server: a real S3 HTTP endpoint (SigV4, multipart uploads, conditional writes) for
+// the object-storage tests. `moto[server]` is pinned in tests/e2e/requirements.txt, so it lives
+// in the same venv as pip and uv.
+// ---------------------------------------------------------------------------------------------
+
+/// A running `moto_server` on a free loopback port, stopped when dropped.
+#[derive(Debug)]
+pub struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    /// Access key the tests use (moto accepts any).
+    pub const ACCESS_KEY: &str = "tufa-test-key";
+    pub const SECRET_KEY: &str = "tufa-test-secret";
+    pub const REGION: &str = "us-east-1";
+
+    /// Starts the server and waits until it answers.
+    pub fn start() -> Self {
+        let exe = venv().join("bin/moto_server");
+        assert!(
+            exe.is_file(),
+            "{} is missing: is `moto[server]` in tests/e2e/requirements.txt?",
+            exe.display()
+        );
+        for _ in 0..5 {
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("tufa-moto-{port}.log"));
+            let log_file = std::fs::File::create(&log).unwrap();
+            // A watchdog shell owns moto in its own process group: it stops moto when this
+            // process is gone (a shared server in a static is never dropped), and `Drop` kills
+            // the whole group.
+            let script = format!(
+                "\"$0\" -H 127.0.0.1 -p {port} & m=$!; \
+                 while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
+                 kill $m 2>/dev/null; wait $m",
+                parent = std::process::id()
+            );
+            let child = {
+                use std::os::unix::process::CommandExt as _;
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(script)
+                    .arg(&exe)
+                    .process_group(0)
+                    .stdout(log_file.try_clone().unwrap())
+                    .stderr(log_file)
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()))
+            };
+            let mut server = Self { child, port };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break; // the port was taken meanwhile: try another
+                }
+                if server.request("GET", "/").is_some_and(|status| status == 200) {
+                    return server;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            drop(server);
+            eprintln!(
+                "moto_server on port {port} did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        panic!("moto_server did not start (see the logs above)");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a bucket (S3 names: 3-63 lowercase letters, digits, `-`).
+    pub fn create_bucket(&self, name: &str) {
+        let status = self.request("PUT", &format!("/{name}"));
+        assert_eq!(status, Some(200), "creating bucket {name} on moto");
+    }
+
+    /// The standard AWS environment that points a client at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY.to_owned()),
+            ("AWS_REGION", Self::REGION.to_owned()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            // Never let a test reach a real metadata service or config.
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_CONFIG_FILE", "/dev/null".to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".to_owned()),
+        ]
+    }
+
+    /// Sends one bodiless request; the status code, or `None` when the server does not answer.
+    fn request(&self, method: &str, path: &str) -> Option<u16> {
+        use std::io::{Read as _, Write as _};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok()?;
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .ok()?;
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).ok()?;
+        std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One server shared by all tests of a test binary (each test makes its own bucket with
+/// [`unique_bucket`]); stopped by its watchdog when the test binary exits.
+pub fn shared_s3() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(S3Server::start)
+}
+
+/// A fresh bucket on the shared server: `tufa-<counter>-<pid>`.
+pub fn unique_bucket() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("tufa-{n}-{}", std::process::id());
+    shared_s3().create_bucket(&name);
+    name
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}

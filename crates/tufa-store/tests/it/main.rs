@@ -17,10 +17,32 @@ struct Fixture {
     _dir: Option<TempDir>,
 }
 
-/// One store per backend.
+/// A store in a fresh bucket of the shared moto S3 server (tufa-testkit).
+fn s3_store() -> BlobStore {
+    let server = tufa_testkit::shared_s3();
+    let bucket = tufa_testkit::unique_bucket();
+    tufa_store::install_crypto_provider();
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(server.endpoint())
+        .with_allow_http(true)
+        .with_region(tufa_testkit::S3Server::REGION)
+        .with_access_key_id(tufa_testkit::S3Server::ACCESS_KEY)
+        .with_secret_access_key(tufa_testkit::S3Server::SECRET_KEY)
+        .with_bucket_name(&bucket)
+        .build()
+        .unwrap();
+    let prefixed = object_store::prefix::PrefixStore::new(s3, "mirror");
+    BlobStore::from_object_store(std::sync::Arc::new(prefixed), format!("s3://{bucket}/mirror"))
+}
+
+/// One store per backend: memory, the local disk, and S3 (moto).
 fn backends() -> Vec<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     vec![
+        Fixture {
+            store: s3_store(),
+            _dir: None,
+        },
         Fixture {
             store: BlobStore::memory(),
             _dir: None,
