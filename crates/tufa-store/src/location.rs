@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::{BlobStore, StoreError};
 
@@ -164,10 +164,18 @@ fn retry_config() -> RetryConfig {
     }
 }
 
-fn client_options() -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(120))
+/// Client settings tufa picks unless the environment says otherwise: `(key, value)` for each
+/// backend's `with_config`. (Not `with_client_options`: that would replace what `from_env`
+/// read, `AWS_ALLOW_HTTP` included.)
+const CLIENT_DEFAULTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "5s"),
+    (ClientConfigKey::Timeout, "120s"),
+];
+
+/// Whether the environment already sets this client key for the backend whose variables
+/// start with `env_prefix` (`AWS_`, `GOOGLE_`, `AZURE_`).
+fn env_sets(env_prefix: &str, key: ClientConfigKey) -> bool {
+    std::env::var_os(format!("{env_prefix}{}", key.as_ref().to_ascii_uppercase())).is_some()
 }
 
 fn prefixed(store: impl ObjectStore, prefix: &str) -> Arc<dyn ObjectStore> {
@@ -193,10 +201,15 @@ impl BlobStore {
             StoreLocation::File(path) => return Self::local(path),
             StoreLocation::Memory => return Ok(Self::memory()),
             StoreLocation::S3 { bucket, prefix } => {
-                let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+                let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .with_retry(retry_config())
-                    .with_client_options(client_options());
+                    .with_retry(retry_config());
+                for (key, value) in CLIENT_DEFAULTS {
+                    if !env_sets("AWS_", key) {
+                        builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+                    }
+                }
                 if let Some(endpoint) = &options.endpoint {
                     builder = builder.with_endpoint(endpoint);
                 }
@@ -209,19 +222,33 @@ impl BlobStore {
                 prefixed(builder.build().map_err(build_error)?, prefix)
             }
             StoreLocation::Gcs { bucket, prefix } => {
-                let builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+                let mut builder = GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket)
-                    .with_retry(retry_config())
-                    .with_client_options(
-                        client_options().with_allow_http(options.allow_http.unwrap_or(false)),
+                    .with_retry(retry_config());
+                for (key, value) in CLIENT_DEFAULTS {
+                    if !env_sets("GOOGLE_", key) {
+                        builder = builder.with_config(GoogleConfigKey::Client(key), value);
+                    }
+                }
+                if let Some(allow_http) = options.allow_http {
+                    builder = builder.with_config(
+                        GoogleConfigKey::Client(ClientConfigKey::AllowHttp),
+                        allow_http.to_string(),
                     );
+                }
                 prefixed(builder.build().map_err(build_error)?, prefix)
             }
             StoreLocation::Azure { container, prefix } => {
-                let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                let mut builder = MicrosoftAzureBuilder::from_env()
                     .with_container_name(container)
-                    .with_retry(retry_config())
-                    .with_client_options(client_options());
+                    .with_retry(retry_config());
+                for (key, value) in CLIENT_DEFAULTS {
+                    if !env_sets("AZURE_", key) {
+                        builder = builder.with_config(AzureConfigKey::Client(key), value);
+                    }
+                }
                 if let Some(endpoint) = &options.endpoint {
                     builder = builder.with_endpoint(endpoint.clone());
                 }

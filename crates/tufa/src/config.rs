@@ -44,10 +44,26 @@ fn default_upstream() -> Url {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
-    /// Directory of the content-addressed blob store. Relative to the config file's directory.
+    /// Where blobs and the published tree live: `file:///path`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix` or `memory://`. Absent: the local
+    /// directory `blobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Directory of a local store, relative to the config file's directory (when `url` is
+    /// absent).
     #[serde(default = "default_blobs")]
     pub blobs: PathBuf,
-    /// The redb index file. Relative to the config file's directory.
+    /// S3-compatible (or Azure) endpoint; overrides `AWS_ENDPOINT_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 region; overrides `AWS_REGION`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Allow a plain-HTTP endpoint; overrides `AWS_ALLOW_HTTP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
+    /// The writer's redb index file. Relative to the config file's directory. Readers
+    /// (`tufa serve`) need none.
     #[serde(default = "default_index")]
     pub index: PathBuf,
 }
@@ -62,8 +78,35 @@ fn default_index() -> PathBuf {
 impl Default for Storage {
     fn default() -> Self {
         Self {
+            url: None,
             blobs: default_blobs(),
+            endpoint: None,
+            region: None,
+            allow_http: None,
             index: default_index(),
+        }
+    }
+}
+
+impl Storage {
+    /// Where the store is: `url` when set, else the `blobs` directory under `base`.
+    pub fn location(&self, base: &Path) -> anyhow::Result<tufa_store::StoreLocation> {
+        match &self.url {
+            Some(url) => {
+                if self.blobs != default_blobs() {
+                    bail!("storage.url and storage.blobs both name the store: keep one");
+                }
+                Ok(tufa_store::StoreLocation::parse(url)?)
+            }
+            None => Ok(tufa_store::StoreLocation::File(base.join(&self.blobs))),
+        }
+    }
+
+    pub fn cloud_options(&self) -> tufa_store::CloudOptions {
+        tufa_store::CloudOptions {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            allow_http: self.allow_http,
         }
     }
 }
@@ -156,15 +199,24 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Its directory: relative paths in the config are relative to it.
     pub base_dir: PathBuf,
-    pub blobs_dir: PathBuf,
+    /// Where the store is (`[storage] url`, or the `blobs` directory made absolute).
+    pub store_location: tufa_store::StoreLocation,
     pub index_path: PathBuf,
 }
 
 impl Loaded {
     /// The blob store the config names.
     pub fn open_store(&self) -> anyhow::Result<tufa_store::BlobStore> {
-        tufa_store::BlobStore::local(&self.blobs_dir)
-            .with_context(|| format!("cannot open the blob store at `{}`", self.blobs_dir.display()))
+        tufa_store::BlobStore::open(&self.store_location, &self.config.storage.cloud_options())
+            .with_context(|| format!("cannot open the store {}", self.store_location))
+    }
+
+    /// The store, checked to answer: an unreachable endpoint, a missing bucket or refused
+    /// credentials are one error now rather than a failure in the middle of the work.
+    pub async fn open_store_reachable(&self) -> anyhow::Result<tufa_store::BlobStore> {
+        let store = self.open_store()?;
+        store.probe().await?;
+        Ok(store)
     }
 
     /// `tufa --config <this config> ARGS`: how every message names a command to run, so it
@@ -304,9 +356,18 @@ upstream = {upstream}
 {projects}
 
 [storage]
-# Content-addressed blobs (relative paths are relative to this file).
+# Where blobs and the published tree live: file:///path, s3://bucket/prefix,
+# gs://bucket/prefix or az://container/prefix. S3 credentials come from the standard AWS
+# environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
+# AWS_ALLOW_HTTP, profiles, instance roles); the store needs conditional writes.
+{storage_url}
+# Without url: a local directory (relative paths are relative to this file).
 # blobs = "data/store"
-# The index database.
+# S3-compatible endpoint, region and plain HTTP (override the environment):
+# endpoint = "http://127.0.0.1:9000"
+# region = "us-east-1"
+# allow_http = false
+# The writer's index database (readers need none).
 # index = "data/index.redb"
 
 [sync]
@@ -414,6 +475,10 @@ bins_bit_length = {bits}
                     },
                 ),
             },
+            storage_url = match &self.storage.url {
+                Some(url) => format!("url = {}", toml_string(url)),
+                None => "# url = \"s3://my-bucket/pypi\"".to_owned(),
+            },
             latest = match self.sync.latest_releases {
                 Some(n) => format!("latest_releases = {n}"),
                 None => "# latest_releases = 3".to_owned(),
@@ -480,8 +545,12 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     } else {
         base
     };
+    let store_location = config
+        .storage
+        .location(&base)
+        .with_context(|| format!("config `{}`", path.display()))?;
     Ok(Loaded {
-        blobs_dir: base.join(&config.storage.blobs),
+        store_location,
         index_path: base.join(&config.storage.index),
         config,
         path: path.to_path_buf(),
@@ -577,12 +646,51 @@ mod tests {
     }
 
     #[test]
+    fn storage_url_or_local_directory() {
+        let base = Path::new("/srv/m");
+        let c = Config::parse("", Path::new("t.toml")).unwrap();
+        assert_eq!(
+            c.storage.location(base).unwrap(),
+            tufa_store::StoreLocation::File(PathBuf::from("/srv/m/data/store"))
+        );
+        let c = Config::parse(
+            "[storage]\nurl = \"s3://bucket/pypi\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.storage.location(base).unwrap().to_string(), "s3://bucket/pypi");
+        assert_eq!(c.storage.cloud_options().allow_http, Some(true));
+        assert_eq!(
+            c.storage.cloud_options().endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        let c = Config::parse("[storage]\nurl = \"s4://bucket\"", Path::new("t.toml")).unwrap();
+        let err = format!("{:#}", c.storage.location(base).unwrap_err());
+        assert!(
+            err.contains("s4://bucket") && err.contains("unknown scheme"),
+            "{err}"
+        );
+        let c = Config::parse(
+            "[storage]\nurl = \"s3://b\"\nblobs = \"elsewhere\"",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let err = c.storage.location(base).unwrap_err().to_string();
+        assert!(err.contains("keep one"), "{err}");
+        // What `tufa init --storage` writes parses back.
+        let mut c = Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), None);
+        c.storage.url = Some("gs://bucket/a b".into());
+        let back = Config::parse(&c.render_initial(), Path::new("t.toml")).unwrap();
+        assert_eq!(back.storage.url.as_deref(), Some("gs://bucket/a b"));
+    }
+
+    #[test]
     fn commands_name_the_config_as_one_shell_word() {
         let loaded = |path: &str| Loaded {
             config: Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), None),
             path: PathBuf::from(path),
             base_dir: PathBuf::from("."),
-            blobs_dir: PathBuf::from("b"),
+            store_location: tufa_store::StoreLocation::File(PathBuf::from("b")),
             index_path: PathBuf::from("i"),
         };
         assert_eq!(

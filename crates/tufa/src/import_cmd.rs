@@ -141,7 +141,7 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path, replace_dev: bool) -> 
         );
     }
     let dir_shown = dir.display().to_string();
-    let store = loaded.open_store()?;
+    let store = loaded.open_store_reachable().await?;
     let index = loaded.open_index().await?;
     let known = tuf_roles(&index).await?;
     let now = jiff::Timestamp::now();

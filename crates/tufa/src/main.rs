@@ -80,6 +80,12 @@ enum Command {
         /// A project to mirror (repeatable). Without any, tufa mirrors everything upstream has.
         #[arg(long = "project", value_name = "NAME")]
         projects: Vec<ProjectName>,
+        /// Where blobs and the published tree live: file:///path, s3://bucket/prefix,
+        /// gs://bucket/prefix, az://container/prefix. Default: DIR/data/store on the local disk.
+        /// S3 credentials come from the standard AWS environment (AWS_ACCESS_KEY_ID,
+        /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP).
+        #[arg(long, value_name = "URL", value_parser = parse_storage_url)]
+        storage: Option<String>,
         /// Overwrite an existing tufa.toml.
         #[arg(long)]
         force: bool,
@@ -242,6 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             upstream,
             projects,
+            storage,
             force,
             dev_keys,
             online_pkcs11_module,
@@ -260,7 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }),
                 _ => None,
             };
-            init(&dir, upstream, projects, force, dev_keys, pkcs11)
+            init(&dir, upstream, projects, storage, force, dev_keys, pkcs11)
         }
         Command::OnlineKey {
             action,
@@ -399,15 +406,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `tufa init`: writes DIR/tufa.toml and, for a key file, creates DIR/keys (mode 0700).
 /// A bad option value or an existing tufa.toml is a usage error (exit 2); failing to write is
 /// exit 1.
+/// `--storage URL`: checked now, so a typo is a usage error before anything is written.
+fn parse_storage_url(url: &str) -> Result<String, String> {
+    tufa_store::StoreLocation::parse(url)
+        .map(|_| url.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn init(
     dir: &std::path::Path,
     upstream: Url,
     projects: Option<Vec<ProjectName>>,
+    storage: Option<String>,
     force: bool,
     dev_keys: bool,
     pkcs11: Option<tuf_cmd::Pkcs11Settings>,
 ) -> anyhow::Result<ExitCode> {
     let mut config = Config::new(upstream, projects);
+    config.storage.url = storage;
     let pkcs11_token = pkcs11.as_ref().map(|p| p.token.clone());
     match pkcs11 {
         Some(p) => config.tuf.online_pkcs11 = Some(p),

@@ -24,7 +24,7 @@ pub async fn run(
     listen: Option<SocketAddr>,
     tls: Option<TlsArgs>,
 ) -> anyhow::Result<ExitCode> {
-    let store = loaded.open_store()?;
+    let store = loaded.open_store_reachable().await?;
     let listen = listen.unwrap_or(loaded.config.serve.listen);
     let state = tufa_server::AppState::new(store, loaded.config.serve.limits.clone());
     let listener = tokio::net::TcpListener::bind(listen)

@@ -13,7 +13,7 @@ const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 
 
 pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
     let c = &loaded.config;
-    let store = loaded.open_store()?;
+    let store = loaded.open_store_reachable().await?;
     let index = loaded.open_index().await?;
     // Uploads a killed run left behind. A live upload touches its temporary object at least
     // every read timeout, so anything this old is garbage.

@@ -529,7 +529,7 @@ fn print_public(signer: &dyn tufa_tuf::Signer, out: Option<&Path>) -> anyhow::Re
 
 /// `tufa refresh`: re-sign timestamp and snapshot, and bins near expiry, without syncing.
 pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
-    let store = loaded.open_store()?;
+    let store = loaded.open_store_reachable().await?;
     let index = loaded.open_index().await?;
     let mut publishing = publishing(loaded, &store, &index).await?;
     match &publishing.status {

@@ -213,7 +213,7 @@ async fn verify_tuf(
 }
 
 pub async fn run(loaded: &Loaded, jobs: usize, resume: bool) -> anyhow::Result<ExitCode> {
-    let store = loaded.open_store()?;
+    let store = loaded.open_store_reachable().await?;
     if !loaded.index_path.exists() {
         anyhow::bail!(
             "no index at `{}`: run `{}` first",
