@@ -700,8 +700,8 @@ impl Index {
 
     /// Writes projects read back from the published tree (`tufa rebuild-index`): each record,
     /// its files, the extracted-metadata cache of its wheels and its TUF targets, in one
-    /// transaction, **without** marking any project or bin dirty (they are published as they
-    /// are) and without an fsync: the index being rebuilt is a new file that nobody uses until
+    /// transaction, **without** marking any bin dirty, nor any project unless
+    /// [`RestoredProject::dirty`] asks (they are published as they are), and without an fsync: the index being rebuilt is a new file that nobody uses until
     /// [`Index::finish_restore`] has made everything durable. A project written twice keeps
     /// the last write.
     pub fn restore_projects(&self, projects: &[RestoredProject]) -> Result<()> {
@@ -714,9 +714,15 @@ impl Index {
             let mut metadata = tx.open_table(METADATA)?;
             let mut targets = tx.open_table(TUF_TARGETS)?;
             let mut by_project = tx.open_table(PROJECT_TARGETS)?;
+            let mut dirty = tx.open_table(DIRTY)?;
             for p in projects {
                 let name = &p.record.name;
                 records.insert(name.as_str(), encode(name.as_str(), &p.record)?.as_slice())?;
+                if p.dirty {
+                    dirty.insert(name.as_str(), ())?;
+                } else {
+                    dirty.remove(name.as_str())?;
+                }
                 let (start, end) = file_range(name);
                 files.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
                 for f in &p.files {
@@ -778,6 +784,8 @@ pub struct RestoredProject {
     pub metadata: Vec<(Sha256Digest, Option<Sha256Digest>)>,
     /// The project's TUF targets: `(bin, target path, TargetFile JSON)`.
     pub targets: Vec<(u32, String, Vec<u8>)>,
+    /// Publish the project again at the next publish (something it published is missing).
+    pub dirty: bool,
 }
 
 #[cfg(test)]
@@ -988,15 +996,18 @@ mod tests {
                 (1, "simple/demo/index.html".into(), b"h".to_vec()),
                 (3, "files/demo-1.0.tar.gz".into(), b"f".to_vec()),
             ],
+            dirty: true,
         };
         {
             let index = Index::open(&path).unwrap();
             assert!(index.has_no_projects().unwrap());
             // Written twice (a retried batch): the second write replaces the first.
             index.restore_projects(std::slice::from_ref(&restored)).unwrap();
+            assert_eq!(index.dirty_projects().unwrap(), vec![demo.clone()]);
             let mut again = restored.clone();
             again.files.truncate(1);
             again.targets.truncate(1);
+            again.dirty = false;
             index.restore_projects(&[again]).unwrap();
             index
                 .finish_restore(&[("snapshot".into(), 7, 100), ("bin-3".into(), 2, 50)], &[3])

@@ -13,6 +13,7 @@
 //! Must not know about: the network, HTTP serving.
 
 pub mod metadata;
+pub mod rebuild;
 pub mod tuf;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,7 +132,7 @@ pub async fn publish(
 }
 
 /// The error and its causes on one line, skipping a cause whose text is already shown.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

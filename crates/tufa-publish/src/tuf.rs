@@ -120,19 +120,27 @@ pub async fn record_project_targets(
     project: &ProjectName,
     targets: Vec<(TargetPath, TargetFile)>,
 ) -> Result<(), PublishError> {
-    let rows = targets
-        .into_iter()
-        .map(|(path, file)| {
-            let json = serde_json::to_vec(&file).map_err(|e| PublishError::Tuf(e.to_string()))?;
-            Ok((layout.bin_for(&path), path.as_str().to_owned(), json))
-        })
-        .collect::<Result<Vec<_>, PublishError>>()?;
+    let rows = target_rows(layout, targets)?;
     let index = index.clone();
     let project = project.clone();
     tokio::task::spawn_blocking(move || index.set_project_targets(&project, &rows))
         .await
         .map_err(blocking_err)??;
     Ok(())
+}
+
+/// Targets as the index keeps them: `(bin, path, TargetFile JSON)`.
+pub(crate) fn target_rows(
+    layout: &BinLayout,
+    targets: Vec<(TargetPath, TargetFile)>,
+) -> Result<Vec<(u32, String, Vec<u8>)>, PublishError> {
+    targets
+        .into_iter()
+        .map(|(path, file)| {
+            let json = serde_json::to_vec(&file).map_err(|e| PublishError::Tuf(e.to_string()))?;
+            Ok((layout.bin_for(&path), path.as_str().to_owned(), json))
+        })
+        .collect()
 }
 
 fn unix(t: Time) -> i64 {

@@ -1,6 +1,8 @@
 //! Publishing and incremental TUF signing against a real index and an in-memory store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod rebuild;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
