@@ -91,6 +91,7 @@
 
 mod cache;
 mod conn;
+mod current;
 mod error;
 mod files;
 mod metrics;
@@ -117,6 +118,7 @@ pub use error::ServerError;
 pub use serve::{SHUTDOWN_GRACE, TlsFiles, serve, shutdown_signal};
 
 use crate::cache::PageCache;
+use crate::current::Current;
 use crate::metrics::Metrics;
 use crate::published::PublishedFiles;
 use crate::verify::Verifier;
@@ -218,10 +220,20 @@ struct Inner {
     metrics: Metrics,
     verifier: Verifier,
     published: PublishedFiles,
+    current: Current,
 }
 
 impl AppState {
+    /// A state that reads the store on every request (no poll interval): what a reader on
+    /// the writer's own disk, and tests that publish between requests, want.
     pub fn new(store: BlobStore, limits: ServerLimits) -> Self {
+        Self::with_poll_interval(store, limits, std::time::Duration::ZERO)
+    }
+
+    /// A state that answers from memory between publishes, checking the writer's publish
+    /// pointer at most once per `poll` (see the `current` module); zero reads the store on
+    /// every request.
+    pub fn with_poll_interval(store: BlobStore, limits: ServerLimits, poll: std::time::Duration) -> Self {
         let cache = PageCache::new(limits.page_cache_bytes);
         let verifier = Verifier::new(limits.max_concurrent_verifications);
         let published = PublishedFiles::new(limits.page_cache_bytes);
@@ -233,6 +245,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 verifier,
                 published,
+                current: Current::new(poll),
             }),
         }
     }
@@ -260,6 +273,18 @@ impl AppState {
 
     pub(crate) fn published(&self) -> &PublishedFiles {
         &self.inner.published
+    }
+
+    /// The published manifest of `name` (from the current generation, or the store).
+    pub(crate) async fn manifest(
+        &self,
+        name: &tufa_pypi::ProjectName,
+    ) -> Result<Option<Arc<tufa_tree::ProjectManifest>>, crate::error::ApiError> {
+        self.inner.current.manifest(&self.inner.store, name).await
+    }
+
+    pub(crate) fn current(&self) -> &Current {
+        &self.inner.current
     }
 }
 

@@ -10,7 +10,7 @@ use futures::{StreamExt as _, stream};
 use object_store::ObjectStoreExt as _;
 use tufa_pypi::{ProjectName, Sha256Digest};
 use tufa_store::BlobStore;
-use tufa_tree::{BlobRef, read_manifest};
+use tufa_tree::BlobRef;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -81,7 +81,15 @@ pub(crate) async fn root(
     }
 
     // Fused: after an empty listing the rest must not poll the finished stream again.
-    let mut names = tufa_tree::published_projects(state.store()).fuse();
+    // From the current generation's list (memory) when polling, else the store's listing.
+    let names = match state.current().projects(state.store()).await? {
+        Some(list) => {
+            let iter = (0..list.len()).filter_map(move |i| list.get(i).cloned().map(Ok));
+            stream::iter(iter).boxed()
+        }
+        None => tufa_tree::published_projects(state.store()),
+    };
+    let mut names = names.fuse();
     let first = names.next().await.transpose().map_err(ApiError::from_tree)?;
     let json = format == Format::Json;
     let rest = names
@@ -166,10 +174,7 @@ pub(crate) async fn project(
         return Ok(redirect(&format!("/simple/{name}/"), &uri));
     }
     let format = format_for(&headers, &uri)?;
-    let manifest = read_manifest(state.store(), &name)
-        .await
-        .map_err(ApiError::from_tree)?
-        .ok_or(ApiError::NotFound)?;
+    let manifest = state.manifest(&name).await?.ok_or(ApiError::NotFound)?;
     let page = match format {
         Format::Json => &manifest.json,
         Format::Html | Format::TextHtml => &manifest.html,
@@ -239,10 +244,7 @@ pub(crate) async fn hashed_page(
         return Err(ApiError::NotFound);
     }
     let (digest, format) = parse_hashed_page(&file).ok_or(ApiError::NotFound)?;
-    let manifest = read_manifest(state.store(), &name)
-        .await
-        .map_err(ApiError::from_tree)?
-        .ok_or(ApiError::NotFound)?;
+    let manifest = state.manifest(&name).await?.ok_or(ApiError::NotFound)?;
     let current = match format {
         Format::Json => manifest.json.raw.sha256 == digest,
         Format::Html | Format::TextHtml => manifest.html.raw.sha256 == digest,

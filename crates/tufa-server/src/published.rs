@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
 use tufa_pypi::{DistFilename, ProjectName, Sha256Digest};
-use tufa_tree::{FilePath, ProjectManifest, read_manifest};
+use tufa_tree::{FilePath, ProjectManifest};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -139,12 +139,9 @@ fn candidate_projects(filename: &DistFilename) -> Vec<ProjectName> {
 pub(crate) async fn publishing_manifest(
     state: &AppState,
     file: &FilePath,
-) -> Result<Option<ProjectManifest>, ApiError> {
+) -> Result<Option<Arc<ProjectManifest>>, ApiError> {
     for project in candidate_projects(&file.filename) {
-        let Some(manifest) = read_manifest(state.store(), &project)
-            .await
-            .map_err(ApiError::from_tree)?
-        else {
+        let Some(manifest) = state.manifest(&project).await? else {
             continue;
         };
         let list = file_list(state, &manifest).await?;

@@ -108,10 +108,9 @@ async fn serve_metadata(
     };
     let kind = classify(&name).ok_or(ApiError::NotFound)?;
     let data = state
-        .store()
-        .get_named(&tufa_tree::tuf_key(&name))
-        .await
-        .map_err(ApiError::from_store)?
+        .current()
+        .tuf_file(state.store(), &name)
+        .await?
         .ok_or(ApiError::NotFound)?;
     let etag = etag_of(&Sha256Digest::of(&data));
     let cache_control = match kind {

@@ -29,6 +29,42 @@ pub const MANIFEST_DIR: &str = "published/projects";
 /// served under `/tuf/`.
 pub const TUF_DIR: &str = "published/tuf";
 
+/// The publish pointer: one small object every publish rewrites last, after everything it
+/// published is in place. Readers poll it to learn that the tree changed (see
+/// [`PublishPointer`]).
+pub const POINTER_KEY: &str = "published/current.json";
+
+/// The content of [`POINTER_KEY`]. Readers compare it byte for byte: any change means "a new
+/// publish is complete"; the fields are for people and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishPointer {
+    /// Format version ([`MANIFEST_VERSION`]'s sibling; readers ignore unknown fields).
+    pub version: u32,
+    /// Unique per publish (time and writer process).
+    pub publish_id: String,
+    /// RFC 3339, UTC.
+    pub published_at: String,
+    /// The TUF timestamp version this publish ends with (absent when unsigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_version: Option<u64>,
+}
+
+/// Writes the publish pointer; call it last, after every object of the publish is stored.
+pub async fn write_pointer(store: &BlobStore, pointer: &PublishPointer) -> Result<(), TreeError> {
+    let data = serde_json::to_vec(pointer).map_err(TreeError::Pointer)?;
+    Ok(store.put_named(POINTER_KEY, Bytes::from(data)).await?)
+}
+
+/// Reads the publish pointer; `None` before the first publish that wrote one.
+pub async fn read_pointer(store: &BlobStore) -> Result<Option<PublishPointer>, TreeError> {
+    let Some(data) = store.get_named(POINTER_KEY).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&data)
+        .map(Some)
+        .map_err(TreeError::Pointer)
+}
+
 /// Object name of a TUF metadata file.
 pub fn tuf_key(file: &str) -> String {
     format!("{TUF_DIR}/{file}")
@@ -46,6 +82,8 @@ pub enum TreeError {
         project: String,
         source: serde_json::Error,
     },
+    #[error("the publish pointer `{POINTER_KEY}` is corrupt: {0}")]
+    Pointer(serde_json::Error),
     #[error("manifest of project `{project}` has version {found}, expected {MANIFEST_VERSION}")]
     Version { project: String, found: u32 },
 }

@@ -156,8 +156,18 @@ pub struct Serve {
     /// Address `tufa serve` listens on (overridden by `--listen`).
     #[serde(default = "default_listen")]
     pub listen: std::net::SocketAddr,
+    /// How often (ms) a reader checks the writer's publish pointer; between checks it answers
+    /// from memory. 0: read the store on every request.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
     #[serde(default)]
     pub limits: tufa_server::ServerLimits,
+}
+
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 2000;
+
+fn default_poll_interval_ms() -> u64 {
+    DEFAULT_POLL_INTERVAL_MS
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -171,6 +181,7 @@ impl Default for Serve {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             limits: tufa_server::ServerLimits::default(),
         }
     }
@@ -399,6 +410,9 @@ upstream = {upstream}
 
 [serve]
 listen = "{listen}"
+# How often (ms) a reader checks for a new publish; between checks it answers from memory.
+# 0 reads the store on every request.
+# poll_interval_ms = {poll}
 
 [serve.limits]
 # max_path_len = 1024
@@ -475,6 +489,7 @@ bins_bit_length = {bits}
                     },
                 ),
             },
+            poll = DEFAULT_POLL_INTERVAL_MS,
             storage_url = match &self.storage.url {
                 Some(url) => format!("url = {}", toml_string(url)),
                 None => "# url = \"s3://my-bucket/pypi\"".to_owned(),

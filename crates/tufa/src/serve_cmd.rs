@@ -26,7 +26,11 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let store = loaded.open_store_reachable().await?;
     let listen = listen.unwrap_or(loaded.config.serve.listen);
-    let state = tufa_server::AppState::new(store, loaded.config.serve.limits.clone());
+    let state = tufa_server::AppState::with_poll_interval(
+        store,
+        loaded.config.serve.limits.clone(),
+        std::time::Duration::from_millis(loaded.config.serve.poll_interval_ms),
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -86,6 +86,7 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
         published.projects_unchanged,
         published.metadata_extracted
     );
+    crate::tuf_cmd::mark_published(&store, &published).await?;
     crate::tuf_cmd::report(loaded, &publishing, &published);
     crate::tuf_cmd::after_publish(loaded, &store, &publishing).await;
     if report.is_success() && published.failures.is_empty() {

@@ -215,6 +215,7 @@ pub struct Publishing {
 ///   unsigned pages would drop the mirror's signatures);
 /// - the key is not the one the published root and bins name: an error saying how to rotate.
 pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> anyhow::Result<Publishing> {
+    refuse_empty_index_over_published_store(loaded, store, index).await?;
     let t = &loaded.config.tuf;
     let layout = t.layout()?;
     let unsigned = |status| Publishing {
@@ -274,6 +275,46 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
         },
         status: KeyStatus::Loaded,
     })
+}
+
+/// Refuses to publish from an index that knows nothing (no project, no TUF role) into a store
+/// that already holds a published mirror: this writer's index is new or was lost. Publishing
+/// from it would restart every TUF version (clients reject that as a rollback; with dev keys
+/// it would even replace `1.root.json`), so the index must be restored first.
+async fn refuse_empty_index_over_published_store(
+    loaded: &Loaded,
+    store: &BlobStore,
+    index: &Index,
+) -> anyhow::Result<()> {
+    let idx = index.clone();
+    let knows_nothing = tokio::task::spawn_blocking(move || -> Result<bool, tufa_index::IndexError> {
+        Ok(idx.has_no_projects()? && idx.tuf_roles()?.is_empty())
+    })
+    .await??;
+    if !knows_nothing {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    if store
+        .get_named(&tufa_tree::tuf_key("1.root.json"))
+        .await?
+        .is_some()
+    {
+        found.push(format!("`{}`", tufa_tree::tuf_key("1.root.json")));
+    }
+    if let Some(project) = futures::StreamExt::next(&mut tufa_tree::published_projects(store)).await {
+        found.push(format!("project manifests (`{}`, …)", project?));
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the index `{}` is empty, but the store {} already holds a published mirror ({}): this host's index is new or was lost. Restore it from the store with `{}` first (stop any other writer before); publishing from an empty index would start every TUF version again, which clients reject as a rollback",
+        loaded.index_path.display(),
+        store.describe(),
+        found.join(", "),
+        loaded.command("rebuild-index"),
+    )
 }
 
 /// The error for a configured online key that is gone while TUF metadata is published.
@@ -355,9 +396,28 @@ pub async fn publish_and_report(
     publishing: &Publishing,
 ) -> anyhow::Result<tufa_publish::PublishReport> {
     let published = tufa_publish::publish(store, index, &publishing.options).await?;
+    mark_published(store, &published).await?;
     report(loaded, publishing, &published);
     after_publish(loaded, store, publishing).await;
     Ok(published)
+}
+
+/// Writes the publish pointer (`published/current.json`), last: readers that poll it switch
+/// to the new state only now that all of it is stored.
+pub async fn mark_published(
+    store: &BlobStore,
+    published: &tufa_publish::PublishReport,
+) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    let pointer = tufa_tree::PublishPointer {
+        version: 1,
+        publish_id: format!("{}-{}", now.as_nanosecond(), std::process::id()),
+        published_at: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
+        timestamp_version: published.tuf.as_ref().map(|t| t.timestamp_version),
+    };
+    tufa_tree::write_pointer(store, &pointer)
+        .await
+        .context("published, but cannot write the publish pointer, so readers that poll it will not see this publish until the next one")
 }
 
 /// Bookkeeping after a publish: on a dev-key mirror, records which `1.root.json` the dev keys

@@ -8,6 +8,7 @@ mod files;
 mod findings;
 mod fixture;
 mod flaky;
+mod generations;
 mod hostile;
 mod ops;
 mod safety;

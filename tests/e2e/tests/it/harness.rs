@@ -161,7 +161,23 @@ impl Mirror {
 
     /// Starts `tufa serve --listen 127.0.0.1:0` on a directory made by [`Mirror::init`] (and
     /// synced, or not, by the caller).
+    ///
+    /// The server reads the store on every request (`poll_interval_ms = 0`), so a test sees a
+    /// publish as soon as `tufa sync` returns; the object-store tests set their own interval.
     pub fn serve(upstream: FakeUpstream, dir: tempfile::TempDir, config: PathBuf) -> Self {
+        let toml = std::fs::read_to_string(&config).unwrap();
+        if !toml.lines().any(|l| l.starts_with("poll_interval_ms")) {
+            assert!(
+                toml.contains("\n[serve]\n"),
+                "no [serve] section in {}",
+                config.display()
+            );
+            std::fs::write(
+                &config,
+                toml.replace("\n[serve]\n", "\n[serve]\npoll_interval_ms = 0\n"),
+            )
+            .unwrap();
+        }
         let server_log = dir.path().join("serve.log");
         let mut server = Command::new(tufa_bin())
             .arg("--config")

@@ -1,0 +1,349 @@
+//! The published state a reader answers from, refreshed when the writer's pointer changes.
+//!
+//! Every publish ends by rewriting one small object, [`tufa_tree::POINTER_KEY`]
+//! (`published/current.json`), after everything it points to is in place. A reader checks it at
+//! most once per poll interval (inline, by the first request after the interval: one small GET,
+//! single-flight), and between changes answers from a [`Generation`] kept in memory: project
+//! manifests, the project list, and the TUF metadata files (`timestamp.json` included), each read
+//! from the store once, when first asked for. When the pointer changes, a new empty generation
+//! replaces the old one; requests already running finish with the generation they started with.
+//!
+//! Why this never mixes two publishes in a way a TUF client would reject: the writer publishes
+//! blobs, pages, manifests, bins, snapshot and timestamp in that order, and writes the pointer
+//! last. Versioned TUF files and blobs never change once written, so whichever `timestamp.json`
+//! a generation holds, everything it leads to (snapshot → bins → targets → blobs) exists and
+//! stays. A generation holds one `timestamp.json` for its whole life, so a client refreshing
+//! twice against one reader never sees the timestamp go back.
+//!
+//! A generation is filled lazily, so it is not a frozen copy of one publish: an item first
+//! asked for while the next publish is being written (before its pointer) may already show
+//! that publish's new state, exactly as a reader without a cache would. What a generation
+//! guarantees is that an answer, once given, does not change until the pointer does.
+//!
+//! Failures are not cached: a store error is answered as an error and asked again next time.
+//! A pointer that cannot be read keeps the current generation (logged) until it can.
+//!
+//! With a poll interval of zero there is no generation: every request reads the store, as a
+//! reader on the writer's own disk may prefer (and as tests that publish between requests do).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tufa_pypi::ProjectName;
+use tufa_store::BlobStore;
+use tufa_tree::ProjectManifest;
+
+use crate::error::ApiError;
+
+/// Manifests one generation keeps (a manifest is a few hundred bytes to a few KiB).
+const MAX_MANIFESTS: usize = 200_000;
+/// Bytes of TUF metadata one generation keeps.
+const MAX_TUF_BYTES: u64 = 64 * 1024 * 1024;
+/// Bookkeeping bytes counted per cached entry.
+const ENTRY_OVERHEAD: u64 = 64;
+
+/// A map that forgets its oldest entries beyond a budget (entries and bytes).
+struct Bounded<K, V> {
+    max_entries: usize,
+    max_bytes: u64,
+    inner: Mutex<BoundedInner<K, V>>,
+}
+
+struct BoundedInner<K, V> {
+    map: HashMap<K, (V, u64)>,
+    order: VecDeque<K>,
+    bytes: u64,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
+    fn new(max_entries: usize, max_bytes: u64) -> Self {
+        Self {
+            max_entries,
+            max_bytes,
+            inner: Mutex::new(BoundedInner {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.map.get(key).map(|(v, _)| v.clone())
+    }
+
+    fn insert(&self, key: K, value: V, cost: u64) {
+        let cost = cost + ENTRY_OVERHEAD;
+        if cost > self.max_bytes {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.map.contains_key(&key) {
+            return;
+        }
+        inner.map.insert(key.clone(), (value, cost));
+        inner.order.push_back(key);
+        inner.bytes += cost;
+        while inner.bytes > self.max_bytes || inner.map.len() > self.max_entries {
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some((_, freed)) = inner.map.remove(&oldest) {
+                inner.bytes -= freed;
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .len()
+    }
+}
+
+/// What one publish looks like to this reader, filled in as requests ask.
+pub(crate) struct Generation {
+    /// The pointer's bytes this generation belongs to (`None`: no pointer published).
+    pointer: Option<Bytes>,
+    manifests: Bounded<ProjectName, Option<Arc<ProjectManifest>>>,
+    tuf: Bounded<String, Option<Bytes>>,
+    projects: tokio::sync::OnceCell<Arc<[ProjectName]>>,
+}
+
+impl Generation {
+    fn new(pointer: Option<Bytes>) -> Self {
+        Self {
+            pointer,
+            manifests: Bounded::new(MAX_MANIFESTS, u64::MAX),
+            tuf: Bounded::new(usize::MAX, MAX_TUF_BYTES),
+            projects: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+/// The reader's view of the published tree: a [`Generation`] per publish, or the store
+/// itself when polling is off.
+pub(crate) struct Current {
+    poll: Duration,
+    generation: RwLock<Arc<Generation>>,
+    /// Time origin of `checked_ms`.
+    started: Instant,
+    /// When the pointer was last checked, in ms since `started` plus one (0: never).
+    checked_ms: AtomicU64,
+    /// Makes the check single-flight.
+    checking: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Current {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let generation = self.snapshot();
+        f.debug_struct("Current")
+            .field("poll", &self.poll)
+            .field("manifests", &generation.manifests.len())
+            .field("tuf_files", &generation.tuf.len())
+            .finish()
+    }
+}
+
+impl Current {
+    pub(crate) fn new(poll: Duration) -> Self {
+        Self {
+            poll,
+            generation: RwLock::new(Arc::new(Generation::new(None))),
+            started: Instant::now(),
+            checked_ms: AtomicU64::new(0),
+            checking: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    /// Whether the pointer was checked less than one poll interval ago.
+    fn fresh(&self) -> bool {
+        let at = self.checked_ms.load(Ordering::Acquire);
+        let poll = u64::try_from(self.poll.as_millis()).unwrap_or(u64::MAX);
+        at != 0 && self.now_ms().saturating_sub(at) < poll
+    }
+
+    fn snapshot(&self) -> Arc<Generation> {
+        Arc::clone(&self.generation.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The generation to answer from, after checking the pointer if the interval has passed;
+    /// `None` when polling is off (read the store).
+    pub(crate) async fn generation(&self, store: &BlobStore) -> Option<Arc<Generation>> {
+        if self.poll.is_zero() {
+            return None;
+        }
+        if self.fresh() {
+            return Some(self.snapshot());
+        }
+        let _checking = self.checking.lock().await;
+        if self.fresh() {
+            return Some(self.snapshot());
+        }
+        match store.get_named(tufa_tree::POINTER_KEY).await {
+            Ok(pointer) => {
+                if self.snapshot().pointer != pointer {
+                    tracing::info!(
+                        pointer = %pointer.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+                        "new publish: answering from a new generation"
+                    );
+                    *self.generation.write().unwrap_or_else(PoisonError::into_inner) =
+                        Arc::new(Generation::new(pointer));
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                key = tufa_tree::POINTER_KEY,
+                "cannot read the publish pointer; answering from the last generation"
+            ),
+        }
+        self.checked_ms.store(self.now_ms(), Ordering::Release);
+        Some(self.snapshot())
+    }
+
+    /// The published manifest of `name`, if any.
+    pub(crate) async fn manifest(
+        &self,
+        store: &BlobStore,
+        name: &ProjectName,
+    ) -> Result<Option<Arc<ProjectManifest>>, ApiError> {
+        let Some(generation) = self.generation(store).await else {
+            return read_manifest(store, name).await;
+        };
+        if let Some(cached) = generation.manifests.get(name) {
+            return Ok(cached);
+        }
+        let manifest = read_manifest(store, name).await?;
+        let cost = manifest
+            .as_ref()
+            .map_or(0, |m| 256 * (1 + m.metadata.len() as u64));
+        generation.manifests.insert(name.clone(), manifest.clone(), cost);
+        Ok(manifest)
+    }
+
+    /// The published TUF metadata file `name` (already checked to be a metadata file name).
+    pub(crate) async fn tuf_file(&self, store: &BlobStore, name: &str) -> Result<Option<Bytes>, ApiError> {
+        let key = tufa_tree::tuf_key(name);
+        let Some(generation) = self.generation(store).await else {
+            return store.get_named(&key).await.map_err(ApiError::from_store);
+        };
+        if let Some(cached) = generation.tuf.get(&key) {
+            return Ok(cached);
+        }
+        let data = store.get_named(&key).await.map_err(ApiError::from_store)?;
+        let cost = data.as_ref().map_or(0, |d| d.len() as u64);
+        generation.tuf.insert(key, data.clone(), cost);
+        Ok(data)
+    }
+
+    /// The names of all published projects, in the backend's listing order; `None` when
+    /// polling is off (the caller streams the listing itself).
+    pub(crate) async fn projects(&self, store: &BlobStore) -> Result<Option<Arc<[ProjectName]>>, ApiError> {
+        let Some(generation) = self.generation(store).await else {
+            return Ok(None);
+        };
+        let names = generation
+            .projects
+            .get_or_try_init(|| async {
+                use futures::TryStreamExt as _;
+                let names: Vec<ProjectName> = tufa_tree::published_projects(store)
+                    .try_collect()
+                    .await
+                    .map_err(ApiError::from_tree)?;
+                Ok::<_, ApiError>(Arc::from(names))
+            })
+            .await?;
+        Ok(Some(Arc::clone(names)))
+    }
+}
+
+async fn read_manifest(
+    store: &BlobStore,
+    name: &ProjectName,
+) -> Result<Option<Arc<ProjectManifest>>, ApiError> {
+    Ok(tufa_tree::read_manifest(store, name)
+        .await
+        .map_err(ApiError::from_tree)?
+        .map(Arc::new))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bounded_map_forgets_the_oldest() {
+        let map: Bounded<u32, u32> = Bounded::new(3, u64::MAX);
+        for i in 0..5 {
+            map.insert(i, i * 10, 1);
+        }
+        assert_eq!(map.len(), 3);
+        assert_eq!(map.get(&0), None);
+        assert_eq!(map.get(&4), Some(40));
+        let map: Bounded<u32, u32> = Bounded::new(usize::MAX, 3 * (ENTRY_OVERHEAD + 10));
+        for i in 0..5 {
+            map.insert(i, i, 10);
+        }
+        assert_eq!(map.len(), 3);
+        map.insert(9, 9, 10 * ENTRY_OVERHEAD);
+        assert_eq!(map.get(&9), None, "larger than the whole budget");
+    }
+
+    #[tokio::test]
+    async fn a_generation_lasts_until_the_pointer_changes() {
+        let store = BlobStore::memory();
+        let current = Current::new(Duration::from_millis(2));
+        store
+            .put_named("published/tuf/timestamp.json", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        assert_eq!(
+            current.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
+            "one"
+        );
+        // Rewritten without a new pointer: still the generation's copy.
+        store
+            .put_named("published/tuf/timestamp.json", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            current.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
+            "one"
+        );
+        // The pointer moves: a new generation reads the store again.
+        store
+            .put_named(tufa_tree::POINTER_KEY, Bytes::from_static(b"{\"p\":2}"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            current.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
+            "two"
+        );
+        // Polling off: every read goes to the store.
+        let direct = Current::new(Duration::ZERO);
+        store
+            .put_named("published/tuf/timestamp.json", Bytes::from_static(b"three"))
+            .await
+            .unwrap();
+        assert_eq!(
+            direct.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
+            "three"
+        );
+    }
+}
