@@ -4,6 +4,7 @@
 //! the library crates. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
 mod progress;
+mod rebuild_cmd;
 mod serve_cmd;
 mod sync_cmd;
 mod verify_cmd;
@@ -206,6 +207,27 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Restore this writer's index from the store alone, e.g. on a new host after the old one
+    /// was lost: project files from the published pages, extracted METADATA and TUF targets
+    /// from the manifests, and every TUF role's newest version from the metadata files, so the
+    /// next publish signs each role above the versions in the store (no version reused, no
+    /// rollback for clients).
+    ///
+    /// Stop every other writer first (the old host's timers or CronJobs). The new index is
+    /// built beside the current one and replaces it only when complete. Not restored: the
+    /// upstream serial (a full mirror's next sync lists upstream and reads every project's
+    /// page once; allowlist mode reads them at every sync anyway), files' upstream URLs (the
+    /// next sync records them) and pending `accept-change` approvals (run them again). The
+    /// next sync downloads nothing already stored and publishes nothing that did not change.
+    ///
+    /// Refused when the index already holds projects, unless --force. A manifest or page that
+    /// does not verify is named and its project skipped (the next sync fetches it again); a
+    /// missing blob is named; both exit 1 after restoring everything else.
+    RebuildIndex {
+        /// Replace an index that already holds projects.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -335,6 +357,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { jobs, resume } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             runtime()?.block_on(verify_cmd::run(&loaded, jobs.max(1), resume))
+        }
+        Command::RebuildIndex { force } => {
+            let loaded = load_config(&cli.config)?;
+            let fmt = cli.log_format.unwrap_or(loaded.config.log.format);
+            let bar = std::io::stderr().is_terminal() && fmt == LogFormat::Text && !cli.quiet;
+            init_logging(cli.verbose, cli.quiet, fmt, bar);
+            runtime()?.block_on(rebuild_cmd::run(&loaded, force, bar))
         }
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod deploy;
 mod hardening;
 mod kill;
+mod rebuild;
 mod sync;
 mod tuf;
 
