@@ -9,6 +9,10 @@
 mod ceremony_mirror;
 mod config;
 mod deploy;
+mod deploy_compose;
+mod deploy_kubernetes;
+mod deploy_nginx;
+mod deploy_yaml;
 mod hardening;
 mod kill;
 mod rebuild;
