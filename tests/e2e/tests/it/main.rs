@@ -9,6 +9,7 @@ mod disk_full;
 mod harness;
 mod http;
 mod pip;
+mod rebuild;
 mod runbook;
 mod soak;
 mod tuf;
