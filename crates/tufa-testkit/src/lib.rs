@@ -315,18 +315,52 @@ impl S3Server {
         ]
     }
 
+    /// Overwrites (or creates) object `key` in `bucket` with `body`, behind tufa's back: what
+    /// an attacker with write access to the bucket, or a broken replication, does. A signed
+    /// request through boto3 (moto refuses anonymous writes to existing objects).
+    pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
+        use std::io::Write as _;
+        let script = "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2],\n\
+                 aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])\n\
+             s3.put_object(Bucket=sys.argv[5], Key=sys.argv[6], Body=sys.stdin.buffer.read())\n";
+        let mut child = Command::new(venv().join("bin/python"))
+            .args([
+                "-c",
+                script,
+                &self.endpoint(),
+                Self::REGION,
+                Self::ACCESS_KEY,
+                Self::SECRET_KEY,
+                bucket,
+                key,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the venv's python");
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "boto3 put_object {bucket}/{key} failed");
+    }
+
     /// Sends one bodiless request; the status code, or `None` when the server does not answer.
     fn request(&self, method: &str, path: &str) -> Option<u16> {
+        self.send(method, path, b"")
+    }
+
+    fn send(&self, method: &str, path: &str, body: &[u8]) -> Option<u16> {
         use std::io::{Read as _, Write as _};
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .ok()?;
         write!(
             conn,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
         )
         .ok()?;
+        conn.write_all(body).ok()?;
         let mut head = [0u8; 12];
         conn.read_exact(&mut head).ok()?;
         std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()

@@ -165,6 +165,17 @@ impl Mirror {
     /// The server reads the store on every request (`poll_interval_ms = 0`), so a test sees a
     /// publish as soon as `tufa sync` returns; the object-store tests set their own interval.
     pub fn serve(upstream: FakeUpstream, dir: tempfile::TempDir, config: PathBuf) -> Self {
+        Self::serve_with_env(upstream, dir, config, &[])
+    }
+
+    /// [`Mirror::serve`] with extra environment variables for `tufa serve` (object-store
+    /// credentials).
+    pub fn serve_with_env(
+        upstream: FakeUpstream,
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        env: &[(&'static str, String)],
+    ) -> Self {
         let toml = std::fs::read_to_string(&config).unwrap();
         if !toml.lines().any(|l| l.starts_with("poll_interval_ms")) {
             assert!(
@@ -183,6 +194,7 @@ impl Mirror {
             .arg("--config")
             .arg(&config)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&server_log).unwrap())

@@ -11,6 +11,7 @@ mod http;
 mod pip;
 mod rebuild;
 mod runbook;
+mod s3;
 mod soak;
 mod tuf;
 mod tuf_client;

@@ -58,6 +58,32 @@ pub fn linked_file(json_page: &[u8], filename: &str) -> (String, String) {
     (link_target(file), metadata_sha.to_owned())
 }
 
+/// The TUF target paths of everything the server at `simple_url` (`…/simple/`) links for
+/// [`PROJECTS`]: both pages of each project, each file, and each file's METADATA. Sorted.
+pub fn served_targets(simple_url: &str) -> Vec<String> {
+    let mut expected: Vec<String> = Vec::new();
+    for project in PROJECTS {
+        let name = project.to_lowercase().replace(['.', '_'], "-");
+        expected.push(format!("simple/{name}/index.html"));
+        expected.push(format!("simple/{name}/index.json"));
+        let json = http::get(
+            &format!("{simple_url}{name}/"),
+            &[("Accept", "application/vnd.pypi.simple.v1+json")],
+        );
+        assert_eq!(json.status, 200, "{name} from {simple_url}");
+        let v: Value = serde_json::from_slice(&json.body).unwrap();
+        for file in v["files"].as_array().unwrap() {
+            let path = link_target(file);
+            if file["core-metadata"].is_object() {
+                expected.push(format!("{path}.metadata"));
+            }
+            expected.push(path);
+        }
+    }
+    expected.sort();
+    expected
+}
+
 /// The TUF target path of one `files` entry of a project's JSON page.
 fn link_target(file: &Value) -> String {
     let url = file["url"].as_str().unwrap();
@@ -178,26 +204,7 @@ fn ngclient_verifies_pages_files_and_metadata_from_tufa_serve() {
 /// `tufa serve`.
 fn assert_everything_served_is_signed(m: &Mirror, client: &TufClient) {
     let signed = current_targets(&m.tuf_dir());
-    let mut expected: Vec<String> = Vec::new();
-    for project in PROJECTS {
-        let name = project.to_lowercase().replace(['.', '_'], "-");
-        expected.push(format!("simple/{name}/index.html"));
-        expected.push(format!("simple/{name}/index.json"));
-        let json = http::get(
-            &format!("{}{name}/", m.url),
-            &[("Accept", "application/vnd.pypi.simple.v1+json")],
-        );
-        assert_eq!(json.status, 200, "{name}");
-        let v: Value = serde_json::from_slice(&json.body).unwrap();
-        for file in v["files"].as_array().unwrap() {
-            let path = link_target(file);
-            if file["core-metadata"].is_object() {
-                expected.push(format!("{path}.metadata"));
-            }
-            expected.push(path);
-        }
-    }
-    expected.sort();
+    let expected = served_targets(&m.url);
     let listed: Vec<String> = signed.keys().cloned().collect();
     assert_eq!(
         listed, expected,
