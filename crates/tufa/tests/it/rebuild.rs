@@ -271,3 +271,70 @@ fn rebuild_index_names_a_corrupt_page_and_restores_the_rest() {
         .collect();
     assert_eq!(names, ["demo-app", "demo-util", "foo-bar-baz"]);
 }
+
+#[test]
+fn rebuild_index_from_an_s3_bucket() {
+    let server = tufa_testkit::shared_s3();
+    let bucket = tufa_testkit::unique_bucket();
+    let env = server.env();
+    let with_env = |mut cmd: assert_cmd::Command| {
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
+    };
+    let up = Upstream::start(demo_projects());
+    let dir = tempfile::tempdir().unwrap();
+    let mut init = with_env(tufa());
+    init.arg("init").arg(dir.path()).args([
+        "--dev-keys",
+        "--upstream",
+        &up.simple_url(),
+        "--storage",
+        &format!("s3://{bucket}/mirror"),
+    ]);
+    for p in DEMO {
+        init.args(["--project", p]);
+    }
+    init.assert().success();
+    let m = MirrorDir { dir };
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    std::fs::write(
+        m.config(),
+        text.replace("bins_bit_length = 14", "bins_bit_length = 4"),
+    )
+    .unwrap();
+    let s3 = |args: &[&str]| with_env(m.tufa(args)).output().unwrap();
+    let ok = |args: &[&str]| {
+        let out = s3(args);
+        assert_eq!(out.status.code(), Some(0), "tufa {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok(&["sync"]);
+    let lost = roles(&m);
+    assert!(!m.store().exists(), "the blobs are in the bucket, not on disk");
+
+    std::fs::remove_file(index_path(&m)).unwrap();
+    let out = ok(&["rebuild-index"]);
+    assert!(
+        out.contains(&format!("from s3://{bucket}/mirror: 4 projects")),
+        "{out}"
+    );
+    assert!(out.contains("4 projects, 12 files"), "{out}");
+    assert_eq!(roles(&m), lost);
+    let out = ok(&["sync"]);
+    assert!(
+        out.contains("0 files downloaded (0 bytes), 12 already present"),
+        "{out}"
+    );
+    assert!(
+        out.contains("TUF metadata unchanged (snapshot v1, timestamp v1)"),
+        "{out}"
+    );
+    up.add_release("demo-app", ReleaseSpec::new("1.1"));
+    let out = ok(&["sync"]);
+    assert!(
+        out.contains("snapshot v2") && out.contains("timestamp v2"),
+        "{out}"
+    );
+    let out = ok(&["verify"]);
+    assert!(out.contains("TUF: root v1, timestamp v2, snapshot v2"), "{out}");
+}
