@@ -143,6 +143,8 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path, replace_dev: bool) -> 
     let dir_shown = dir.display().to_string();
     let store = loaded.open_store_reachable().await?;
     let index = loaded.open_index().await?;
+    // A lost index would take the export for a first import and restart every version.
+    crate::tuf_cmd::refuse_empty_index_over_published_store(loaded, &store, &index).await?;
     let known = tuf_roles(&index).await?;
     let now = jiff::Timestamp::now();
     let export_roots = versions(dir, "root")?;

@@ -281,7 +281,7 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
 /// that already holds a published mirror: this writer's index is new or was lost. Publishing
 /// from it would restart every TUF version (clients reject that as a rollback; with dev keys
 /// it would even replace `1.root.json`), so the index must be restored first.
-async fn refuse_empty_index_over_published_store(
+pub async fn refuse_empty_index_over_published_store(
     loaded: &Loaded,
     store: &BlobStore,
     index: &Index,

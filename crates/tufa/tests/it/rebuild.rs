@@ -129,6 +129,21 @@ fn a_lost_index_is_rebuilt_then_sync_downloads_nothing_and_tuf_versions_continue
         stderr(&out)
     );
     assert_eq!(tuf_files(&m), tuf_before, "the refused sync wrote TUF metadata");
+    // So are refresh and import-metadata (which would take any export for a first import).
+    let some_dir = m.dir.path().join("keys");
+    for args in [
+        vec!["refresh"],
+        vec!["import-metadata", some_dir.to_str().unwrap()],
+    ] {
+        let out = run(&m, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("rebuild-index"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(tuf_files(&m), tuf_before);
 
     // The sync left an empty index: no --force needed.
     let out = ok(&m, &["rebuild-index"]);
