@@ -277,10 +277,11 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
     })
 }
 
-/// Refuses to publish from an index that knows nothing (no project, no TUF role) into a store
-/// that already holds a published mirror: this writer's index is new or was lost. Publishing
-/// from it would restart every TUF version (clients reject that as a rollback; with dev keys
-/// it would even replace `1.root.json`), so the index must be restored first.
+/// Refuses to publish from an index that knows nothing (no project, no TUF role, nothing to
+/// unpublish) into a store that already holds a published mirror: this writer's index is new
+/// or was lost. Publishing from it would restart every TUF version (clients reject that as a
+/// rollback; with dev keys it would even replace `1.root.json`), so the index must be restored
+/// first.
 pub async fn refuse_empty_index_over_published_store(
     loaded: &Loaded,
     store: &BlobStore,
@@ -288,7 +289,8 @@ pub async fn refuse_empty_index_over_published_store(
 ) -> anyhow::Result<()> {
     let idx = index.clone();
     let knows_nothing = tokio::task::spawn_blocking(move || -> Result<bool, tufa_index::IndexError> {
-        Ok(idx.has_no_projects()? && idx.tuf_roles()?.is_empty())
+        // Dirty projects without records are removals still to unpublish: not a lost index.
+        Ok(idx.has_no_projects()? && idx.tuf_roles()?.is_empty() && idx.dirty_projects()?.is_empty())
     })
     .await??;
     if !knows_nothing {
