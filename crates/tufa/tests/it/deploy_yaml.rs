@@ -199,3 +199,26 @@ pub fn containerfile_exposed_port() -> u16 {
         .parse()
         .unwrap()
 }
+
+/// Every `deploy/…` and `docs/…` path the deployment docs name exists.
+#[test]
+fn deploy_docs_name_files_that_exist() {
+    let root = deploy_dir().join("..");
+    for doc in ["docs/DEPLOYMENT.md", "deploy/README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for word in text.split(|c: char| c.is_whitespace() || "`()*,;".contains(c)) {
+            let word = word.trim_end_matches(['.', ':']);
+            if !(word.starts_with("deploy/") || word.starts_with("docs/")) || word.contains('…') {
+                continue;
+            }
+            // Made by deploy/compose/init-secrets.sh, never committed.
+            if word.starts_with("deploy/compose/secrets/") {
+                continue;
+            }
+            assert!(
+                root.join(word).exists(),
+                "{doc} names `{word}`, which does not exist"
+            );
+        }
+    }
+}
