@@ -21,9 +21,12 @@
 //!   held in memory and written with one create-if-absent put after the check; a larger one is
 //!   a multipart upload whose parts are invisible until it is completed — after the check — and
 //!   which is aborted on failure or cancellation. No copy, so no 5 GB copy limit and no second
-//!   pass over the bytes. A writer killed mid-upload leaves an incomplete multipart upload that
-//!   no reader can see; the bucket's lifecycle rule `AbortIncompleteMultipartUpload` reaps it
-//!   (docs/DEPLOYMENT.md).
+//!   pass over the bytes. Every multipart upload is recorded first as
+//!   `tmp/multipart-<random>.json` (its key and upload id) and the record removed when the
+//!   upload is completed or aborted; a writer killed mid-upload leaves an incomplete upload no
+//!   reader can see, and its record, and [`BlobStore::remove_stale_temps`] (run by every sync)
+//!   aborts it. A bucket lifecycle rule `AbortIncompleteMultipartUpload` is the backstop for
+//!   records that were never written (docs/DEPLOYMENT.md).
 //!
 //! [`BlobStore::put_bytes`] hashes the bytes it is given and writes them with one atomic
 //! create-if-absent `put`, so it is verified by construction.
@@ -64,7 +67,9 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
 use tufa_pypi::{Sha256Digest, Sha256Hasher};
 
@@ -141,6 +146,9 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
     description: String,
+    /// The same store's low-level multipart API, when it has one (S3, GCS, Azure, memory):
+    /// uploads are then recorded under `tmp/` so a killed writer's are aborted later.
+    multipart: Option<upload::Multipart>,
 }
 
 impl BlobStore {
@@ -160,15 +168,39 @@ impl BlobStore {
             store: Arc::new(fs),
             description: format!("local:{}", root.display()),
             backend: Backend::Local { root },
+            multipart: None,
         })
     }
 
     /// A store in memory, for tests.
     pub fn memory() -> Self {
+        let memory = Arc::new(InMemory::new());
         Self {
-            store: Arc::new(InMemory::new()),
+            store: Arc::clone(&memory) as Arc<dyn ObjectStore>,
             backend: Backend::Memory,
             description: "memory".to_owned(),
+            multipart: Some(upload::Multipart::new(memory, "")),
+        }
+    }
+
+    /// A store on a cloud object store (S3, GCS, Azure) under `prefix` (empty: the bucket's
+    /// root). Its multipart API records every upload in flight, so uploads a killed writer left
+    /// behind are aborted by [`remove_stale_temps`](Self::remove_stale_temps).
+    pub fn from_cloud_store<T: ObjectStore + MultipartStore>(
+        store: Arc<T>,
+        prefix: &str,
+        description: String,
+    ) -> Self {
+        let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::clone(&store) as Arc<dyn ObjectStore>
+        } else {
+            Arc::new(PrefixStore::new(Arc::clone(&store), prefix))
+        };
+        Self {
+            store: objects,
+            backend: Backend::Other,
+            description,
+            multipart: Some(upload::Multipart::new(store, prefix)),
         }
     }
 
@@ -179,6 +211,7 @@ impl BlobStore {
             store,
             backend: Backend::Other,
             description,
+            multipart: None,
         }
     }
 
@@ -348,6 +381,7 @@ impl BlobStore {
         let mut incoming = upload::Incoming::new(digest, expected_len, max_len);
         let mut parts = upload::Parts::new(
             Arc::clone(&self.store),
+            self.multipart.clone(),
             key.clone(),
             PART_SIZE,
             MAX_PARTS_IN_FLIGHT,
@@ -555,6 +589,11 @@ impl BlobStore {
             Backend::Memory | Backend::Other => {
                 for name in stale {
                     let key = Key::from_iter([TEMP_PREFIX, name.as_str()]);
+                    if let Some(multipart) = &self.multipart
+                        && upload::Multipart::is_record(&name)
+                    {
+                        multipart.abort_recorded(&self.store, &key).await?;
+                    }
                     match self.store.delete(&key).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                         Err(source) => return Err(StoreError::Backend { key, source }),

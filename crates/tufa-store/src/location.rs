@@ -18,8 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::prefix::PrefixStore;
-use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{ClientConfigKey, RetryConfig};
 
 use crate::{BlobStore, StoreError};
 
@@ -178,14 +177,6 @@ fn env_sets(env_prefix: &str, key: ClientConfigKey) -> bool {
     std::env::var_os(format!("{env_prefix}{}", key.as_ref().to_ascii_uppercase())).is_some()
 }
 
-fn prefixed(store: impl ObjectStore, prefix: &str) -> Arc<dyn ObjectStore> {
-    if prefix.is_empty() {
-        Arc::new(store)
-    } else {
-        Arc::new(PrefixStore::new(store, prefix))
-    }
-}
-
 impl BlobStore {
     /// Opens the store at `location`. Cloud stores read their credentials from the environment
     /// (see the module docs); nothing is contacted yet (see [`probe`](Self::probe)).
@@ -197,9 +188,10 @@ impl BlobStore {
             location: location.to_string(),
             source,
         };
-        let store: Arc<dyn ObjectStore> = match location {
-            StoreLocation::File(path) => return Self::local(path),
-            StoreLocation::Memory => return Ok(Self::memory()),
+        let description = location.to_string();
+        match location {
+            StoreLocation::File(path) => Self::local(path),
+            StoreLocation::Memory => Ok(Self::memory()),
             StoreLocation::S3 { bucket, prefix } => {
                 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
                 let mut builder = AmazonS3Builder::from_env()
@@ -219,7 +211,8 @@ impl BlobStore {
                 if let Some(allow_http) = options.allow_http {
                     builder = builder.with_allow_http(allow_http);
                 }
-                prefixed(builder.build().map_err(build_error)?, prefix)
+                let s3 = Arc::new(builder.build().map_err(build_error)?);
+                Ok(Self::from_cloud_store(s3, prefix, description))
             }
             StoreLocation::Gcs { bucket, prefix } => {
                 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -237,7 +230,8 @@ impl BlobStore {
                         allow_http.to_string(),
                     );
                 }
-                prefixed(builder.build().map_err(build_error)?, prefix)
+                let gcs = Arc::new(builder.build().map_err(build_error)?);
+                Ok(Self::from_cloud_store(gcs, prefix, description))
             }
             StoreLocation::Azure { container, prefix } => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -255,10 +249,10 @@ impl BlobStore {
                 if let Some(allow_http) = options.allow_http {
                     builder = builder.with_allow_http(allow_http);
                 }
-                prefixed(builder.build().map_err(build_error)?, prefix)
+                let azure = Arc::new(builder.build().map_err(build_error)?);
+                Ok(Self::from_cloud_store(azure, prefix, description))
             }
-        };
-        Ok(Self::from_object_store(store, location.to_string()))
+        }
     }
 
     /// Checks that the store answers: one metadata request for a key that may or may not

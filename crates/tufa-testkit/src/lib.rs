@@ -343,6 +343,35 @@ impl S3Server {
         assert!(status.success(), "boto3 put_object {bucket}/{key} failed");
     }
 
+    /// The keys of the incomplete multipart uploads in `bucket` (S3 ListMultipartUploads).
+    pub fn multipart_uploads(&self, bucket: &str) -> Vec<String> {
+        let script = "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2],\n\
+                 aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])\n\
+             for u in s3.list_multipart_uploads(Bucket=sys.argv[5]).get('Uploads', []): print(u['Key'])\n";
+        let out = Command::new(venv().join("bin/python"))
+            .args([
+                "-c",
+                script,
+                &self.endpoint(),
+                Self::REGION,
+                Self::ACCESS_KEY,
+                Self::SECRET_KEY,
+                bucket,
+            ])
+            .output()
+            .expect("run the venv's python");
+        assert!(
+            out.status.success(),
+            "boto3 list_multipart_uploads {bucket} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Sends one bodiless request; the status code, or `None` when the server does not answer.
     fn request(&self, method: &str, path: &str) -> Option<u16> {
         self.send(method, path, b"")

@@ -17,8 +17,9 @@ struct Fixture {
     _dir: Option<TempDir>,
 }
 
-/// A store in a fresh bucket of the shared moto S3 server (tufa-testkit).
-fn s3_store() -> BlobStore {
+/// A store in a fresh bucket of the shared moto S3 server (tufa-testkit), under the prefix
+/// `mirror`; returns the bucket name too.
+fn s3_store_in() -> (BlobStore, String) {
     let server = tufa_testkit::shared_s3();
     let bucket = tufa_testkit::unique_bucket();
     tufa_store::install_crypto_provider();
@@ -31,8 +32,13 @@ fn s3_store() -> BlobStore {
         .with_bucket_name(&bucket)
         .build()
         .unwrap();
-    let prefixed = object_store::prefix::PrefixStore::new(s3, "mirror");
-    BlobStore::from_object_store(std::sync::Arc::new(prefixed), format!("s3://{bucket}/mirror"))
+    let store =
+        BlobStore::from_cloud_store(std::sync::Arc::new(s3), "mirror", format!("s3://{bucket}/mirror"));
+    (store, bucket)
+}
+
+fn s3_store() -> BlobStore {
+    s3_store_in().0
 }
 
 /// One store per backend: memory, the local disk, and S3 (moto).
