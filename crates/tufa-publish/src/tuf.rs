@@ -210,10 +210,16 @@ async fn bootstrap(
     ])
 }
 
-/// Whether `timestamp.json` in the store is missing or not the version the index recorded.
-async fn published_timestamp_is_stale(store: &BlobStore, roles: &BTreeMap<String, (u64, i64)>) -> bool {
+/// Whether `timestamp.json` in the store is missing or older than the version the index
+/// recorded (a rollback of the store: sign a fresh one). A *newer* one means the index is behind
+/// the store (an old backup, or another writer published since): signing from it would reuse
+/// version numbers clients already trust, so that is an error.
+async fn published_timestamp_is_stale(
+    store: &BlobStore,
+    roles: &BTreeMap<String, (u64, i64)>,
+) -> Result<bool, PublishError> {
     let Some((recorded, _)) = roles.get(ROLE_TIMESTAMP) else {
-        return false;
+        return Ok(false);
     };
     let published = match store.get_named(&tufa_tree::tuf_key("timestamp.json")).await {
         Ok(Some(bytes)) => tufa_tuf::Signed::<tufa_tuf::Timestamp>::from_bytes("timestamp", &bytes)
@@ -221,15 +227,20 @@ async fn published_timestamp_is_stale(store: &BlobStore, roles: &BTreeMap<String
             .ok(),
         _ => None,
     };
+    if let Some(published) = published.filter(|p| p > recorded) {
+        return Err(PublishError::Tuf(format!(
+            "the published timestamp.json is v{published}, newer than v{recorded}, the last one this index signed: the index is behind the store (restored from an older backup, or another writer published since), and signing from it would reuse versions clients already trust; rebuild the index from the store (`tufa rebuild-index --force`)"
+        )));
+    }
     if published != Some(*recorded) {
         tracing::error!(
             published = ?published,
             recorded,
             "published timestamp.json is not the one this mirror last signed; signing a new one"
         );
-        return true;
+        return Ok(true);
     }
-    false
+    Ok(false)
 }
 
 /// Checks that `online` is a snapshot and a timestamp key of `root`.
@@ -347,7 +358,7 @@ pub async fn publish_tuf(
     // A published timestamp other than the one this writer last signed (restored from a
     // backup, rolled back by someone with write access to the store): sign a fresh one now
     // rather than leave it until the next change.
-    let force_timestamp = force_timestamp || published_timestamp_is_stale(store, &roles).await;
+    let force_timestamp = force_timestamp || published_timestamp_is_stale(store, &roles).await?;
 
     // Bins to sign: dirty ones, plus any within half its lifetime of expiry.
     let idx = index.clone();

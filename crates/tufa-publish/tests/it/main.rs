@@ -208,3 +208,51 @@ async fn a_dirty_project_whose_pages_do_not_change_keeps_its_manifest() {
     assert_eq!(again.tuf.unwrap().files_written, 0);
     assert!(index.dirty_projects().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_index_behind_the_store_refuses_to_sign_rather_than_reuse_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let path = dir.path().join("index.redb");
+    let backup = dir.path().join("backup.redb");
+    let opts = options(4);
+    {
+        let index = Index::open(&path).unwrap();
+        add_file(&store, &index, "alpha", "alpha-1.0.tar.gz", b"a").await;
+        publish(&store, &index, &opts).await.unwrap();
+    }
+    std::fs::copy(&path, &backup).unwrap();
+    {
+        let index = Index::open(&path).unwrap();
+        add_file(&store, &index, "alpha", "alpha-1.1.tar.gz", b"a 1.1").await;
+        publish(&store, &index, &opts).await.unwrap();
+    }
+    let tuf_files = || async {
+        use futures::StreamExt as _;
+        let mut out = std::collections::BTreeMap::new();
+        let names: Vec<String> = store
+            .list_named(tufa_tree::TUF_DIR)
+            .map(|n| n.unwrap())
+            .collect()
+            .await;
+        for name in names {
+            let bytes = store
+                .get_named(&tufa_tree::tuf_key(&name))
+                .await
+                .unwrap()
+                .unwrap();
+            out.insert(name, bytes);
+        }
+        out
+    };
+    let before = tuf_files().await;
+    // The old backup put back in place: its snapshot and timestamp are v1, the store's v2.
+    let stale = Index::open(&backup).unwrap();
+    add_file(&store, &stale, "beta", "beta-1.0.tar.gz", b"b").await;
+    let err = publish(&store, &stale, &opts).await.unwrap_err().to_string();
+    assert!(
+        err.contains("timestamp.json is v2, newer than v1") && err.contains("rebuild-index --force"),
+        "{err}"
+    );
+    assert_eq!(tuf_files().await, before, "nothing was signed");
+}
