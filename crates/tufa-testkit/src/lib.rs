@@ -240,49 +240,13 @@ impl S3Server {
             "{} is missing: is `moto[server]` in tests/e2e/requirements.txt?",
             exe.display()
         );
-        for _ in 0..5 {
-            let port = free_port();
-            let log = std::env::temp_dir().join(format!("tufa-moto-{port}.log"));
-            let log_file = std::fs::File::create(&log).unwrap();
-            // A watchdog shell owns moto in its own process group: it stops moto when this
-            // process is gone (a shared server in a static is never dropped), and `Drop` kills
-            // the whole group.
-            let script = format!(
-                "\"$0\" -H 127.0.0.1 -p {port} & m=$!; \
-                 while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
-                 kill $m 2>/dev/null; wait $m",
-                parent = std::process::id()
-            );
-            let child = {
-                use std::os::unix::process::CommandExt as _;
-                Command::new("sh")
-                    .arg("-c")
-                    .arg(script)
-                    .arg(&exe)
-                    .process_group(0)
-                    .stdout(log_file.try_clone().unwrap())
-                    .stderr(log_file)
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()))
-            };
-            let mut server = Self { child, port };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if server.request("GET", "/").is_some_and(|status| status == 200) {
-                    return server;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            drop(server);
-            eprintln!(
-                "moto_server on port {port} did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        panic!("moto_server did not start (see the logs above)");
+        let (child, port) = start_watched(
+            "moto_server",
+            &exe,
+            |port| vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()],
+            |port| http_status(port, "GET", "/", b"") == Some(200),
+        );
+        Self { child, port }
     }
 
     pub fn port(&self) -> u16 {
@@ -374,35 +338,91 @@ impl S3Server {
 
     /// Sends one bodiless request; the status code, or `None` when the server does not answer.
     fn request(&self, method: &str, path: &str) -> Option<u16> {
-        self.send(method, path, b"")
-    }
-
-    fn send(&self, method: &str, path: &str, body: &[u8]) -> Option<u16> {
-        use std::io::{Read as _, Write as _};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .ok()?;
-        write!(
-            conn,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.port,
-            body.len()
-        )
-        .ok()?;
-        conn.write_all(body).ok()?;
-        let mut head = [0u8; 12];
-        conn.read_exact(&mut head).ok()?;
-        std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
+        http_status(self.port, method, path, b"")
     }
 }
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
+        stop_group(&mut self.child);
     }
+}
+
+/// Kills a watched server's whole process group (the watchdog shell and the server).
+fn stop_group(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+}
+
+/// Starts `exe args(port)` on a free loopback port under a watchdog shell, in its own process
+/// group: the shell stops the server when this process is gone (a shared server in a static is
+/// never dropped), and [`stop_group`] kills both. Waits until `ready(port)`; retries on another
+/// port when the server exits (the port was taken meanwhile).
+fn start_watched(
+    name: &str,
+    exe: &Path,
+    args: impl Fn(u16) -> Vec<String>,
+    ready: impl Fn(u16) -> bool,
+) -> (std::process::Child, u16) {
+    use std::os::unix::process::CommandExt as _;
+    for _ in 0..5 {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("tufa-{name}-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let script = format!(
+            "\"$0\" \"$@\" & m=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done; \
+             kill $m 2>/dev/null; wait $m",
+            parent = std::process::id()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(exe)
+            .args(args(port))
+            .process_group(0)
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if ready(port) {
+                return (child, port);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        stop_group(&mut child);
+        eprintln!(
+            "{name} on port {port} did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    panic!("{name} did not start (see the logs above)");
+}
+
+/// Sends one request with `body` to 127.0.0.1:`port`; the status code, or `None` when nothing
+/// answers.
+fn http_status(port: u16, method: &str, path: &str, body: &[u8]) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    conn.write_all(body).ok()?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).ok()?;
+    std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()
 }
 
 /// One server shared by all tests of a test binary (each test makes its own bucket with
@@ -427,4 +447,120 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind a loopback port")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Azurite: Microsoft's Azure Blob Storage emulator (npm package `azurite`), installed on first use
+// with `.ci/setup-azurite.sh` into the target directory, for tufa-store's Azure tests.
+// ---------------------------------------------------------------------------------------------
+
+/// A running `azurite-blob` on a free loopback port (in-memory), stopped when dropped.
+#[derive(Debug)]
+pub struct Azurite {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Azurite {
+    /// Azurite's well-known development account and key.
+    pub const ACCOUNT: &str = "devstoreaccount1";
+    pub const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    /// Installs Azurite if needed (once, under a file lock), starts it and waits until it answers.
+    pub fn start() -> Self {
+        let dir = target_dir().join("azurite");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lock_path = dir.join("setup.lock");
+        let lock = std::fs::File::create(&lock_path).unwrap();
+        lock.lock().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/setup-azurite.sh");
+        let status = Command::new("bash").arg(&script).arg(&dir).status();
+        let _ = lock.unlock();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "{} {} failed: the Azure tests need Azurite from npm (and node/npm)",
+            script.display(),
+            dir.display()
+        );
+        let exe = dir.join("node_modules/.bin/azurite-blob");
+        let (child, port) = start_watched(
+            "azurite",
+            &exe,
+            |port| {
+                [
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    &port.to_string(),
+                    "--inMemoryPersistence",
+                    "--skipApiVersionCheck",
+                    "--silent",
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            },
+            |port| http_status(port, "GET", "/", b"").is_some(),
+        );
+        Self { child, port }
+    }
+
+    /// `http://127.0.0.1:PORT/devstoreaccount1`: the account's blob endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port, Self::ACCOUNT)
+    }
+
+    /// Creates a container (3-63 lowercase letters, digits, `-`), with a SharedKey-signed
+    /// request (Python's standard library: no Azure SDK needed).
+    pub fn create_container(&self, name: &str) {
+        let script = r#"
+import base64, hashlib, hmac, sys, urllib.request, email.utils
+port, account, key, name = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+date = email.utils.formatdate(usegmt=True)
+version = "2021-08-06"
+to_sign = "PUT\n\n\n\n\n\n\n\n\n\n\n\n" + f"x-ms-date:{date}\nx-ms-version:{version}\n" \
+    + f"/{account}/{account}/{name}\nrestype:container"
+sig = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()).decode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/{account}/{name}?restype=container", method="PUT",
+    headers={"x-ms-date": date, "x-ms-version": version, "Authorization": f"SharedKey {account}:{sig}", "Content-Length": "0"})
+print(urllib.request.urlopen(req).status)
+"#;
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                script,
+                &self.port.to_string(),
+                Self::ACCOUNT,
+                Self::KEY,
+                name,
+            ])
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "creating container {name} on Azurite failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        stop_group(&mut self.child);
+    }
+}
+
+/// One Azurite shared by all tests of a test binary; stopped by its watchdog at exit.
+pub fn shared_azurite() -> &'static Azurite {
+    static SERVER: OnceLock<Azurite> = OnceLock::new();
+    SERVER.get_or_init(Azurite::start)
+}
+
+/// A fresh container on the shared Azurite: `tufa-<counter>-<pid>`.
+pub fn unique_container() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("tufa-{n}-{}", std::process::id());
+    shared_azurite().create_container(&name);
+    name
 }

@@ -1,4 +1,5 @@
-//! Integration tests of `tufa-store`, each run against the memory and the local backend.
+//! Integration tests of `tufa-store`, each run against every backend: memory, the local disk,
+//! S3 (moto's server) and Azure Blob Storage (Azurite).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,12 +42,36 @@ fn s3_store() -> BlobStore {
     s3_store_in().0
 }
 
+/// A store in a fresh container of the shared Azurite (tufa-testkit), under the prefix `mirror`.
+fn azure_store() -> BlobStore {
+    let server = tufa_testkit::shared_azurite();
+    let container = tufa_testkit::unique_container();
+    tufa_store::install_crypto_provider();
+    let azure = object_store::azure::MicrosoftAzureBuilder::new()
+        .with_account(tufa_testkit::Azurite::ACCOUNT)
+        .with_access_key(tufa_testkit::Azurite::KEY)
+        .with_endpoint(server.endpoint())
+        .with_allow_http(true)
+        .with_container_name(&container)
+        .build()
+        .unwrap();
+    BlobStore::from_cloud_store(
+        std::sync::Arc::new(azure),
+        "mirror",
+        format!("az://{container}/mirror"),
+    )
+}
+
 /// One store per backend: memory, the local disk, and S3 (moto).
 fn backends() -> Vec<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     vec![
         Fixture {
             store: s3_store(),
+            _dir: None,
+        },
+        Fixture {
+            store: azure_store(),
             _dir: None,
         },
         Fixture {
