@@ -16,6 +16,7 @@ mod deploy_yaml;
 mod hardening;
 mod kill;
 mod rebuild;
+mod storage_azure;
 mod sync;
 mod tuf;
 
