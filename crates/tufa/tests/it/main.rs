@@ -10,6 +10,7 @@ mod ceremony_mirror;
 mod config;
 mod deploy;
 mod deploy_compose;
+mod deploy_config;
 mod deploy_kubernetes;
 mod deploy_nginx;
 mod deploy_yaml;
