@@ -4,16 +4,18 @@
 //! (`published/current.json`), after everything it points to is in place. A reader checks it at
 //! most once per poll interval (inline, by the first request after the interval: one small GET,
 //! single-flight), and between changes answers from a [`Generation`] kept in memory: project
-//! manifests, the project list, and the TUF metadata files (`timestamp.json` included), each read
-//! from the store once, when first asked for. When the pointer changes, a new empty generation
-//! replaces the old one; requests already running finish with the generation they started with.
+//! manifests (a 404 too) and the project list, each read from the store once, when first asked
+//! for. When the pointer changes, a new empty generation replaces the old one; requests already
+//! running finish with the generation they started with. Versioned TUF metadata
+//! (`N.<role>.json`) never changes once published and is kept across generations.
 //!
-//! Why this never mixes two publishes in a way a TUF client would reject: the writer publishes
-//! blobs, pages, manifests, bins, snapshot and timestamp in that order, and writes the pointer
-//! last. Versioned TUF files and blobs never change once written, so whichever `timestamp.json`
-//! a generation holds, everything it leads to (snapshot → bins → targets → blobs) exists and
-//! stays. A generation holds one `timestamp.json` for its whole life, so a client refreshing
-//! twice against one reader never sees the timestamp go back.
+//! What TUF clients see: `timestamp.json` is read from the store on every request, and a
+//! missing metadata file is never remembered. So every reader hands out the newest timestamp
+//! (a client behind a load balancer never sees it go back when its next request lands on
+//! another reader, which it would refuse as a rollback), and a new `<N+1>.root.json` is found
+//! as soon as it is published. The writer writes versioned files and blobs before the timestamp
+//! that leads to them, and never changes them, so whatever timestamp a client gets, the
+//! snapshot, bins and (hash-prefixed, content-addressed) targets it leads to are there.
 //!
 //! A generation is filled lazily, so it is not a frozen copy of one publish: an item first
 //! asked for while the next publish is being written (before its pointer) may already show
@@ -41,7 +43,9 @@ use crate::error::ApiError;
 
 /// Manifests one generation keeps (a manifest is a few hundred bytes to a few KiB).
 const MAX_MANIFESTS: usize = 200_000;
-/// Bytes of TUF metadata one generation keeps.
+/// The one TUF metadata file whose name carries no version.
+const TIMESTAMP: &str = "timestamp.json";
+/// Bytes of versioned TUF metadata a reader keeps.
 const MAX_TUF_BYTES: u64 = 64 * 1024 * 1024;
 /// Bookkeeping bytes counted per cached entry.
 const ENTRY_OVERHEAD: u64 = 64;
@@ -113,7 +117,6 @@ pub(crate) struct Generation {
     /// The pointer's bytes this generation belongs to (`None`: no pointer published).
     pointer: Option<Bytes>,
     manifests: Bounded<ProjectName, Option<Arc<ProjectManifest>>>,
-    tuf: Bounded<String, Option<Bytes>>,
     projects: tokio::sync::OnceCell<Arc<[ProjectName]>>,
 }
 
@@ -122,7 +125,6 @@ impl Generation {
         Self {
             pointer,
             manifests: Bounded::new(MAX_MANIFESTS, u64::MAX),
-            tuf: Bounded::new(usize::MAX, MAX_TUF_BYTES),
             projects: tokio::sync::OnceCell::new(),
         }
     }
@@ -133,6 +135,8 @@ impl Generation {
 pub(crate) struct Current {
     poll: Duration,
     generation: RwLock<Arc<Generation>>,
+    /// Versioned TUF metadata (`N.<role>.json`), immutable once published.
+    versioned: Bounded<String, Bytes>,
     /// Time origin of `checked_ms`.
     started: Instant,
     /// When the pointer was last checked, in ms since `started` plus one (0: never).
@@ -147,7 +151,7 @@ impl std::fmt::Debug for Current {
         f.debug_struct("Current")
             .field("poll", &self.poll)
             .field("manifests", &generation.manifests.len())
-            .field("tuf_files", &generation.tuf.len())
+            .field("tuf_files", &self.versioned.len())
             .finish()
     }
 }
@@ -157,6 +161,7 @@ impl Current {
         Self {
             poll,
             generation: RwLock::new(Arc::new(Generation::new(None))),
+            versioned: Bounded::new(usize::MAX, MAX_TUF_BYTES),
             started: Instant::now(),
             checked_ms: AtomicU64::new(0),
             checking: tokio::sync::Mutex::new(()),
@@ -235,17 +240,23 @@ impl Current {
     }
 
     /// The published TUF metadata file `name` (already checked to be a metadata file name).
+    /// Versioned files never change once published, so they are kept across generations.
     pub(crate) async fn tuf_file(&self, store: &BlobStore, name: &str) -> Result<Option<Bytes>, ApiError> {
         let key = tufa_tree::tuf_key(name);
-        let Some(generation) = self.generation(store).await else {
+        // `timestamp.json` always comes from the store: every reader then hands out the newest
+        // one, so a client behind a load balancer never sees it go back from one reader to
+        // the next (a rollback it would refuse). A 404 is never kept either: a client probes
+        // `<N+1>.root.json` and must find a new root as soon as it is published.
+        if self.poll.is_zero() || name == TIMESTAMP {
             return store.get_named(&key).await.map_err(ApiError::from_store);
-        };
-        if let Some(cached) = generation.tuf.get(&key) {
-            return Ok(cached);
+        }
+        if let Some(cached) = self.versioned.get(&key) {
+            return Ok(Some(cached));
         }
         let data = store.get_named(&key).await.map_err(ApiError::from_store)?;
-        let cost = data.as_ref().map_or(0, |d| d.len() as u64);
-        generation.tuf.insert(key, data.clone(), cost);
+        if let Some(data) = &data {
+            self.versioned.insert(key, data.clone(), data.len() as u64);
+        }
         Ok(data)
     }
 
@@ -304,46 +315,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_generation_lasts_until_the_pointer_changes() {
+    async fn tuf_metadata_the_newest_timestamp_and_no_remembered_404() {
         let store = BlobStore::memory();
-        let current = Current::new(Duration::from_millis(2));
-        store
-            .put_named("published/tuf/timestamp.json", Bytes::from_static(b"one"))
-            .await
-            .unwrap();
-        assert_eq!(
-            current.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
-            "one"
-        );
-        // Rewritten without a new pointer: still the generation's copy.
-        store
-            .put_named("published/tuf/timestamp.json", Bytes::from_static(b"two"))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(
-            current.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
-            "one"
-        );
-        // The pointer moves: a new generation reads the store again.
-        store
-            .put_named(tufa_tree::POINTER_KEY, Bytes::from_static(b"{\"p\":2}"))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(
-            current.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
-            "two"
-        );
+        let current = Current::new(Duration::from_secs(3600));
+        let put = |name: &'static str, data: &'static [u8]| {
+            let store = store.clone();
+            async move {
+                store
+                    .put_named(&tufa_tree::tuf_key(name), Bytes::from_static(data))
+                    .await
+                    .unwrap();
+            }
+        };
+        let get = |name: &'static str| current.tuf_file(&store, name);
+        put("timestamp.json", b"one").await;
+        put("1.root.json", b"root one").await;
+        assert_eq!(get("timestamp.json").await.unwrap().unwrap(), "one");
+        assert_eq!(get("1.root.json").await.unwrap().unwrap(), "root one");
+        assert_eq!(get("2.root.json").await.unwrap(), None);
+        // Without a new pointer, and within the poll interval: the timestamp is the store's,
+        // a new root is found at once, and a versioned file is served as first read.
+        put("timestamp.json", b"two").await;
+        put("2.root.json", b"root two").await;
+        put("1.root.json", b"rewritten").await;
+        assert_eq!(get("timestamp.json").await.unwrap().unwrap(), "two");
+        assert_eq!(get("2.root.json").await.unwrap().unwrap(), "root two");
+        assert_eq!(get("1.root.json").await.unwrap().unwrap(), "root one");
         // Polling off: every read goes to the store.
         let direct = Current::new(Duration::ZERO);
-        store
-            .put_named("published/tuf/timestamp.json", Bytes::from_static(b"three"))
-            .await
-            .unwrap();
         assert_eq!(
-            direct.tuf_file(&store, "timestamp.json").await.unwrap().unwrap(),
-            "three"
+            direct.tuf_file(&store, "1.root.json").await.unwrap().unwrap(),
+            "rewritten"
         );
     }
 }
