@@ -59,6 +59,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The writer lost its lease ([`crate::lease`]): the named write to `key` was not made.
+    #[error("not writing `{key}`: {source}")]
+    LeaseLost {
+        key: String,
+        #[source]
+        source: Box<crate::LeaseError>,
+    },
     /// A named-object key that is not allowed (see `put_named`).
     #[error("`{0}` is not a valid object name")]
     BadKey(String),

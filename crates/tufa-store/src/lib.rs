@@ -53,6 +53,7 @@
 //! Must not know about: HTTP, TUF, the index, project or file names.
 
 mod error;
+pub mod lease;
 mod location;
 mod named;
 mod upload;
@@ -74,6 +75,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultip
 use tufa_pypi::{Sha256Digest, Sha256Hasher};
 
 pub use error::StoreError;
+pub use lease::{Lease, LeaseError, LeaseFence, LeaseHolder, LeaseRecord, LeaseTiming};
 pub use location::{CloudOptions, StoreLocation};
 
 /// Key prefix of all blobs.
@@ -149,6 +151,9 @@ pub struct BlobStore {
     /// The same store's low-level multipart API, when it has one (S3, GCS, Azure, memory):
     /// uploads are then recorded under `tmp/` so a killed writer's are aborted later.
     multipart: Option<upload::Multipart>,
+    /// When set, every named write checks that the writer still holds its lease
+    /// ([`with_lease_fence`](Self::with_lease_fence)).
+    fence: Option<LeaseFence>,
 }
 
 impl BlobStore {
@@ -169,6 +174,7 @@ impl BlobStore {
             description: format!("local:{}", root.display()),
             backend: Backend::Local { root },
             multipart: None,
+            fence: None,
         })
     }
 
@@ -180,6 +186,7 @@ impl BlobStore {
             backend: Backend::Memory,
             description: "memory".to_owned(),
             multipart: Some(upload::Multipart::new(memory, "")),
+            fence: None,
         }
     }
 
@@ -201,6 +208,7 @@ impl BlobStore {
             backend: Backend::Other,
             description,
             multipart: Some(upload::Multipart::new(store, prefix)),
+            fence: None,
         }
     }
 
@@ -212,6 +220,19 @@ impl BlobStore {
             backend: Backend::Other,
             description,
             multipart: None,
+            fence: None,
+        }
+    }
+
+    /// The same store, with every named write (manifests, TUF metadata, the publish pointer:
+    /// [`put_named`](Self::put_named), [`delete_named`](Self::delete_named)) first checking
+    /// that the writer's lease is still held; a lost lease fails the write with
+    /// [`StoreError::LeaseLost`] before anything is written. Blobs are not fenced: they are
+    /// immutable and verified, so a stale writer's blob is the same bytes anyone would store.
+    pub fn with_lease_fence(&self, fence: LeaseFence) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
         }
     }
 

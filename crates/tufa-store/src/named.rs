@@ -34,10 +34,22 @@ fn named_key(key: &str) -> Result<Key, StoreError> {
 }
 
 impl BlobStore {
+    /// With a lease fence, `Err(LeaseLost)` once the writer's lease is lost.
+    fn check_fence(&self, key: &Key) -> Result<(), StoreError> {
+        match &self.fence {
+            Some(fence) => fence.ensure_held().map_err(|source| StoreError::LeaseLost {
+                key: key.to_string(),
+                source: Box::new(source),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Writes (or replaces) the named object `key` atomically. On local disk, durable when this
     /// returns (the store fsyncs).
     pub async fn put_named(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let key = named_key(key)?;
+        self.check_fence(&key)?;
         self.object_store()
             .put(&key, PutPayload::from(data))
             .await
@@ -58,6 +70,7 @@ impl BlobStore {
     /// Deletes the named object `key`; a missing one is fine.
     pub async fn delete_named(&self, key: &str) -> Result<(), StoreError> {
         let key = named_key(key)?;
+        self.check_fence(&key)?;
         match self.object_store().delete(&key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(StoreError::backend(&key)(e)),
