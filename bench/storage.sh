@@ -17,13 +17,18 @@
 # Environment (defaults in brackets):
 #   BIG_MB [2048], SMALL_BIG_MB [256]        sizes of the two big files, MiB
 #   PROJECTS [200], FILES [5], FILE_KB [20]  the many-small-files upstream
-#   DURATION [10], WARMUP [3], CONNECTIONS [32]   wrk: seconds measured, seconds of warm-up
-#                                            before each measurement, open connections
+#   DURATION [10], WARMUP [3], REPEAT [3], CONNECTIONS [32]
+#                                            wrk: seconds per measured run, seconds of warm-up
+#                                            before them, measured runs (the median one is
+#                                            reported), open connections
 #   CARGO_TARGET_DIR                         honoured as usual (tufa is built in release)
 #   TUFA_E2E_VENV [<target>/e2e-venv]        the venv with moto[server] (created or refreshed
 #                                            by tests/e2e/setup-venv.sh)
 #   TMPDIR [/tmp]                            where the upstream, the local store and moto's
 #                                            spooled objects live (about 3 × BIG_MB of disk)
+#
+# Memory: tufa's own peak stays around 50 MiB, but moto assembles a completed multipart upload
+# in memory: its RSS peaks at about 4 × BIG_MB (8.6 GiB for the default 2048 MiB).
 #
 # CPU placement on this 2-core machine: the measured client (tufa sync in parts 1-2, wrk in
 # part 3) runs on core 0; the servers (the static upstream, moto, tufa serve) on core 1. moto
@@ -42,6 +47,7 @@ FILES=${FILES:-5}
 FILE_KB=${FILE_KB:-20}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
+REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 JSON_ACCEPT="application/vnd.pypi.simple.v1+json"
 
@@ -343,27 +349,43 @@ done
 # Part 3: serve
 # ---------------------------------------------------------------------------------------------
 
-# wrk_run URL [HEADER]: wrk on core 0 (1 thread); prints "req/s p50_ms p99_ms"; fails on any
-# error or non-2xx answer.
+# store_requests: how many requests moto has logged so far (one line per request).
+store_requests() { grep -c '" [0-9][0-9][0-9] ' "$WORK/moto.log" || true; }
+
+# wrk_run URL [HEADER]: wrk on core 0 (1 thread, CONNECTIONS connections): WARMUP seconds of
+# warm-up, then REPEAT measured runs of DURATION seconds. Prints the run with the median
+# requests/s as "req/s p50_ms p99_ms min_req/s max_req/s store_requests/run", where the last is
+# moto's request count over the measured runs divided by REPEAT. Fails on any socket error or
+# non-2xx answer.
 wrk_run() {
-  local url=$1 out=$WORK/wrk.out
+  local url=$1 i before after
   local hdr=()
   [ $# -lt 2 ] || hdr=(-H "$2")
   taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${hdr[@]}" "$url" >/dev/null
-  taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "$url" >"$out"
-  python3 - "$out" <<'EOF'
+  before=$(store_requests)
+  for i in $(seq 1 "$REPEAT"); do
+    taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "$url" >"$WORK/wrk.$i.out"
+  done
+  after=$(store_requests)
+  python3 - "$(( (after - before) / REPEAT ))" "$WORK"/wrk.*.out <<'EOF'
 import re, sys
-text = open(sys.argv[1]).read()
-if re.search(r"Non-2xx|Socket errors", text):
-    sys.exit("wrk saw errors:\n" + text)
 def ms(v):
     n, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
-print(f"{rps:.0f} {p50:.2f} {p99:.2f}")
+runs = []
+for path in sys.argv[2:]:
+    text = open(path).read()
+    if re.search(r"Non-2xx|Socket errors", text):
+        sys.exit("wrk saw errors:\n" + text)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+    runs.append((rps, p50, p99))
+runs.sort()
+rps, p50, p99 = runs[len(runs) // 2]
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} {runs[0][0]:.0f} {runs[-1][0]:.0f} {sys.argv[1]}")
 EOF
+  rm -f "$WORK"/wrk.*.out
 }
 
 # first_ms URL [HEADER]: one request's total time, in ms.
@@ -397,12 +419,13 @@ for store in local s3; do
   file_second=$(first_ms "$base$file")
   rss_idle=$(rss_mib "$serve_pid" VmRSS)
   note_load "serve $store"
-  read -r page_rps page_p50 page_p99 < <(wrk_run "$page" "Accept: $JSON_ACCEPT")
-  read -r file_rps file_p50 file_p99 < <(wrk_run "$base$file")
+  read -r page_rps page_p50 page_p99 page_min page_max page_store < <(wrk_run "$page" "Accept: $JSON_ACCEPT")
+  read -r file_rps file_p50 file_p99 file_min file_max file_store < <(wrk_run "$base$file")
+  [ "$store" = s3 ] || { page_store=–; file_store=–; }
   rss_after=$(rss_mib "$serve_pid" VmRSS)
   rss_peak=$(rss_mib "$serve_pid" VmHWM)
-  SERVE_ROWS+=("| $store | project page /simple/p7/ (JSON) | $page_rps | $page_p50 | $page_p99 | $page_first | $page_second |")
-  SERVE_ROWS+=("| $store | file $(basename "$file") ($FILE_KB KiB) | $file_rps | $file_p50 | $file_p99 | $file_first | $file_second |")
+  SERVE_ROWS+=("| $store | project page /simple/p7/ (JSON) | $page_rps | $page_min–$page_max | $page_p50 | $page_p99 | $page_store | $page_first | $page_second |")
+  SERVE_ROWS+=("| $store | file $(basename "$file") ($FILE_KB KiB) | $file_rps | $file_min–$file_max | $file_p50 | $file_p99 | $file_store | $file_first | $file_second |")
   SIZING_ROWS+=("| $store | $rss_start | $rss_idle | $rss_peak | $rss_after |")
   stop_bg "$serve_pid"
 done
@@ -429,10 +452,10 @@ echo "| store | projects | files | wall s | files/s | download s | files/s (down
 echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 printf '%s\n' "${SMALL_ROWS[@]}"
 echo
-echo "### Table 3: serve (wrk, $CONNECTIONS connections, ${WARMUP} s warm-up, ${DURATION} s measured)"
+echo "### Table 3: serve (wrk, $CONNECTIONS connections, ${WARMUP} s warm-up, then $REPEAT runs of ${DURATION} s; the run with the median requests/s)"
 echo
-echo "| store | request | requests/s | p50 ms | p99 ms | first request ms (cold) | second request ms |"
-echo "|---|---|--:|--:|--:|--:|--:|"
+echo "| store | request | requests/s | range of the $REPEAT runs | p50 ms | p99 ms | S3 requests per run | first request ms (cold) | second request ms |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
 printf '%s\n' "${SERVE_ROWS[@]}"
 echo
 echo "Reader RSS (MiB): after start, idle after the first requests, peak (VmHWM) over both wrk runs, after the runs."
@@ -447,4 +470,4 @@ echo "Setup: tufa $rev, $(rustc --version); moto $("$VENV/bin/python" -c 'import
 echo "Machine: $(uname -a)"
 echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; work dir ${TMPDIR:-/tmp} ($(df -T "$WORK" | awk 'NR==2 {print $2}')); $(date -u +%Y-%m-%d)."
 echo "Load average (1/5/15 min) before each run: $MACHINE_LOAD."
-echo "Command: BIG_MB=$BIG_MB SMALL_BIG_MB=$SMALL_BIG_MB PROJECTS=$PROJECTS FILES=$FILES FILE_KB=$FILE_KB DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS bench/storage.sh"
+echo "Command: BIG_MB=$BIG_MB SMALL_BIG_MB=$SMALL_BIG_MB PROJECTS=$PROJECTS FILES=$FILES FILE_KB=$FILE_KB DURATION=$DURATION WARMUP=$WARMUP REPEAT=$REPEAT CONNECTIONS=$CONNECTIONS bench/storage.sh"
