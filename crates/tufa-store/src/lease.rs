@@ -76,6 +76,10 @@ pub struct LeaseHolder {
     pub pid: u32,
     /// When the holding process started its command.
     pub started_at: Timestamp,
+    /// The kernel boot and pid namespace the pid belongs to (Linux: `<boot_id>/pid:[<inode>]`),
+    /// so that a writer on the same host and namespace can tell the holder's process is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
 }
 
 impl LeaseHolder {
@@ -85,8 +89,45 @@ impl LeaseHolder {
             host: host_name(),
             pid: std::process::id(),
             started_at,
+            pid_namespace: pid_namespace(),
         }
     }
+
+    /// Whether this holder is certainly gone: it ran on this host, in this kernel boot and pid
+    /// namespace, is not this process, and no process has its pid any more. Anything unsure
+    /// (another host or namespace, a pid in use again, no permission to ask) says no.
+    pub fn is_gone(&self) -> bool {
+        let here = pid_namespace();
+        here.is_some()
+            && self.pid_namespace == here
+            && self.host == host_name()
+            && self.pid != std::process::id()
+            && !process_exists(self.pid)
+    }
+}
+
+/// `<boot_id>/pid:[<inode>]` of this process, where Linux says.
+fn pid_namespace() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), ns.display()))
+}
+
+/// Whether a process with this pid exists (`kill(pid, 0)`): only "no such process" says no.
+#[cfg(unix)]
+fn process_exists(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return true;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+#[cfg(not(unix))]
+fn process_exists(_pid: u32) -> bool {
+    true
 }
 
 /// This host's name: the kernel's (Linux), else `$HOSTNAME`, else `unknown-host`.
@@ -185,7 +226,7 @@ pub enum LeaseError {
         .holder.host, .holder.pid, shown(*.since), shown(*.expires)
     )]
     Held {
-        holder: LeaseHolder,
+        holder: Box<LeaseHolder>,
         since: Timestamp,
         expires: Timestamp,
         /// The holding's token (what `tufa lease break` takes).
@@ -655,7 +696,8 @@ impl Lease {
             let Some((current, version)) = cas.read().await? else {
                 continue; // released in between: create again
             };
-            if !current.is_expired_at(Timestamp::now()) {
+            let expired = current.is_expired_at(Timestamp::now());
+            if !expired && !current.holder.is_gone() {
                 return Err(held_error(current));
             }
             if let Outcome::Done(version) = cas.update(data.clone(), &version).await? {
@@ -663,8 +705,13 @@ impl Lease {
                     host = %current.holder.host,
                     pid = current.holder.pid,
                     since = %shown(current.acquired_at),
-                    expired = %shown(current.expires_at),
-                    "took over an expired writer lease"
+                    expires = %shown(current.expires_at),
+                    "{}",
+                    if expired {
+                        "took over an expired writer lease"
+                    } else {
+                        "took over the writer lease of a process on this host that is gone"
+                    }
                 );
                 cas.probe(&data).await?;
                 return Ok(Self::held(cas, timing, record, version, started, auto_renew));
@@ -760,7 +807,7 @@ impl Lease {
         let held = self.shared.ensure_held();
         self.shared.mark_lost("the lease was released");
         if let Err(e) = held {
-            tracing::warn!(error = %e, "writer lease not released: it was not held any more");
+            tracing::debug!(error = %e, "writer lease not released: it was not held any more");
             return Ok(());
         }
         let token = self.shared.state().record.token.clone();
@@ -791,7 +838,7 @@ fn held_error(current: LeaseRecord) -> LeaseError {
         since: current.acquired_at,
         expires: current.expires_at,
         token: current.token,
-        holder: current.holder,
+        holder: Box::new(current.holder),
     }
 }
 
@@ -818,7 +865,75 @@ mod tests {
             host: format!("host-{pid}"),
             pid,
             started_at: Timestamp::now(),
+            pid_namespace: None,
         }
+    }
+
+    #[test]
+    fn a_holder_is_gone_only_when_certain() {
+        let me = LeaseHolder::this_process(Timestamp::now());
+        assert!(!me.is_gone(), "this process");
+        // A child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let dead = LeaseHolder {
+            pid: child.id(),
+            ..me.clone()
+        };
+        assert!(dead.is_gone());
+        // The same pid seen from another host or namespace: not ours to judge.
+        assert!(
+            !LeaseHolder {
+                host: "elsewhere".into(),
+                ..dead.clone()
+            }
+            .is_gone()
+        );
+        assert!(
+            !LeaseHolder {
+                pid_namespace: Some("other-boot/pid:[1]".into()),
+                ..dead.clone()
+            }
+            .is_gone()
+        );
+        assert!(
+            !LeaseHolder {
+                pid_namespace: None,
+                ..dead.clone()
+            }
+            .is_gone()
+        );
+        // A live process.
+        let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(!LeaseHolder { pid: live.id(), ..me }.is_gone());
+        live.kill().unwrap();
+        live.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_gone_holder_on_this_host_is_taken_over_at_once() {
+        on_each_store(|store| async move {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            child.wait().unwrap();
+            let dead = LeaseHolder {
+                pid: child.id(),
+                ..LeaseHolder::this_process(Timestamp::now())
+            };
+            drop(
+                Lease::acquire_with(&store, dead, timing(60_000, 20_000), false)
+                    .await
+                    .unwrap(),
+            );
+            let next = Lease::acquire(&store, holder(2), timing(60_000, 20_000))
+                .await
+                .unwrap();
+            assert_eq!(
+                read_lease(&store).await.unwrap().unwrap().token,
+                next.record().token
+            );
+            next.release().await.unwrap();
+        })
+        .await;
     }
 
     fn timing(ttl_ms: u64, renew_ms: u64) -> LeaseTiming {

@@ -47,6 +47,12 @@
 //! staging files), never a partial blob under `blobs/`; [`BlobStore::remove_stale_temps`]
 //! sweeps it.
 //!
+//! # One writer
+//!
+//! [`lease`] holds the single-writer lease (`lease/writer.json`): conditional puts to take,
+//! renew and take over a lease, and the [`LeaseFence`] that makes a [`BlobStore`]'s named
+//! writes ([`BlobStore::with_lease_fence`]) refuse to run once the writer has lost it.
+//!
 //! Reads go through object_store too, except [`BlobStore::verify`] on the local backend, which
 //! hashes the file on a blocking thread with a large buffer.
 //!

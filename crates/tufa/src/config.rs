@@ -34,6 +34,8 @@ pub struct Config {
     pub tuf: crate::tuf_cmd::TufConfig,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub lease: crate::lease_cmd::LeaseConfig,
 }
 
 fn default_upstream() -> Url {
@@ -259,6 +261,7 @@ impl Config {
             serve: Serve::default(),
             tuf: crate::tuf_cmd::TufConfig::default(),
             log: Log::default(),
+            lease: crate::lease_cmd::LeaseConfig::default(),
         }
     }
 
@@ -331,6 +334,7 @@ impl Config {
         }
         self.tuf.validate()?;
         self.serve.limits.validate()?;
+        self.lease.validate()?;
         if self.sync.latest_releases == Some(0) {
             bail!("sync.latest_releases must be at least 1 (remove it to mirror every release)");
         }
@@ -433,6 +437,14 @@ listen = "{listen}"
 # page_cache_bytes = 67108864
 # /readyz fails when the TUF timestamp expires within this many seconds.
 # readiness_min_timestamp_validity_secs = 3600
+
+[lease]
+# The single-writer lease (lease/writer.json in the store): sync, refresh, import-metadata and
+# rebuild-index hold it while they work, and any other writer is refused. A lease not renewed
+# for ttl_secs is taken over by the next writer (sooner on the same host once the holder's
+# process is gone); renew_secs must be less than ttl_secs / 2.
+# ttl_secs = 120
+# renew_secs = 30
 
 [tuf]
 # PEP 458 signing. Without online_key, pages are published unsigned.

@@ -127,6 +127,20 @@ async fn published_bytes(store: &tufa_store::BlobStore, name: &str) -> anyhow::R
 
 /// `tufa import-metadata DIR [--replace-dev-metadata]`.
 pub async fn import_metadata(loaded: &Loaded, dir: &Path, replace_dev: bool) -> anyhow::Result<ExitCode> {
+    let store = loaded.open_store_reachable().await?;
+    crate::lease_cmd::as_writer(loaded, &store, |store| {
+        import_leased(loaded, store, dir, replace_dev)
+    })
+    .await
+}
+
+/// `tufa import-metadata` while holding the writer lease.
+async fn import_leased(
+    loaded: &Loaded,
+    store: tufa_store::BlobStore,
+    dir: &Path,
+    replace_dev: bool,
+) -> anyhow::Result<ExitCode> {
     let config = loaded.path.display().to_string();
     let key = OnlineKey::from_config(loaded).with_context(|| {
         format!(
@@ -141,7 +155,6 @@ pub async fn import_metadata(loaded: &Loaded, dir: &Path, replace_dev: bool) -> 
         );
     }
     let dir_shown = dir.display().to_string();
-    let store = loaded.open_store_reachable().await?;
     let index = loaded.open_index().await?;
     // A lost index would take the export for a first import and restart every version.
     crate::tuf_cmd::refuse_empty_index_over_published_store(loaded, &store, &index).await?;

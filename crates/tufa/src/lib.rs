@@ -3,11 +3,13 @@
 //! untrusted `tufa.toml` text through exactly the code the binary uses. The TUF side of the
 //! mirror lives here too: the online key and its rotation ([`online_key`]), signing on publish
 //! and `tufa online-key` ([`tuf_cmd`]), and importing a key ceremony's export
-//! ([`import_cmd`]).
+//! ([`import_cmd`]). The writer lease around every publishing command and `[lease]` are in
+//! [`lease_cmd`].
 //!
 //! Everything else (subcommands, progress, logging) stays in the binary (`main.rs`).
 
 pub mod config;
 pub mod import_cmd;
+pub mod lease_cmd;
 pub mod online_key;
 pub mod tuf_cmd;

@@ -57,6 +57,21 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum LeaseAction {
+    /// Print the lease object: holder (host, pid, start), since, expiry, token. Exit 0, also
+    /// when no writer holds the store.
+    Show,
+    /// Remove the lease if it still has TOKEN (from `lease show`), so a new writer need not
+    /// wait for the ttl. Make sure its holder is gone first (host and pid are shown): a live
+    /// holder keeps publishing until its next renewal fails. Exit 1 if there is no lease or it
+    /// has another token by now.
+    Break {
+        /// The lease's token, as `tufa lease show` printed it.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OnlineKeyAction {
     /// Create the key the config names: a new key file at `[tuf] online_key` (its directory is
     /// created, mode 0700), or a key pair inside the `[tuf.online_pkcs11]` token (its private
@@ -228,9 +243,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The store's single-writer lease (`lease/writer.json`), which sync, refresh,
+    /// import-metadata and rebuild-index hold while they work: show it, or break a dead
+    /// writer's. A lease not renewed for `[lease] ttl_secs` is taken over by the next writer
+    /// anyway.
+    Lease {
+        #[command(subcommand)]
+        action: LeaseAction,
+    },
 }
 
 fn main() -> ExitCode {
+    tufa::lease_cmd::note_process_start();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -363,7 +387,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let fmt = cli.log_format.unwrap_or(loaded.config.log.format);
             let bar = std::io::stderr().is_terminal() && fmt == LogFormat::Text && !cli.quiet;
             init_logging(cli.verbose, cli.quiet, fmt, bar);
-            runtime()?.block_on(rebuild_cmd::run(&loaded, force, bar))
+            // The lease keeps every other writer out while the index is read back from the
+            // store (rebuild-index itself writes only the local index).
+            runtime()?.block_on(async {
+                let store = loaded.open_store_reachable().await?;
+                tufa::lease_cmd::as_writer(&loaded, &store, |_| rebuild_cmd::run(&loaded, force, bar)).await
+            })
+        }
+        Command::Lease { action } => {
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            match action {
+                LeaseAction::Show => runtime()?.block_on(tufa::lease_cmd::show(&loaded)),
+                LeaseAction::Break { token } => {
+                    runtime()?.block_on(tufa::lease_cmd::break_cmd(&loaded, &token))
+                }
+            }
         }
     }
 }

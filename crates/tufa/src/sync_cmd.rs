@@ -12,8 +12,14 @@ use crate::progress::Progress;
 const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
-    let c = &loaded.config;
     let store = loaded.open_store_reachable().await?;
+    // The store's writer lease before anything else (the index, the temp sweep): a second
+    // writer is refused naming the first, and every publish step checks the lease is held.
+    tufa::lease_cmd::as_writer(loaded, &store, |store| run_leased(loaded, store, bar)).await
+}
+
+async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) -> anyhow::Result<ExitCode> {
+    let c = &loaded.config;
     let index = loaded.open_index().await?;
     // Uploads a killed run left behind. A live upload touches its temporary object at least
     // every read timeout, so anything this old is garbage.

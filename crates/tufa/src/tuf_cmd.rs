@@ -592,6 +592,11 @@ fn print_public(signer: &dyn tufa_tuf::Signer, out: Option<&Path>) -> anyhow::Re
 /// `tufa refresh`: re-sign timestamp and snapshot, and bins near expiry, without syncing.
 pub async fn refresh(loaded: &Loaded) -> anyhow::Result<ExitCode> {
     let store = loaded.open_store_reachable().await?;
+    crate::lease_cmd::as_writer(loaded, &store, |store| refresh_leased(loaded, store)).await
+}
+
+/// `tufa refresh` while holding the writer lease.
+async fn refresh_leased(loaded: &Loaded, store: BlobStore) -> anyhow::Result<ExitCode> {
     let index = loaded.open_index().await?;
     let mut publishing = publishing(loaded, &store, &index).await?;
     match &publishing.status {

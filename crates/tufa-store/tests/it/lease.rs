@@ -21,6 +21,7 @@ fn holder(pid: u32) -> LeaseHolder {
         host: format!("host-{pid}"),
         pid,
         started_at: jiff::Timestamp::now(),
+        pid_namespace: None,
     }
 }
 

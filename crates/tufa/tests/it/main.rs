@@ -16,6 +16,7 @@ mod deploy_nginx;
 mod deploy_yaml;
 mod hardening;
 mod kill;
+mod lease;
 mod rebuild;
 mod storage_azure;
 mod sync;
