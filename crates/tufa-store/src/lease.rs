@@ -520,15 +520,22 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The lease is lost: logged as an error, once.
     fn mark_lost(&self, reason: &str) {
+        if self.end(reason) {
+            tracing::error!(reason, "writer lease lost");
+        }
+    }
+
+    /// No more writes under this lease (lost, released or dropped); true the first time.
+    fn end(&self, reason: &str) -> bool {
         self.lost.send_if_modified(|lost| {
             if lost.is_some() {
                 return false;
             }
-            tracing::error!(reason, "writer lease lost");
             *lost = Some(reason.to_owned());
             true
-        });
+        })
     }
 
     /// The instant from which this holder no longer counts on its lease.
@@ -805,7 +812,7 @@ impl Lease {
             let _ = task.await;
         }
         let held = self.shared.ensure_held();
-        self.shared.mark_lost("the lease was released");
+        self.shared.end("the lease was released");
         if let Err(e) = held {
             tracing::debug!(error = %e, "writer lease not released: it was not held any more");
             return Ok(());
@@ -829,7 +836,7 @@ impl Drop for Lease {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-        self.shared.mark_lost("the lease was dropped without release");
+        self.shared.end("the lease was dropped without release");
     }
 }
 

@@ -131,6 +131,9 @@ enum Command {
     /// Sync from upstream: the allowlisted projects, or everything changed upstream since the
     /// last run. Resumable and safe to kill at any moment. Exits 1 if anything failed, after
     /// syncing everything else.
+    ///
+    /// Holds the store's writer lease while it works (see `tufa lease`): exits 1 at once,
+    /// naming the holder, when another writer has it, and stops (exit 1) if it loses it.
     Sync,
     /// Serve the published tree: the Simple API (PEP 503/691), files, and PEP 658 metadata.
     /// Stateless: any number of replicas can serve one store.
@@ -211,6 +214,7 @@ enum Command {
     },
     /// Re-sign the TUF timestamp and snapshot (and bins near expiry) without syncing. Run it
     /// from a timer more often than the timestamp lifetime (default 24 h), e.g. hourly.
+    /// Holds the store's writer lease, like sync.
     Refresh,
     /// Re-hash every blob the index references and every published page, walk the TUF chain
     /// and check every signed target; report what is missing or corrupt (exit 1).
