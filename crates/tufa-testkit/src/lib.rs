@@ -434,11 +434,17 @@ pub fn shared_s3() -> &'static S3Server {
 
 /// A fresh bucket on the shared server: `tufa-<counter>-<pid>`.
 pub fn unique_bucket() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("tufa-{n}-{}", std::process::id());
+    let name = unique_name();
     shared_s3().create_bucket(&name);
     name
+}
+
+/// `tufa-<counter>-<pid>`: unique in this process and among concurrent test binaries, and a
+/// valid S3 bucket and Azure container name.
+fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("tufa-{n}-{}", std::process::id())
 }
 
 /// A port that was free a moment ago.
@@ -558,9 +564,7 @@ pub fn shared_azurite() -> &'static Azurite {
 
 /// A fresh container on the shared Azurite: `tufa-<counter>-<pid>`.
 pub fn unique_container() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("tufa-{n}-{}", std::process::id());
+    let name = unique_name();
     shared_azurite().create_container(&name);
     name
 }

@@ -128,42 +128,27 @@ fn json_filenames(simple_url: &str, project: &str) -> Vec<String> {
 }
 
 fn install_with_pip_and_uv(reader: &Mirror, what: &str) {
-    let target = reader.work_dir("pip-site");
-    let out = venv_cmd("pip", reader.dir.path())
-        .args([
-            "install",
-            "--no-cache-dir",
-            "--index-url",
-            &reader.url,
-            "--target",
-        ])
-        .arg(&target)
-        .arg("demo-app")
-        .output()
-        .unwrap();
-    check(out, &format!("pip install from {what}"));
     let expected = [
         "demo_app-1.0.dist-info",
         "demo_lib-1.1.dist-info",
         "demo_util-0.1.dist-info",
     ];
-    assert_eq!(dist_infos(&target), expected, "pip from {what}");
-    let target = reader.work_dir("uv-site");
-    let out = venv_cmd("uv", reader.dir.path())
-        .args([
-            "pip",
-            "install",
-            "--no-cache",
-            "--index-url",
-            &reader.url,
-            "--target",
-        ])
-        .arg(&target)
-        .arg("demo-app")
-        .output()
-        .unwrap();
-    check(out, &format!("uv pip install from {what}"));
-    assert_eq!(dist_infos(&target), expected, "uv from {what}");
+    // (tool, its install command, its no-cache flag)
+    for (tool, install, no_cache) in [
+        ("pip", &["install"][..], "--no-cache-dir"),
+        ("uv", &["pip", "install"][..], "--no-cache"),
+    ] {
+        let target = reader.work_dir(&format!("{tool}-site"));
+        let out = venv_cmd(tool, reader.dir.path())
+            .args(install)
+            .args([no_cache, "--index-url", &reader.url, "--target"])
+            .arg(&target)
+            .arg("demo-app")
+            .output()
+            .unwrap();
+        check(out, &format!("{tool} install from {what}"));
+        assert_eq!(dist_infos(&target), expected, "{tool} from {what}");
+    }
 }
 
 /// python-tuf verifies every page, file and METADATA file the reader links; returns the
