@@ -39,16 +39,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn start(config: &Path, log: PathBuf) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tufa"));
-        for var in [
-            "TUFA_CONFIG",
-            "TUFA_UPSTREAM",
-            "TUFA_PROJECTS",
-            "TUFA_LOG_FORMAT",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = crate::tufa_process();
         let mut child = cmd
             .arg("--config")
             .arg(config)

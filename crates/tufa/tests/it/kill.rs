@@ -66,17 +66,8 @@ fn killed_sync_converges(wait_for_all: bool) {
         1
     };
 
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tufa"));
+    let mut cmd = crate::tufa_process();
     cmd.arg("--config").arg(m.config()).arg("sync");
-    for var in [
-        "TUFA_CONFIG",
-        "TUFA_UPSTREAM",
-        "TUFA_PROJECTS",
-        "TUFA_LOG_FORMAT",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -165,17 +165,8 @@ impl<'a> Writer<'a> {
 
     /// `tufa sync` in the background.
     fn spawn_sync(&self) -> KillOnDrop {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tufa"));
+        let mut cmd = crate::tufa_process();
         cmd.arg("--config").arg(self.m.config()).arg("sync");
-        for var in [
-            "TUFA_CONFIG",
-            "TUFA_UPSTREAM",
-            "TUFA_PROJECTS",
-            "TUFA_LOG_FORMAT",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
         cmd.envs(self.store.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

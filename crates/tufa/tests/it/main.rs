@@ -67,19 +67,32 @@ impl std::ops::Deref for Upstream {
     }
 }
 
+/// The caller's environment variables that would change what `tufa` does.
+const CALLER_ENV: [&str; 5] = [
+    "TUFA_CONFIG",
+    "TUFA_UPSTREAM",
+    "TUFA_PROJECTS",
+    "TUFA_LOG_FORMAT",
+    "RUST_LOG",
+];
+
 /// `tufa` with a clean environment (no `TUFA_*` or `RUST_LOG` from the caller).
 pub fn tufa() -> Command {
     let mut cmd = Command::cargo_bin("tufa").unwrap();
-    for var in [
-        "TUFA_CONFIG",
-        "TUFA_UPSTREAM",
-        "TUFA_PROJECTS",
-        "TUFA_LOG_FORMAT",
-        "RUST_LOG",
-    ] {
+    for var in CALLER_ENV {
         cmd.env_remove(var);
     }
     cmd.timeout(CMD_TIMEOUT);
+    cmd
+}
+
+/// [`tufa`] as a `std::process::Command`, for a process the test runs in the background
+/// (and kills, or waits for).
+pub fn tufa_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tufa"));
+    for var in CALLER_ENV {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
