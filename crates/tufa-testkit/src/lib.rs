@@ -279,56 +279,85 @@ impl S3Server {
         ]
     }
 
+    /// Runs `body` (Python, with `s3` a boto3 client of this server and `argv` the extra
+    /// arguments) with `stdin`; its output. Exit code 3 is left to the caller ("not found").
+    fn boto3(&self, body: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+        use std::io::Write as _;
+        let script = format!(
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2], \
+             aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])\n\
+             argv = sys.argv[5:]\n{body}\n"
+        );
+        let mut child = Command::new(venv().join("bin/python"))
+            .args([
+                "-c",
+                &script,
+                &self.endpoint(),
+                Self::REGION,
+                Self::ACCESS_KEY,
+                Self::SECRET_KEY,
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the venv's python");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() || out.status.code() == Some(3),
+            "boto3 {body:?} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Overwrites (or creates) object `key` in `bucket` with `body`, behind tufa's back: what
     /// an attacker with write access to the bucket, or a broken replication, does. A signed
     /// request through boto3 (moto refuses anonymous writes to existing objects).
     pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
-        use std::io::Write as _;
-        let script = "import sys, boto3\n\
-             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2],\n\
-                 aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])\n\
-             s3.put_object(Bucket=sys.argv[5], Key=sys.argv[6], Body=sys.stdin.buffer.read())\n";
-        let mut child = Command::new(venv().join("bin/python"))
-            .args([
-                "-c",
-                script,
-                &self.endpoint(),
-                Self::REGION,
-                Self::ACCESS_KEY,
-                Self::SECRET_KEY,
-                bucket,
-                key,
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("run the venv's python");
-        child.stdin.take().unwrap().write_all(body).unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "boto3 put_object {bucket}/{key} failed");
+        self.boto3(
+            "s3.put_object(Bucket=argv[0], Key=argv[1], Body=sys.stdin.buffer.read())",
+            &[bucket, key],
+            body,
+        );
+    }
+
+    /// The bytes of object `key` in `bucket`, or `None` when there is none.
+    pub fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self.boto3(
+            "try: sys.stdout.buffer.write(s3.get_object(Bucket=argv[0], Key=argv[1])['Body'].read())\n\
+             except s3.exceptions.NoSuchKey: sys.exit(3)",
+            &[bucket, key],
+            b"",
+        );
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// The keys under `prefix` in `bucket`, sorted.
+    pub fn list_objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self.boto3(
+            "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=argv[0], Prefix=argv[1]):\n\
+             \x20for o in page.get('Contents', []): print(o['Key'])",
+            &[bucket, prefix],
+            b"",
+        );
+        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// The keys of the incomplete multipart uploads in `bucket` (S3 ListMultipartUploads).
     pub fn multipart_uploads(&self, bucket: &str) -> Vec<String> {
-        let script = "import sys, boto3\n\
-             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2],\n\
-                 aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])\n\
-             for u in s3.list_multipart_uploads(Bucket=sys.argv[5]).get('Uploads', []): print(u['Key'])\n";
-        let out = Command::new(venv().join("bin/python"))
-            .args([
-                "-c",
-                script,
-                &self.endpoint(),
-                Self::REGION,
-                Self::ACCESS_KEY,
-                Self::SECRET_KEY,
-                bucket,
-            ])
-            .output()
-            .expect("run the venv's python");
-        assert!(
-            out.status.success(),
-            "boto3 list_multipart_uploads {bucket} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = self.boto3(
+            "for u in s3.list_multipart_uploads(Bucket=argv[0]).get('Uploads', []): print(u['Key'])",
+            &[bucket],
+            b"",
         );
         String::from_utf8_lossy(&out.stdout)
             .lines()

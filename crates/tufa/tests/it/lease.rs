@@ -46,37 +46,13 @@ impl LeaseStore {
     pub fn s3() -> Self {
         let server = tufa_testkit::shared_s3();
         let bucket = tufa_testkit::unique_bucket();
-        let endpoint = server.endpoint();
         let url = format!("s3://{bucket}/mirror");
         let b = bucket.clone();
         Self {
             url,
             env: server.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             read: Box::new(move |key| {
-                let script = "import sys, boto3\n\
-                     s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name=sys.argv[2],\n\
-                         aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])\n\
-                     try:\n    body = s3.get_object(Bucket=sys.argv[5], Key=sys.argv[6])['Body'].read()\n\
-                     except s3.exceptions.NoSuchKey:\n    sys.exit(3)\n\
-                     sys.stdout.buffer.write(body)\n";
-                let out = std::process::Command::new(tufa_testkit::venv().join("bin/python"))
-                    .args([
-                        "-c",
-                        script,
-                        &endpoint,
-                        tufa_testkit::S3Server::REGION,
-                        tufa_testkit::S3Server::ACCESS_KEY,
-                        tufa_testkit::S3Server::SECRET_KEY,
-                        &bucket,
-                        &format!("mirror/{key}"),
-                    ])
-                    .output()
-                    .unwrap();
-                match out.status.code() {
-                    Some(0) => Some(out.stdout),
-                    Some(3) => None,
-                    _ => panic!("boto3 get_object {key}: {}", stderr(&out)),
-                }
+                tufa_testkit::shared_s3().get_object(&bucket, &format!("mirror/{key}"))
             }),
             write: Box::new(move |key, body| {
                 tufa_testkit::shared_s3().put_object(&b, &format!("mirror/{key}"), body);
