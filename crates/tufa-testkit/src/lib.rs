@@ -336,20 +336,26 @@ impl S3Server {
         out.status.success().then_some(out.stdout)
     }
 
-    /// The keys under `prefix` in `bucket`, sorted.
-    pub fn list_objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
+    /// Every object under `prefix` in `bucket` with its bytes (one boto3 run).
+    pub fn objects(&self, bucket: &str, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
         let out = self.boto3(
             "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=argv[0], Prefix=argv[1]):\n\
-             \x20for o in page.get('Contents', []): print(o['Key'])",
+             \x20for o in page.get('Contents', []):\n\
+             \x20\x20print(o['Key'], s3.get_object(Bucket=argv[0], Key=o['Key'])['Body'].read().hex())",
             &[bucket, prefix],
             b"",
         );
-        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout)
             .lines()
-            .map(str::to_owned)
-            .collect();
-        keys.sort();
-        keys
+            .filter_map(|line| {
+                let (key, hex) = line.split_once(' ')?;
+                let bytes = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()?;
+                Some((key.to_owned(), bytes))
+            })
+            .collect()
     }
 
     /// The keys of the incomplete multipart uploads in `bucket` (S3 ListMultipartUploads).

@@ -33,6 +33,11 @@ struct Writer {
 impl Writer {
     /// `tufa init --storage s3://… --dev-keys` for [`PROJECTS`] (16 bins), then one sync.
     fn init(upstream: &FakeUpstream) -> Self {
+        Self::init_with(upstream, PROJECTS)
+    }
+
+    /// [`Writer::init`] for `projects`.
+    fn init_with(upstream: &FakeUpstream, projects: &[&str]) -> Self {
         let server: &S3Server = shared_s3();
         let bucket = unique_bucket();
         let url = format!("s3://{bucket}/mirror");
@@ -49,7 +54,7 @@ impl Writer {
                 "--dev-keys",
             ])
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-        for p in PROJECTS {
+        for p in projects {
             init.args(["--project", p]);
         }
         check(run_bounded(&mut init, COMMAND_TIMEOUT, "tufa init"), "tufa init");
@@ -76,14 +81,44 @@ impl Writer {
 
     fn tufa(&self, args: &[&str]) -> Output {
         run_bounded(
-            Command::new(tufa_bin())
-                .arg("--config")
-                .arg(&self.config)
-                .args(args)
-                .envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))),
+            &mut self.command(args),
             COMMAND_TIMEOUT,
             &format!("tufa {}", args.join(" ")),
         )
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(tufa_bin());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
+    }
+
+    /// Another writer host restored from backup: this writer's tufa.toml and keys, no index.
+    fn new_host(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tufa.toml");
+        std::fs::copy(&self.config, &config).unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        for entry in std::fs::read_dir(self.dir.path().join("keys")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), keys.join(entry.file_name())).unwrap();
+        }
+        Self {
+            dir,
+            config,
+            bucket: self.bucket.clone(),
+            url: self.url.clone(),
+            env: self.env.clone(),
+        }
+    }
+
+    /// Every TUF metadata object in the bucket with its bytes.
+    fn tuf_objects(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        shared_s3().objects(&self.bucket, "mirror/published/tuf/")
     }
 
     /// A reader: a directory holding only a tufa.toml that names the bucket, `tufa serve` on it.
@@ -331,4 +366,92 @@ fn an_unreachable_bucket_is_one_error_line() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(!dir.path().join("new").exists());
+}
+
+/// The published timestamp's version.
+fn timestamp_version(tuf: &std::collections::BTreeMap<String, Vec<u8>>) -> u64 {
+    let ts: serde_json::Value = serde_json::from_slice(&tuf["mirror/published/tuf/timestamp.json"]).unwrap();
+    ts["signed"]["version"].as_u64().unwrap()
+}
+
+#[test]
+fn a_writer_killed_mid_publish_is_replaced_by_a_new_host_and_tuf_clients_follow() {
+    // Enough projects that publishing them takes a while on moto.
+    let names: Vec<String> = (0..12).map(|i| format!("pkg{i:02}")).collect();
+    let specs = names
+        .iter()
+        .map(|n| tufa_fake_upstream::ProjectSpec::new(n).release(ReleaseSpec::new("1.0")))
+        .collect();
+    let upstream = runtime().block_on(FakeUpstream::start(specs));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let a = Writer::init_with(&upstream, &names);
+    let reader = a.reader(idle_upstream());
+    let root = http::get(&format!("{}tuf/1.root.json", reader.root_url()), &[]);
+    let anchor = save(&a.dir.path().join("anchor.json"), &root.body);
+    let pages: Vec<String> = names.iter().map(|n| format!("simple/{n}/index.json")).collect();
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let client = TufClient::new(&reader.work_dir("tuf"), &anchor);
+    let run = client.run(&format!("{}tuf/", reader.root_url()), &reader.root_url(), &pages);
+    run.assert_ok();
+    let trusted = run.timestamp_version.unwrap();
+
+    // A new release of every project; writer A is SIGKILLed as soon as it starts publishing.
+    for n in &names {
+        upstream.add_release(n, ReleaseSpec::new("2.0"));
+    }
+    let mut sync = a
+        .command(&["sync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(sync.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(stderr) {
+        let line = line.unwrap();
+        let publishing = line.contains("published") && line.contains("project=");
+        seen.push(line);
+        if publishing {
+            break;
+        }
+    }
+    sync.kill().unwrap();
+    let status = sync.wait().unwrap();
+    assert!(
+        !status.success(),
+        "writer A finished before it could be killed mid-publish:\n{}",
+        seen.join("\n")
+    );
+    let after_kill = a.tuf_objects();
+
+    // A new writer host: A's config and keys restored, no index. Its sync refuses to publish
+    // over the mirror until the index is rebuilt from the bucket.
+    let b = a.new_host();
+    let out = b.tufa(&["sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rebuild-index"));
+    check(b.tufa(&["rebuild-index"]), "tufa rebuild-index on the new host");
+    let out = check(b.tufa(&["sync"]), "tufa sync on the new host");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("files downloaded"));
+    check(b.tufa(&["verify"]), "tufa verify after the takeover");
+
+    // No TUF version reused: every metadata file in the bucket after the kill (the published
+    // ones and whatever A wrote before it died) has the same bytes now; the timestamp moved on.
+    let now = b.tuf_objects();
+    for (key, bytes) in &after_kill {
+        if key.ends_with("/timestamp.json") {
+            continue;
+        }
+        assert_eq!(now.get(key), Some(bytes), "{key} was rewritten or removed");
+    }
+    assert!(timestamp_version(&now) > timestamp_version(&after_kill));
+
+    // The client that trusted A's publish follows, and sees every 2.0.
+    let run = client.run(&format!("{}tuf/", reader.root_url()), &reader.root_url(), &pages);
+    run.assert_ok();
+    assert!(run.timestamp_version.unwrap() > trusted);
+    for page in &pages {
+        let body = String::from_utf8(run.target(page).bytes()).unwrap();
+        assert!(body.contains("-2.0"), "{page}: {body}");
+    }
 }
