@@ -81,6 +81,9 @@ for tool in taskset curl python3; do
 done
 
 echo "building tufa (release)…" >&2
+# The revision the binary is built from (the tree may change while the benchmark runs).
+rev=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || rev="$rev (+ uncommitted changes)"
 cargo build --release --quiet -p tufa
 TARGET=$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -162,6 +165,9 @@ create_bucket() {
   [ "$status" = 200 ] || { echo "error: creating bucket $1 on moto: HTTP $status" >&2; exit 1; }
 }
 
+# store_requests: how many requests moto has logged so far (one line per request).
+store_requests() { grep -c '" [0-9][0-9][0-9] ' "$WORK/moto.log" || true; }
+
 # The standard AWS environment, pointed at moto and nowhere else (no profile, no IMDS).
 export AWS_ACCESS_KEY_ID=tufa-bench AWS_SECRET_ACCESS_KEY=tufa-bench-secret AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT AWS_ALLOW_HTTP=true AWS_EC2_METADATA_DISABLED=true
@@ -189,11 +195,13 @@ new_writer() {
   grep -q "^max_file_bytes = $limit\$" "$dir/tufa.toml" || { echo "error: could not set max_file_bytes in $dir/tufa.toml" >&2; exit 1; }
 }
 
-# sync_measured NAME DIR: `tufa sync` on core 0 under /usr/bin/time -v; sets WALL USER SYS RSS_MIB
-# and leaves NAME.out (stdout), NAME.log (JSON logs), NAME.time and NAME.start in $WORK.
+# sync_measured NAME DIR: `tufa sync` on core 0 under /usr/bin/time -v; sets WALL USER SYS RSS_MIB,
+# and S3REQ (the requests moto served meanwhile, "–" when there were none), and leaves NAME.out
+# (stdout), NAME.log (JSON logs), NAME.time and NAME.start in $WORK.
 sync_measured() {
-  local name=$1 dir=$2
+  local name=$1 dir=$2 before
   sync; sleep 1 # earlier runs' dirty pages must not be written back during this one
+  before=$(store_requests)
   date +%s.%N >"$WORK/$name.start"
   if ! taskset -c 0 /usr/bin/time -v -o "$WORK/$name.time" \
     "$BIN" --config "$dir/tufa.toml" --log-format json sync >"$WORK/$name.out" 2>"$WORK/$name.log"; then
@@ -201,6 +209,8 @@ sync_measured() {
     tail -n 20 "$WORK/$name.log" "$WORK/$name.out" >&2
     exit 1
   fi
+  S3REQ=$(( $(store_requests) - before ))
+  [ "$S3REQ" -gt 0 ] || S3REQ=–
   read -r WALL USER SYS RSS_MIB < <(python3 - "$WORK/$name.time" <<'EOF'
 import sys
 v = {}
@@ -285,7 +295,7 @@ for store in local s3; do
   note_load "bootstrap $store"
   sync_measured "bootstrap-$store" "$WORK/big-$store"
   expect_downloaded "bootstrap-$store" 1 1024
-  BIG_ROWS+=("| $store | first sync: one 1 KiB file, signs all 16,384 bins | | $WALL | | $USER | $SYS | $RSS_MIB |")
+  BIG_ROWS+=("| $store | first sync: one 1 KiB file, signs all 16,384 bins | | $WALL | | $USER | $SYS | $RSS_MIB | $S3REQ |")
 done
 
 declare -A BIG_RSS
@@ -300,7 +310,7 @@ for mb in "$SMALL_BIG_MB" "$BIG_MB"; do
     sync_measured "big-$mb-$store" "$WORK/big-$store"
     expect_downloaded "big-$mb-$store" 1 $(( mb * 1048576 ))
     rate=$(python3 -c "print(f'{$mb / $WALL:.0f}')")
-    BIG_ROWS+=("| $store | sync one new $mb MiB file | $mb | $WALL | $rate | $USER | $SYS | $RSS_MIB |")
+    BIG_ROWS+=("| $store | sync one new $mb MiB file | $mb | $WALL | $rate | $USER | $SYS | $RSS_MIB | $S3REQ |")
     BIG_RSS[$mb-$store]=$RSS_MIB
   done
 done
@@ -342,15 +352,12 @@ for store in local s3; do
   rate=$(python3 -c "print(f'{$NFILES / $WALL:.0f}')")
   dl_rate=$(python3 -c "print(f'{$NFILES / $t_dl:.0f}' if $t_dl > 0 else '')")
   cpu=$(python3 -c "print(f'{$USER + $SYS:.2f}')")
-  SMALL_ROWS+=("| $store | $PROJECTS | $NFILES | $WALL | $rate | $t_dl | $dl_rate | $t_pages | $t_tuf | $cpu | $RSS_MIB |")
+  SMALL_ROWS+=("| $store | $PROJECTS | $NFILES | $WALL | $rate | $t_dl | $dl_rate | $t_pages | $t_tuf | $cpu | $RSS_MIB | $S3REQ |")
 done
 
 # ---------------------------------------------------------------------------------------------
 # Part 3: serve
 # ---------------------------------------------------------------------------------------------
-
-# store_requests: how many requests moto has logged so far (one line per request).
-store_requests() { grep -c '" [0-9][0-9][0-9] ' "$WORK/moto.log" || true; }
 
 # wrk_run URL [HEADER]: wrk on core 0 (1 thread, CONNECTIONS connections): WARMUP seconds of
 # warm-up, then REPEAT measured runs of DURATION seconds. Prints the run with the median
@@ -396,6 +403,7 @@ first_ms() {
 }
 
 echo "part 3: serve…" >&2
+PAGE_PROJECT=p$(( PROJECTS > 7 ? 7 : 0 )) # the project whose page and first file are requested
 SERVE_ROWS=()
 SIZING_ROWS=()
 for store in local s3; do
@@ -409,12 +417,12 @@ for store in local s3; do
   base=http://127.0.0.1:$port
   wait_http "$base/healthz" "tufa serve ($store)" "$serve_pid" || { cat "$reader/serve.log" >&2; exit 1; }
   rss_start=$(rss_mib "$serve_pid" VmRSS)
-  page=$base/simple/p7/
+  page=$base/simple/$PAGE_PROJECT/
   # Cold: the first request loads the pointer and the generation (and the manifest) from the store.
   page_first=$(first_ms "$page" "Accept: $JSON_ACCEPT")
   page_second=$(first_ms "$page" "Accept: $JSON_ACCEPT")
   file=$(curl -fsS -H "Accept: $JSON_ACCEPT" "$page" | python3 -c \
-    'import json, sys, posixpath; u = json.load(sys.stdin)["files"][0]["url"]; print(posixpath.normpath(posixpath.join("/simple/p7/", u)))')
+    'import json, sys, posixpath; u = json.load(sys.stdin)["files"][0]["url"]; print(posixpath.normpath(posixpath.join("/simple/'"$PAGE_PROJECT"'/", u)))')
   file_first=$(first_ms "$base$file")
   file_second=$(first_ms "$base$file")
   rss_idle=$(rss_mib "$serve_pid" VmRSS)
@@ -424,7 +432,7 @@ for store in local s3; do
   [ "$store" = s3 ] || { page_store=–; file_store=–; }
   rss_after=$(rss_mib "$serve_pid" VmRSS)
   rss_peak=$(rss_mib "$serve_pid" VmHWM)
-  SERVE_ROWS+=("| $store | project page /simple/p7/ (JSON) | $page_rps | $page_min–$page_max | $page_p50 | $page_p99 | $page_store | $page_first | $page_second |")
+  SERVE_ROWS+=("| $store | project page /simple/$PAGE_PROJECT/ (JSON) | $page_rps | $page_min–$page_max | $page_p50 | $page_p99 | $page_store | $page_first | $page_second |")
   SERVE_ROWS+=("| $store | file $(basename "$file") ($FILE_KB KiB) | $file_rps | $file_min–$file_max | $file_p50 | $file_p99 | $file_store | $file_first | $file_second |")
   SIZING_ROWS+=("| $store | $rss_start | $rss_idle | $rss_peak | $rss_after |")
   stop_bg "$serve_pid"
@@ -440,16 +448,16 @@ flat() {
 
 echo "### Table 1: big files (peak RSS must not grow with the file)"
 echo
-echo "| store | sync | MiB | wall s | MiB/s | user s | sys s | peak RSS MiB |"
-echo "|---|---|--:|--:|--:|--:|--:|--:|"
+echo "| store | sync | MiB | wall s | MiB/s | user s | sys s | peak RSS MiB | S3 requests |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|"
 printf '%s\n' "${BIG_ROWS[@]}"
 echo
 echo "Peak RSS, ${BIG_MB} MiB file minus ${SMALL_BIG_MB} MiB file: local $(flat "${BIG_RSS[$SMALL_BIG_MB-local]}" "${BIG_RSS[$BIG_MB-local]}") MiB, S3 $(flat "${BIG_RSS[$SMALL_BIG_MB-s3]}" "${BIG_RSS[$BIG_MB-s3]}") MiB. moto_server's own peak RSS: $MOTO_HWM_AFTER_BIG MiB after part 1, $(rss_mib "$MOTO_PID" VmHWM) MiB at the end."
 echo
 echo "### Table 2: many small files, cold sync ($PROJECTS projects × $FILES sdists of $FILE_KB KiB, 16,384 bins)"
 echo
-echo "| store | projects | files | wall s | files/s | download s | files/s (download) | pages s | TUF s | CPU s (user+sys) | peak RSS MiB |"
-echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+echo "| store | projects | files | wall s | files/s | download s | files/s (download) | pages s | TUF s | CPU s (user+sys) | peak RSS MiB | S3 requests |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 printf '%s\n' "${SMALL_ROWS[@]}"
 echo
 echo "### Table 3: serve (wrk, $CONNECTIONS connections, ${WARMUP} s warm-up, then $REPEAT runs of ${DURATION} s; the run with the median requests/s)"
@@ -464,8 +472,6 @@ echo "| store | after start | idle | peak under load | after load |"
 echo "|---|--:|--:|--:|--:|"
 printf '%s\n' "${SIZING_ROWS[@]}"
 echo
-rev=$(git rev-parse --short HEAD)
-git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || rev="$rev (+ uncommitted changes)"
 echo "Setup: tufa $rev, $(rustc --version); moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)') on $("$VENV/bin/python" --version 2>&1); upstream \`python3 -m http.server\` ($(python3 --version 2>&1)); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)."
 echo "Machine: $(uname -a)"
 echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; work dir ${TMPDIR:-/tmp} ($(df -T "$WORK" | awk 'NR==2 {print $2}')); $(date -u +%Y-%m-%d)."
