@@ -37,6 +37,9 @@
 #                             (tufa's default `info` request log on stderr, nginx's `combined`
 #                             access_log), both written to /dev/null; 0: no request logs
 #                             (`tufa --quiet`, nginx `access_log off`)
+#   PERF_TEST [none]          a test id: after the table, `perf record` samples tufa serve
+#                             (999 Hz, DURATION s) while wrk runs that test at c=64, and the
+#                             top symbols are printed (needs perf: Debian package linux-perf)
 #   CARGO_TARGET_DIR          honoured as usual (tufa is built in release)
 #   TMPDIR [/tmp]             where the upstream, the store and the nginx docroot live
 #
@@ -56,6 +59,7 @@ REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-"1 64 256"}
 TESTS=${TESTS:-all}
 ACCESS_LOG=${ACCESS_LOG:-1}
+PERF_TEST=${PERF_TEST:-}
 JSON_ACCEPT="application/vnd.pypi.simple.v1+json"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,6 +91,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in taskset curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is missing" >&2; exit 1; }
 done
+[ -z "$PERF_TEST" ] || command -v perf >/dev/null 2>&1 || apt_install linux-perf
 case "$ACCESS_LOG" in 0 | 1) ;; *) echo "error: ACCESS_LOG must be 0 or 1, not \`$ACCESS_LOG\`" >&2; exit 2 ;; esac
 
 echo "building tufa (release)…" >&2
@@ -522,4 +527,28 @@ echo "Setup: tufa $rev, $(rustc --version); $("$NGINX" -v 2>&1 | sed 's/^nginx v
 echo "Machine: $(uname -a)"
 echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; work dir ${TMPDIR:-/tmp} ($(df -T "$WORK" | awk 'NR==2 {print $2}')); $(date -u +%Y-%m-%dT%H:%MZ)."
 echo "Load average (1/5/15 min) before each cell: $MACHINE_LOAD."
-echo "Command: MANY_FILES=$MANY_FILES BIG_MB=$BIG_MB DURATION=$DURATION WARMUP=$WARMUP REPEAT=$REPEAT CONNECTIONS=\"$CONNECTIONS\" TESTS=\"$TESTS\" ACCESS_LOG=$ACCESS_LOG bench/serve.sh"
+if [ -n "$PERF_TEST" ]; then
+  p=-1
+  for i in "${!T_ID[@]}"; do [ "${T_ID[$i]}" != "$PERF_TEST" ] || p=$i; done
+  [ "$p" -ge 0 ] || { echo "error: PERF_TEST=\`$PERF_TEST\` is not one of the tests run: ${T_ID[*]}" >&2; exit 2; }
+  echo "perf: sampling tufa serve on $PERF_TEST at c=64…" >&2
+  headers_of "${T_HDRS[$p]}"
+  taskset -c 0 wrk -t1 -c64 -d"$(( DURATION + 2 ))s" --timeout 60s "${HDR[@]}" "http://127.0.0.1:$TUFA_PORT${T_PATH[$p]}" >/dev/null &
+  wrk_pid=$!
+  PIDS+=("$wrk_pid")
+  sleep 1
+  perf record -q -F 999 -o "$WORK/perf.data" -p "$TUFA_PID" -- sleep "$DURATION" >/dev/null 2>&1
+  wait "$wrk_pid" || true
+  echo
+  echo "perf, tufa serve on \`$PERF_TEST\` at c=64 (self time: by object, then symbols at or above 1.5 %):"
+  echo
+  echo '```'
+  perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+$//' | head -n 6
+  echo
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | sed -E 's/([[:space:]]+-)+[[:space:]]*$//; s/[[:space:]]+$//' | head -n 25
+  echo '```'
+fi
+echo
+echo "Command: PERF_TEST=$PERF_TEST MANY_FILES=$MANY_FILES BIG_MB=$BIG_MB DURATION=$DURATION WARMUP=$WARMUP REPEAT=$REPEAT CONNECTIONS=\"$CONNECTIONS\" TESTS=\"$TESTS\" ACCESS_LOG=$ACCESS_LOG bench/serve.sh"
