@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tufa_pypi::ProjectName;
+use tufa_pypi::{ProjectName, Sha256Digest};
 use tufa_store::BlobStore;
 use tufa_tree::ProjectManifest;
 
@@ -135,8 +135,9 @@ impl Generation {
 pub(crate) struct Current {
     poll: Duration,
     generation: RwLock<Arc<Generation>>,
-    /// Versioned TUF metadata (`N.<role>.json`), immutable once published.
-    versioned: Bounded<String, Bytes>,
+    /// Versioned TUF metadata (`N.<role>.json`), immutable once published, with its sha256
+    /// (the ETag), hashed once.
+    versioned: Bounded<String, (Bytes, Sha256Digest)>,
     /// Time origin of `checked_ms`.
     started: Instant,
     /// When the pointer was last checked, in ms since `started` plus one (0: never).
@@ -241,23 +242,35 @@ impl Current {
 
     /// The published TUF metadata file `name` (already checked to be a metadata file name).
     /// Versioned files never change once published, so they are kept across generations.
-    pub(crate) async fn tuf_file(&self, store: &BlobStore, name: &str) -> Result<Option<Bytes>, ApiError> {
+    pub(crate) async fn tuf_file(
+        &self,
+        store: &BlobStore,
+        name: &str,
+    ) -> Result<Option<(Bytes, Sha256Digest)>, ApiError> {
         let key = tufa_tree::tuf_key(name);
+        let read = || async {
+            let data = store.get_named(&key).await.map_err(ApiError::from_store)?;
+            Ok::<_, ApiError>(data.map(|data| {
+                let digest = Sha256Digest::of(&data);
+                (data, digest)
+            }))
+        };
         // `timestamp.json` always comes from the store: every reader then hands out the newest
         // one, so a client behind a load balancer never sees it go back from one reader to
         // the next (a rollback it would refuse). A 404 is never kept either: a client probes
         // `<N+1>.root.json` and must find a new root as soon as it is published.
         if self.poll.is_zero() || name == TIMESTAMP {
-            return store.get_named(&key).await.map_err(ApiError::from_store);
+            return read().await;
         }
         if let Some(cached) = self.versioned.get(&key) {
             return Ok(Some(cached));
         }
-        let data = store.get_named(&key).await.map_err(ApiError::from_store)?;
-        if let Some(data) = &data {
-            self.versioned.insert(key, data.clone(), data.len() as u64);
+        let found = read().await?;
+        if let Some((data, digest)) = &found {
+            self.versioned
+                .insert(key.clone(), (data.clone(), *digest), data.len() as u64);
         }
-        Ok(data)
+        Ok(found)
     }
 
     /// The names of all published projects, in the backend's listing order; `None` when
@@ -327,7 +340,16 @@ mod tests {
                     .unwrap();
             }
         };
-        let get = |name: &'static str| current.tuf_file(&store, name);
+        let get = |name: &'static str| {
+            let current = &current;
+            let store = store.clone();
+            async move {
+                current
+                    .tuf_file(&store, name)
+                    .await
+                    .map(|f| f.map(|(data, _)| data))
+            }
+        };
         put("timestamp.json", b"one").await;
         put("1.root.json", b"root one").await;
         assert_eq!(get("timestamp.json").await.unwrap().unwrap(), "one");
@@ -343,9 +365,8 @@ mod tests {
         assert_eq!(get("1.root.json").await.unwrap().unwrap(), "root one");
         // Polling off: every read goes to the store.
         let direct = Current::new(Duration::ZERO);
-        assert_eq!(
-            direct.tuf_file(&store, "1.root.json").await.unwrap().unwrap(),
-            "rewritten"
-        );
+        let (data, digest) = direct.tuf_file(&store, "1.root.json").await.unwrap().unwrap();
+        assert_eq!(data, "rewritten");
+        assert_eq!(digest, Sha256Digest::of(b"rewritten"));
     }
 }

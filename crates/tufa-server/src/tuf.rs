@@ -29,7 +29,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp as Instant;
-use tufa_pypi::Sha256Digest;
 use tufa_store::BlobStore;
 
 use crate::AppState;
@@ -107,12 +106,14 @@ async fn serve_metadata(
         return Err(ApiError::NotFound);
     };
     let kind = classify(&name).ok_or(ApiError::NotFound)?;
-    let data = state
+    // The sha256 comes with the bytes: hashed once for a cached versioned file (a 490 KB
+    // snapshot.json is not re-hashed per request), per read for timestamp.json.
+    let (data, digest) = state
         .current()
         .tuf_file(state.store(), &name)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let etag = etag_of(&Sha256Digest::of(&data));
+    let etag = etag_of(&digest);
     let cache_control = match kind {
         MetadataFile::Timestamp => NO_CACHE,
         MetadataFile::Versioned => VERSIONED_CACHE_CONTROL,
