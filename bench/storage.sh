@@ -53,41 +53,18 @@ JSON_ACCEPT="application/vnd.pypi.simple.v1+json"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Tools
 # ---------------------------------------------------------------------------------------------
 
-# apt-get install PACKAGE..., as root or through a sudo that needs no password.
-apt_install() {
-  local as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      as_root=(sudo -n)
-    else
-      echo "error: $* missing: run \`sudo apt-get install $*\`" >&2
-      exit 1
-    fi
-  fi
-  echo "installing $* (apt-get)…" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  "${as_root[@]}" apt-get install -y --no-install-recommends "$@" >&2 ||
-    { "${as_root[@]}" apt-get update >&2 && "${as_root[@]}" apt-get install -y --no-install-recommends "$@" >&2; }
-}
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 [ -x /usr/bin/time ] || apt_install time
-for tool in taskset curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is missing" >&2; exit 1; }
-done
+need_tools taskset curl python3
 
-echo "building tufa (release)…" >&2
-# The revision the binary is built from (the tree may change while the benchmark runs).
-rev=$(git rev-parse --short HEAD)
-git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || rev="$rev (+ uncommitted changes)"
-cargo build --release --quiet -p tufa
-TARGET=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-BIN=$TARGET/release/tufa
+build_tufa
 VENV=${TUFA_E2E_VENV:-$TARGET/e2e-venv}
 bash tests/e2e/setup-venv.sh "$VENV" >&2
 [ -x "$VENV/bin/moto_server" ] || { echo "error: $VENV/bin/moto_server missing" >&2; exit 1; }
@@ -96,50 +73,7 @@ bash tests/e2e/setup-venv.sh "$VENV" >&2
 # Background processes and clean-up
 # ---------------------------------------------------------------------------------------------
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tufa-storage-bench.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start_bg CORE LOG CMD...: runs CMD pinned to CORE in the background; its pid in $LAST_PID.
-start_bg() {
-  local core=$1 log=$2
-  shift 2
-  taskset -c "$core" "$@" >"$log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-
-# stop_bg PID: stops one process this script started.
-stop_bg() {
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-# rss_mib PID VmRSS|VmHWM: a process's resident set now or at its peak, MiB.
-rss_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_http URL WHAT PID: until URL answers 2xx, or fail naming the log.
-wait_http() {
-  local i
-  for i in $(seq 1 300); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { echo "error: $2 exited; see its log above" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "error: $2 did not answer $1 within 30 s" >&2
-  return 1
-}
+bench_workdir tufa-storage-bench
 
 # ---------------------------------------------------------------------------------------------
 # Peers: a static upstream and moto's S3 server, both on core 1
