@@ -40,6 +40,7 @@ use tufa_store::BlobStore;
 use tufa_tree::ProjectManifest;
 
 use crate::error::ApiError;
+use crate::local::SmallFile;
 
 /// Manifests one generation keeps (a manifest is a few hundred bytes to a few KiB).
 const MAX_MANIFESTS: usize = 200_000;
@@ -47,6 +48,8 @@ const MAX_MANIFESTS: usize = 200_000;
 const TIMESTAMP: &str = "timestamp.json";
 /// Bytes of versioned TUF metadata a reader keeps.
 const MAX_TUF_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest `timestamp.json` read from the local disk (it is about 500 bytes).
+const MAX_TIMESTAMP_BYTES: u64 = 1024 * 1024;
 /// Bookkeeping bytes counted per cached entry.
 const ENTRY_OVERHEAD: u64 = 64;
 
@@ -144,6 +147,8 @@ pub(crate) struct Current {
     checked_ms: AtomicU64,
     /// Makes the check single-flight.
     checking: tokio::sync::Mutex<()>,
+    /// `timestamp.json` on the local disk, reread when its file changes.
+    timestamp: SmallFile,
 }
 
 impl std::fmt::Debug for Current {
@@ -166,6 +171,7 @@ impl Current {
             started: Instant::now(),
             checked_ms: AtomicU64::new(0),
             checking: tokio::sync::Mutex::new(()),
+            timestamp: SmallFile::default(),
         }
     }
 
@@ -257,8 +263,17 @@ impl Current {
         };
         // `timestamp.json` always comes from the store: every reader then hands out the newest
         // one, so a client behind a load balancer never sees it go back from one reader to
-        // the next (a rollback it would refuse). A 404 is never kept either: a client probes
+        // the next (a rollback it would refuse). On the local disk that costs one `stat` while
+        // the file is unchanged. A 404 is never kept either: a client probes
         // `<N+1>.root.json` and must find a new root as soon as it is published.
+        if name == TIMESTAMP
+            && let Some(path) = store.local_named_path(&key)
+        {
+            return self
+                .timestamp
+                .get(&path, MAX_TIMESTAMP_BYTES)
+                .map_err(|e| ApiError::Unavailable(format!("cannot read {}: {e}", path.display())));
+        }
         if self.poll.is_zero() || name == TIMESTAMP {
             return read().await;
         }

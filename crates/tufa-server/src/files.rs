@@ -21,10 +21,11 @@ use tufa_pypi::{Sha256Digest, Sha256Hasher};
 use tufa_store::BlobStore;
 use tufa_tree::{FilePath, ProjectManifest, parse_file_path};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::local::{self, Piece};
 use crate::pages::{etag_of, if_none_match, split_hash_prefix, verified_small};
 use crate::verify::{BlobVersion, Outcome, hash_chunk};
+use crate::{AppState, FileVerification};
 
 /// `Cache-Control` of content-addressed responses: the URL names the content.
 pub(crate) const IMMUTABLE: &str = "max-age=31536000, public, immutable";
@@ -106,15 +107,15 @@ async fn distribution(
 ) -> Result<Response, ApiError> {
     let digest = file.sha256;
     let etag = etag_of(&digest);
-    let key = BlobStore::key_for(&digest);
-    let store = state.store().object_store();
     let content_type = content_type(file.filename.as_str());
     let not_modified = if_none_match(headers, &etag);
     let range = requested_range(headers, &etag);
 
     if *method == Method::HEAD || not_modified || range.is_some() {
-        let meta = store
-            .head(&key)
+        let meta = state
+            .store()
+            .object_store()
+            .head(&BlobStore::key_for(&digest))
             .await
             .map_err(|e| ApiError::from_object_store(&digest, e))?;
         let builder = file_headers(&etag, SystemTime::from(meta.last_modified));
@@ -132,25 +133,29 @@ async fn distribution(
         }
     }
 
-    let result = store
-        .get(&key)
-        .await
-        .map_err(|e| ApiError::from_object_store(&digest, e))?;
-    let version = BlobVersion::of(&result.meta);
+    let (version, body) = whole_blob(state, &digest).await?;
     let builder = file_headers(&etag, version.modified)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_LENGTH, version.len);
-    let body = verified_stream(payload_stream(result), digest, version, state.clone());
-    build(builder, Body::from_stream(body))
+    build(builder, body)
 }
 
 /// The whole blob `digest` as a response body that is only complete when it verified (see
-/// `verified_stream`), with its length.
-pub(crate) async fn verified_blob_body(
+/// `verified_stream` and `local_verified_stream`), with the version that is read.
+pub(crate) async fn whole_blob(
     state: &AppState,
     digest: &Sha256Digest,
-) -> Result<(u64, Body), ApiError> {
+) -> Result<(BlobVersion, Body), ApiError> {
+    if let Some(path) = state.store().local_path(digest) {
+        let file = local::open(path)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("reading blob sha256:{digest}: {e}")))?
+            .ok_or(ApiError::NotFound)?;
+        let version = BlobVersion::of_file(&file);
+        let body = local_verified_stream(state, *digest, file);
+        return Ok((version, Body::from_stream(body)));
+    }
     let result = state
         .store()
         .object_store()
@@ -159,7 +164,7 @@ pub(crate) async fn verified_blob_body(
         .map_err(|e| ApiError::from_object_store(digest, e))?;
     let version = BlobVersion::of(&result.meta);
     let body = verified_stream(payload_stream(result), *digest, version, state.clone());
-    Ok((version.len, Body::from_stream(body)))
+    Ok((version, Body::from_stream(body)))
 }
 
 /// A range request: cut the range from a fresh read of a blob whose whole content this
@@ -230,13 +235,19 @@ async fn metadata(
     if prefix.is_some_and(|p| *p != blob.sha256) {
         return Err(ApiError::NotFound);
     }
-    // The URL names the distribution's blob too; answer only for a file that is stored.
-    if !state
-        .store()
-        .exists(&file.sha256)
-        .await
-        .map_err(ApiError::from_store)?
-    {
+    // The URL names the distribution's blob too; answer only for a file that is stored (on
+    // the local disk one `stat` on this worker, cheaper than a hand-off to the blocking pool).
+    let stored = match state.store().local_path(&file.sha256) {
+        Some(path) => path
+            .try_exists()
+            .map_err(|e| ApiError::Unavailable(format!("checking blob sha256:{}: {e}", file.sha256)))?,
+        None => state
+            .store()
+            .exists(&file.sha256)
+            .await
+            .map_err(ApiError::from_store)?,
+    };
+    if !stored {
         return Err(ApiError::NotFound);
     }
     let etag = etag_of(&blob.sha256);
@@ -424,6 +435,47 @@ fn verified_stream(
                     return Some((Err(st.fail(Some(actual))), None));
                 }
             }
+        }
+    })
+}
+
+/// A local file as a body that is only ever complete when it hashed to `digest`: chunks are
+/// read and hashed together on the blocking pool (see the `local` module), and the last one is
+/// released only after the digest is checked; on a mismatch an error replaces it. In the
+/// `once-per-file` mode, a file whose identity this process has seen hash correctly is
+/// streamed without hashing.
+fn local_verified_stream(
+    state: &AppState,
+    digest: Sha256Digest,
+    file: local::OpenFile,
+) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    let identity = file.identity;
+    let version = BlobVersion::of_file(&file);
+    let trusted = state.file_verification() == FileVerification::OncePerFile
+        && state.verifier().is_verified_file(&digest, &identity);
+    state.metrics().file_download(trusted);
+    let pieces = local::read_chunks(file, !trusted, state.verifier().streams());
+    let state = state.clone();
+    pieces.map(move |piece| match piece {
+        Ok(Piece::Chunk(chunk) | Piece::Last(chunk, None)) => Ok(chunk),
+        Ok(Piece::Last(chunk, Some(actual))) if actual == digest => {
+            state.verifier().remember(digest, version);
+            state.verifier().remember_file(digest, identity);
+            Ok(chunk)
+        }
+        Ok(Piece::Last(_, Some(actual))) => {
+            state.metrics().verification_failed();
+            tracing::error!(
+                digest = %digest,
+                actual = %actual,
+                bytes = identity.len,
+                "stored blob does not match its digest; response aborted before its last chunk"
+            );
+            Err(io::Error::other("blob failed verification"))
+        }
+        Err(e) => {
+            tracing::error!(digest = %digest, error = %e, "reading blob failed mid-response");
+            Err(e)
         }
     })
 }

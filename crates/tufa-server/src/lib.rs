@@ -94,6 +94,7 @@ mod conn;
 mod current;
 mod error;
 mod files;
+mod local;
 mod metrics;
 mod middleware;
 mod negotiate;
@@ -205,6 +206,31 @@ impl ServerLimits {
     }
 }
 
+/// How often a distribution file on the local disk is hashed when it is downloaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileVerification {
+    /// Every download is hashed while it streams; the last chunk is released only once the
+    /// digest matched (the default).
+    #[default]
+    EveryRequest,
+    /// A file this process has already hashed correctly is streamed again without hashing
+    /// while its identity on disk (device, inode, size, mtime, ctime) is unchanged; any other
+    /// file is hashed as in `every-request`. Stores other than the local disk always hash.
+    /// It does not catch a change below the filesystem that leaves the identity as it was (a
+    /// bit flip on the disk, a write to the block device): see the `local` module.
+    OncePerFile,
+}
+
+/// How a reader answers, besides its [`ServerLimits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReaderOptions {
+    /// How often the writer's publish pointer is checked (zero: read the store on every
+    /// request; see [`AppState::with_poll_interval`]).
+    pub poll_interval: std::time::Duration,
+    pub file_verification: FileVerification,
+}
+
 /// What every request handler shares: the store, the limits, the cache of verified pages and
 /// the metrics. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -221,6 +247,7 @@ struct Inner {
     verifier: Verifier,
     published: PublishedFiles,
     current: Current,
+    file_verification: FileVerification,
 }
 
 impl AppState {
@@ -234,6 +261,18 @@ impl AppState {
     /// pointer at most once per `poll` (see the `current` module); zero reads the store on
     /// every request.
     pub fn with_poll_interval(store: BlobStore, limits: ServerLimits, poll: std::time::Duration) -> Self {
+        Self::with_options(
+            store,
+            limits,
+            ReaderOptions {
+                poll_interval: poll,
+                ..ReaderOptions::default()
+            },
+        )
+    }
+
+    /// A state with every reader option given.
+    pub fn with_options(store: BlobStore, limits: ServerLimits, options: ReaderOptions) -> Self {
         let cache = PageCache::new(limits.page_cache_bytes);
         let verifier = Verifier::new(limits.max_concurrent_verifications);
         let published = PublishedFiles::new(limits.page_cache_bytes);
@@ -245,7 +284,8 @@ impl AppState {
                 metrics: Metrics::default(),
                 verifier,
                 published,
-                current: Current::new(poll),
+                current: Current::new(options.poll_interval),
+                file_verification: options.file_verification,
             }),
         }
     }
@@ -285,6 +325,10 @@ impl AppState {
 
     pub(crate) fn current(&self) -> &Current {
         &self.inner.current
+    }
+
+    pub(crate) fn file_verification(&self) -> FileVerification {
+        self.inner.file_verification
     }
 }
 

@@ -127,6 +127,10 @@ pub(crate) struct Metrics {
     durations: [Histogram; Route::ALL.len()],
     response_bytes: [AtomicU64; Route::ALL.len()],
     verification_failures: AtomicU64,
+    /// Local-disk file downloads started: hashed while streaming, or trusted (the
+    /// `once-per-file` mode, a file identity already verified).
+    downloads_hashed: AtomicU64,
+    downloads_trusted: AtomicU64,
     closed: [AtomicU64; Closed::ALL.len()],
 }
 
@@ -148,6 +152,16 @@ impl Metrics {
 
     pub(crate) fn verification_failed(&self) {
         self.verification_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A download of a local file starts, hashed while it streams or `trusted`.
+    pub(crate) fn file_download(&self, trusted: bool) {
+        let counter = if trusted {
+            &self.downloads_trusted
+        } else {
+            &self.downloads_hashed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn connection_closed(&self, reason: Closed) {
@@ -233,6 +247,22 @@ impl Metrics {
             "tufa_blob_verification_failures_total {}",
             self.verification_failures.load(Ordering::Relaxed)
         );
+
+        let _ = writeln!(
+            out,
+            "# HELP tufa_file_downloads_total Downloads of local-disk files started, by how they are verified: hashed while streaming, or trusted (file_verification = \"once-per-file\", a file identity this process has verified)."
+        );
+        let _ = writeln!(out, "# TYPE tufa_file_downloads_total counter");
+        for (how, counter) in [
+            ("hashed", &self.downloads_hashed),
+            ("trusted", &self.downloads_trusted),
+        ] {
+            let _ = writeln!(
+                out,
+                "tufa_file_downloads_total{{verification=\"{how}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
 
         let _ = writeln!(
             out,

@@ -14,7 +14,7 @@ use tufa_tree::BlobRef;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::files::{IMMUTABLE, verified_blob_body};
+use crate::files::{IMMUTABLE, whole_blob};
 use crate::negotiate::{Format, accepts_gzip, choose};
 
 /// `Cache-Control` of pages and of the root list.
@@ -298,7 +298,8 @@ pub(crate) async fn hashed_page(
     } else {
         // Too large to hold (a huge page, or some other blob asked for by its digest):
         // streamed, the last chunk held back until the digest matched.
-        verified_blob_body(&state, &digest).await?
+        let (version, body) = whole_blob(&state, &digest).await?;
+        (version.len, body)
     };
     builder
         .header(header::CONTENT_LENGTH, len)

@@ -27,6 +27,7 @@ use tufa_pypi::{Sha256Digest, Sha256Hasher};
 use tufa_store::BlobStore;
 
 use crate::files::payload_stream;
+use crate::local::{self, FileIdentity, Piece, Streams};
 
 /// Digests remembered as verified (about 80 bytes each).
 pub(crate) const REMEMBERED: usize = 65_536;
@@ -47,6 +48,15 @@ impl BlobVersion {
         Self {
             len: meta.size,
             modified: SystemTime::from(meta.last_modified),
+        }
+    }
+
+    /// The version of an open local file, as the store's `head` reports it too (its length
+    /// and modification time).
+    pub(crate) fn of_file(file: &local::OpenFile) -> Self {
+        Self {
+            len: file.identity.len,
+            modified: file.modified,
         }
     }
 }
@@ -73,29 +83,66 @@ pub(crate) struct Verifier {
 }
 
 struct VerifierInner {
-    remembered: Mutex<Remembered>,
+    remembered: Mutex<Remembered<BlobVersion>>,
+    /// Local files that hashed correctly, by the identity of the file that was read (for the
+    /// `once-per-file` verification mode).
+    files: Mutex<Remembered<FileIdentity>>,
     inflight: Mutex<HashMap<Sha256Digest, WeakShared<Run>>>,
     permits: Arc<Semaphore>,
     /// Whole-blob hashes started (`tufa_blob_verifications_total`).
     runs: AtomicU64,
+    /// Local files being read, which sets their chunk size (shared with downloads).
+    streams: Arc<Streams>,
 }
 
-#[derive(Default)]
-struct Remembered {
-    entries: HashMap<Sha256Digest, BlobVersion>,
+/// Digests with the version of the blob that hashed correctly, oldest forgotten first.
+struct Remembered<V> {
+    entries: HashMap<Sha256Digest, V>,
     order: VecDeque<Sha256Digest>,
+}
+
+impl<V: PartialEq> Remembered<V> {
+    fn new() -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, digest: Sha256Digest, version: V) {
+        if self.entries.insert(digest, version).is_none() {
+            self.order.push_back(digest);
+        }
+        while self.entries.len() > REMEMBERED {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+    }
+
+    fn holds(&self, digest: &Sha256Digest, version: &V) -> bool {
+        self.entries.get(digest) == Some(version)
+    }
 }
 
 impl Verifier {
     pub(crate) fn new(max_concurrent: usize) -> Self {
         Self {
             inner: Arc::new(VerifierInner {
-                remembered: Mutex::new(Remembered::default()),
+                remembered: Mutex::new(Remembered::new()),
+                files: Mutex::new(Remembered::new()),
                 inflight: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
                 runs: AtomicU64::new(0),
+                streams: Arc::new(Streams::default()),
             }),
         }
+    }
+
+    /// The count of local files being read, shared by every reader of local blobs.
+    pub(crate) fn streams(&self) -> &Arc<Streams> {
+        &self.inner.streams
     }
 
     /// Whole-blob hashes started since this server started.
@@ -105,7 +152,17 @@ impl Verifier {
 
     /// Whether `digest` was verified in exactly this `version`.
     pub(crate) fn is_verified(&self, digest: &Sha256Digest, version: BlobVersion) -> bool {
-        self.inner.remember_lock().entries.get(digest) == Some(&version)
+        self.inner.remember_lock().holds(digest, &version)
+    }
+
+    /// Records that the local file with `identity` hashed to `digest`.
+    pub(crate) fn remember_file(&self, digest: Sha256Digest, identity: FileIdentity) {
+        self.inner.files_lock().insert(digest, identity);
+    }
+
+    /// Whether the local file with exactly this `identity` hashed to `digest` before.
+    pub(crate) fn is_verified_file(&self, digest: &Sha256Digest, identity: &FileIdentity) -> bool {
+        self.inner.files_lock().holds(digest, identity)
     }
 
     /// Records that `digest` hashed correctly in `version` (a complete verified stream).
@@ -149,21 +206,16 @@ impl Verifier {
 }
 
 impl VerifierInner {
-    fn remember_lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
+    fn remember_lock(&self) -> std::sync::MutexGuard<'_, Remembered<BlobVersion>> {
         self.remembered.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn files_lock(&self) -> std::sync::MutexGuard<'_, Remembered<FileIdentity>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn remember(&self, digest: Sha256Digest, version: BlobVersion) {
-        let mut r = self.remember_lock();
-        if r.entries.insert(digest, version).is_none() {
-            r.order.push_back(digest);
-        }
-        while r.entries.len() > REMEMBERED {
-            let Some(oldest) = r.order.pop_front() else {
-                break;
-            };
-            r.entries.remove(&oldest);
-        }
+        self.remember_lock().insert(digest, version);
     }
 
     /// One whole-blob hash. Runs inside the shared future, so it is polled only while some
@@ -185,6 +237,9 @@ impl VerifierInner {
             return Outcome::Failed("verification slots closed".to_owned());
         };
         self.runs.fetch_add(1, Ordering::Relaxed);
+        if let Some(path) = store.local_path(&digest) {
+            return self.hash_local_file(path, digest).await;
+        }
         let result = match store.object_store().get(&BlobStore::key_for(&digest)).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => return Outcome::Missing,
@@ -212,6 +267,34 @@ impl VerifierInner {
         } else {
             Outcome::Corrupt { actual }
         }
+    }
+}
+
+impl VerifierInner {
+    /// [`hash_blob`](Self::hash_blob) on the local disk: read and hashed in large chunks on the
+    /// blocking pool; a correct file is remembered by its identity too.
+    async fn hash_local_file(&self, path: std::path::PathBuf, digest: Sha256Digest) -> Outcome {
+        let failed = |e: io::Error| Outcome::Failed(format!("reading blob sha256:{digest}: {e}"));
+        let file = match local::open(path).await {
+            Ok(Some(file)) => file,
+            Ok(None) => return Outcome::Missing,
+            Err(e) => return failed(e),
+        };
+        let (identity, version) = (file.identity, BlobVersion::of_file(&file));
+        let mut pieces = std::pin::pin!(local::read_chunks(file, true, &self.streams));
+        while let Some(piece) = pieces.next().await {
+            match piece {
+                Ok(Piece::Chunk(_)) => {}
+                Ok(Piece::Last(_, Some(actual))) if actual == digest => {
+                    self.files_lock().insert(digest, identity);
+                    return Outcome::Verified(version);
+                }
+                Ok(Piece::Last(_, Some(actual))) => return Outcome::Corrupt { actual },
+                Ok(Piece::Last(_, None)) => return failed(io::Error::other("the read was not hashed")),
+                Err(e) => return failed(e),
+            }
+        }
+        failed(io::Error::other("the read ended without its last chunk"))
     }
 }
 

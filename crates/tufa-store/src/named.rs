@@ -57,6 +57,19 @@ impl BlobStore {
         Ok(())
     }
 
+    /// On the local backend, the file that holds (or would hold) the named object `key`;
+    /// `None` on other backends or for a key [`put_named`](Self::put_named) would refuse.
+    pub fn local_named_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let key = named_key(key).ok()?;
+        match &self.backend {
+            crate::Backend::Local { root } => Some(
+                key.parts()
+                    .fold(root.clone(), |path, part| path.join(part.as_ref())),
+            ),
+            crate::Backend::Memory | crate::Backend::Other => None,
+        }
+    }
+
     /// Reads the named object `key`, or `None` when it does not exist.
     pub async fn get_named(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let key = named_key(key)?;

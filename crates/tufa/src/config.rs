@@ -162,6 +162,10 @@ pub struct Serve {
     /// from memory. 0: read the store on every request.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// How often a distribution file on the local disk is hashed when downloaded:
+    /// `every-request` (default) or `once-per-file` (again only when the file changed on disk).
+    #[serde(default)]
+    pub file_verification: tufa_server::FileVerification,
     #[serde(default)]
     pub limits: tufa_server::ServerLimits,
 }
@@ -184,6 +188,7 @@ impl Default for Serve {
         Self {
             listen: default_listen(),
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            file_verification: tufa_server::FileVerification::default(),
             limits: tufa_server::ServerLimits::default(),
         }
     }
@@ -417,6 +422,11 @@ listen = "{listen}"
 # How often (ms) a reader checks for a new publish; between checks it answers from memory.
 # 0 reads the store on every request.
 # poll_interval_ms = {poll}
+# Distribution files are hashed on every download ("every-request"). "once-per-file" streams a
+# local-disk file this reader has already verified without hashing it again, until the file's
+# identity (device, inode, size, mtime, ctime) changes; a change below the filesystem that
+# keeps the identity is not caught (docs/ARCHITECTURE.md, "Verification when serving").
+# file_verification = "every-request"
 
 [serve.limits]
 # max_path_len = 1024

@@ -26,10 +26,13 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let store = loaded.open_store_reachable().await?;
     let listen = listen.unwrap_or(loaded.config.serve.listen);
-    let state = tufa_server::AppState::with_poll_interval(
+    let state = tufa_server::AppState::with_options(
         store,
         loaded.config.serve.limits.clone(),
-        std::time::Duration::from_millis(loaded.config.serve.poll_interval_ms),
+        tufa_server::ReaderOptions {
+            poll_interval: std::time::Duration::from_millis(loaded.config.serve.poll_interval_ms),
+            file_verification: loaded.config.serve.file_verification,
+        },
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -11,6 +11,7 @@ mod flaky;
 mod generations;
 mod hostile;
 mod ops;
+mod reading;
 mod safety;
 mod server;
 mod simple;
