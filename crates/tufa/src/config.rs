@@ -611,6 +611,26 @@ mod tests {
         assert_eq!(back.upstream, c.upstream);
         assert_eq!(back.projects.unwrap()[0].as_str(), "foo-bar");
         assert_eq!(back.sync.limits, Limits::default());
+        assert_eq!(
+            back.serve.file_verification,
+            tufa_server::FileVerification::EveryRequest
+        );
+        // The commented default, uncommented, says the same; the opt-in mode parses.
+        let uncommented = text.replace(
+            "# file_verification = \"every-request\"",
+            "file_verification = \"every-request\"",
+        );
+        assert_ne!(uncommented, text, "the template shows file_verification");
+        Config::parse(&uncommented, Path::new("t.toml")).unwrap();
+        let once = Config::parse(
+            "[serve]\nfile_verification = \"once-per-file\"",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            once.serve.file_verification,
+            tufa_server::FileVerification::OncePerFile
+        );
     }
 
     #[test]
@@ -627,6 +647,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retries"), "{err}");
+        let err = Config::parse("[serve]\nfile_verification = \"never\"", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("never") && err.contains("once-per-file"),
+            "names the bad value and the choices: {err}"
+        );
     }
 
     #[test]
