@@ -29,7 +29,11 @@
 //!   matched. On a mismatch the body ends with an error instead, hyper aborts the connection,
 //!   and the client has received fewer bytes than the `Content-Length` it was promised: it can
 //!   never mistake the bad content for a complete download (pip and uv then fail or retry).
-//!   A blob truncated on disk is caught the same way.
+//!   A blob truncated on disk is caught the same way. On a local store each chunk is read and
+//!   hashed in one blocking call, and the last one is checked before it is released (the
+//!   `local` module). With [`FileVerification::OncePerFile`] (opt-in), a local file this
+//!   process has hashed correctly is streamed again unhashed while its identity on disk
+//!   (device, inode, size, mtime, ctime) is unchanged.
 //! - **Range requests** are cut (from a fresh read whose length is checked) only from a blob
 //!   whose whole content this process has hashed against its digest, in the same stored
 //!   version (length and modification time). A digest is hashed once and remembered (blobs are
