@@ -363,8 +363,13 @@ async fn check_blobs(
     }
     let mut wanted: Vec<(String, Sha256Digest, u64, Kind)> = Vec::new();
     for (what, page) in [("HTML page", &manifest.html), ("JSON page", &manifest.json)] {
-        if let Some(gz) = &page.gzip {
-            wanted.push((format!("{what} (gzip)"), gz.sha256, gz.len, Kind::Published));
+        for (coding, variant) in page.variants() {
+            wanted.push((
+                format!("{what} ({coding})"),
+                variant.sha256,
+                variant.len,
+                Kind::Published,
+            ));
         }
     }
     for (filename, m) in &manifest.metadata {

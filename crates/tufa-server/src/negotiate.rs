@@ -1,4 +1,5 @@
-//! PEP 691 content negotiation (`Accept`, `?format=`) and `Accept-Encoding`.
+//! PEP 691 content negotiation (`Accept`, `?format=`) and the choice of a pre-compressed
+//! variant by `Accept-Encoding` ([`choose_coding`]).
 //!
 //! Each supported format gets the q-value of the most specific `Accept` range that matches it
 //! (RFC 9110 §12.5.1; among equally specific ranges the highest q). The best q wins; on a tie
@@ -8,6 +9,7 @@
 //! `Accept`: old tools that send `Accept: */*` (python-requests' default) expect HTML.
 //! `application/*` reaches the two PEP 691 types, JSON first.
 
+use axum::http::{HeaderMap, header};
 use percent_encoding::percent_decode_str;
 
 /// A response format of the Simple API.
@@ -77,17 +79,23 @@ fn parse_accept(value: &str) -> impl Iterator<Item = (String, u16)> + '_ {
         if range.is_empty() || !range.contains('/') {
             return None;
         }
-        let mut q = 1000;
-        for param in parts {
-            let Some((name, val)) = param.split_once('=') else {
-                continue;
-            };
-            if name.trim().eq_ignore_ascii_case("q") {
-                q = parse_q(val.trim())?;
-            }
-        }
-        Some((range, q))
+        Some((range, q_param(parts)?))
     })
+}
+
+/// The q-value among an element's parameters (1 when it has none); `None` when it is
+/// malformed, and then the whole element is ignored.
+fn q_param<'a>(params: impl Iterator<Item = &'a str>) -> Option<u16> {
+    let mut q = 1000;
+    for param in params {
+        let Some((name, val)) = param.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("q") {
+            q = parse_q(val.trim())?;
+        }
+    }
+    Some(q)
 }
 
 /// A q-value (`0`, `0.5`, `1.000`) in thousandths; `None` when malformed.
@@ -172,31 +180,103 @@ fn format_param(query: &str) -> Option<String> {
     })
 }
 
-/// Whether `Accept-Encoding` allows gzip (q > 0, by name or through `*`).
-pub(crate) fn accepts_gzip<'a>(values: impl Iterator<Item = &'a str>) -> bool {
-    let mut gzip: Option<u16> = None;
+/// A content coding a response can be stored pre-compressed in (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// `zstd` (RFC 8878).
+    Zstd,
+    /// `gzip` (RFC 1952); a request's `x-gzip` names it too.
+    Gzip,
+}
+
+impl Coding {
+    /// Every coding, in the server's order of preference when the client's q-values tie:
+    /// zstd decodes faster and is smaller at the levels tufa stores.
+    pub(crate) const PREFERENCE: [Self; 2] = [Self::Zstd, Self::Gzip];
+
+    /// The `Content-Encoding` value (and the ETag suffix of the variant).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Zstd => "zstd",
+            Self::Gzip => "gzip",
+        }
+    }
+
+    /// The coding an `Accept-Encoding` token names, case-insensitively.
+    fn named(token: &str) -> Option<Self> {
+        if token.eq_ignore_ascii_case("zstd") {
+            Some(Self::Zstd)
+        } else if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
+            Some(Self::Gzip)
+        } else {
+            None
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Zstd => 0,
+            Self::Gzip => 1,
+        }
+    }
+}
+
+/// Every `Accept-Encoding` value of a request, in order (the header may be repeated); values
+/// that are not visible ASCII are skipped.
+pub(crate) fn accept_encoding(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+}
+
+/// The coding to send a response in, given the request's `Accept-Encoding` values (see
+/// [`accept_encoding`]) and which codings the response is stored in (`available`). `None`:
+/// identity, the bytes as they are (also when the header is absent).
+///
+/// RFC 9110 §12.5.3: each coding gets the q-value of the elements naming it (the highest, if
+/// named more than once), or else that of `*`; q=0 excludes it, and so does `*;q=0` for the
+/// codings not named. Among the available codings left, the highest q wins, ties going to the
+/// server's preference ([`Coding::PREFERENCE`]). Identity is chosen when no coding is left, or
+/// when the client names `identity` with a higher q than the best coding
+/// (`gzip;q=0.5, identity`). Elements with a malformed q-value are ignored, as in `Accept`.
+/// No allocation: it runs on every page request.
+pub(crate) fn choose_coding<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    available: impl Fn(Coding) -> bool,
+) -> Option<Coding> {
+    let mut named: [Option<u16>; Coding::PREFERENCE.len()] = [None; Coding::PREFERENCE.len()];
     let mut any: Option<u16> = None;
+    let mut identity: Option<u16> = None;
     for value in values {
         for element in value.split(',') {
             let mut parts = element.split(';');
-            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let mut q = Some(1000);
-            for param in parts {
-                if let Some((name, val)) = param.split_once('=')
-                    && name.trim().eq_ignore_ascii_case("q")
-                {
-                    q = parse_q(val.trim());
-                }
-            }
-            let Some(q) = q else { continue };
-            match coding.as_str() {
-                "gzip" | "x-gzip" => gzip = Some(gzip.map_or(q, |old| old.max(q))),
-                "*" => any = Some(any.map_or(q, |old| old.max(q))),
-                _ => {}
-            }
+            let token = parts.next().unwrap_or_default().trim();
+            let Some(q) = q_param(parts) else { continue };
+            let slot = if token == "*" {
+                &mut any
+            } else if token.eq_ignore_ascii_case("identity") {
+                &mut identity
+            } else if let Some(coding) = Coding::named(token) {
+                &mut named[coding.index()]
+            } else {
+                continue;
+            };
+            *slot = Some(slot.map_or(q, |old| old.max(q)));
         }
     }
-    gzip.or(any).is_some_and(|q| q > 0)
+    let mut best: Option<(u16, Coding)> = None;
+    for coding in Coding::PREFERENCE {
+        let Some(q) = named[coding.index()].or(any) else {
+            continue;
+        };
+        // Strictly higher: an earlier (preferred) coding keeps a tie.
+        if q > 0 && best.is_none_or(|(best_q, _)| q > best_q) && available(coding) {
+            best = Some((q, coding));
+        }
+    }
+    best.filter(|&(q, _)| identity.is_none_or(|identity_q| q >= identity_q))
+        .map(|(_, coding)| coding)
 }
 
 #[cfg(test)]
@@ -302,18 +382,110 @@ mod tests {
         assert_eq!(choose(None, Some("format=")), Some(Format::TextHtml));
     }
 
+    /// What pip 26.3 and uv 0.13.9 send (captured from their requests), and what reqwest sends
+    /// with all its decoders on.
+    const PIP: &str = "gzip, deflate";
+    const UV: &str = "gzip, deflate, zstd";
+    const REQWEST_ALL: &str = "gzip, br, zstd, deflate";
+
     #[test]
-    fn gzip_acceptance() {
-        let ok = |v: &str| accepts_gzip(std::iter::once(v));
-        assert!(ok("gzip"));
-        assert!(ok("br, gzip;q=0.5, deflate"));
-        assert!(ok("*"));
-        assert!(ok("x-gzip"));
-        assert!(!ok("gzip;q=0"));
-        assert!(!ok("*, gzip;q=0"));
-        assert!(!ok("br, identity"));
-        assert!(!ok(""));
-        assert!(ok("GZIP"));
-        assert!(!accepts_gzip(std::iter::empty()));
+    fn coding_choice_matrix() {
+        use Coding::*;
+        let both = |_: Coding| true;
+        let gzip_only = |c: Coding| c == Gzip;
+        let zstd_only = |c: Coding| c == Zstd;
+        let none = |_: Coding| false;
+        /// `Accept-Encoding` values, the codings stored, the expected choice.
+        type Case<'a> = (&'a [&'a str], &'a dyn Fn(Coding) -> bool, Option<Coding>);
+        let cases: &[Case] = &[
+            (&[PIP], &both, Some(Gzip)),
+            (&[UV], &both, Some(Zstd)),
+            (&[REQWEST_ALL], &both, Some(Zstd)),
+            (&["gzip, deflate, br, zstd"], &both, Some(Zstd)),
+            // A page published before zstd variants existed.
+            (&[UV], &gzip_only, Some(Gzip)),
+            (&[PIP], &zstd_only, None),
+            (&[UV], &none, None),
+            // q-values win over the server's preference; ties go to zstd.
+            (&["gzip;q=1, zstd;q=0.5"], &both, Some(Gzip)),
+            (&["gzip;q=0.5, zstd;q=0.9"], &both, Some(Zstd)),
+            (&["zstd;q=0.5, gzip;q=0.5"], &both, Some(Zstd)),
+            (&["gzip;q=1, zstd;q=0.5"], &zstd_only, Some(Zstd)),
+            (&["x-gzip"], &both, Some(Gzip)),
+            // `*` reaches every coding not named.
+            (&["*"], &both, Some(Zstd)),
+            (&["*"], &gzip_only, Some(Gzip)),
+            (&["gzip;q=0.8, *;q=0.5"], &both, Some(Gzip)),
+            (&["gzip;q=0.5, *"], &both, Some(Zstd)),
+            (&["*;q=0, gzip"], &both, Some(Gzip)),
+            (&["*;q=0"], &both, None),
+            (&["*, zstd;q=0"], &both, Some(Gzip)),
+            (&["*, zstd;q=0"], &zstd_only, None),
+            // q=0 excludes.
+            (&["gzip;q=0"], &both, None),
+            (&["zstd;q=0, gzip"], &both, Some(Gzip)),
+            (&["zstd;q=0.000, gzip;q=0.001"], &both, Some(Gzip)),
+            // identity: the raw bytes, unless a coding is ranked at least as high.
+            (&["identity"], &both, None),
+            (&["br, identity"], &both, None),
+            (&["gzip;q=0.5, identity"], &both, None),
+            (&["gzip, identity;q=0.5"], &both, Some(Gzip)),
+            (&["zstd, identity"], &both, Some(Zstd)),
+            (&["identity;q=0"], &both, None),
+            // Case, spacing, empty and odd input.
+            (&["GZIP"], &both, Some(Gzip)),
+            (&["Zstd;Q=0.7 ,  GZip ; q=0.6"], &both, Some(Zstd)),
+            (&[""], &both, None),
+            (&[], &both, None),
+            (&[",,,;;;=="], &both, None),
+            (&["deflate, br, compress"], &both, None),
+            // A malformed q-value drops its element (it is not q=1).
+            (&["zstd;q=1.5, gzip"], &both, Some(Gzip)),
+            (&["zstd;q=abc"], &both, None),
+            (&["zstd;q=-1, gzip;q=0.1"], &both, Some(Gzip)),
+            (&["gzip;level=9"], &both, Some(Gzip)),
+            // The header repeated: every instance counts, a coding named twice keeps its best q.
+            (&["gzip", "zstd"], &both, Some(Zstd)),
+            (&["zstd;q=0.1", "gzip;q=0.2"], &both, Some(Gzip)),
+            (&["zstd;q=0", "zstd;q=0.5, gzip;q=0.4"], &both, Some(Zstd)),
+            (&["*;q=0", PIP], &both, Some(Gzip)),
+        ];
+        for (values, available, expected) in cases {
+            assert_eq!(
+                choose_coding(values.iter().copied(), available),
+                *expected,
+                "Accept-Encoding: {values:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn coding_names() {
+        assert_eq!(Coding::Zstd.as_str(), "zstd");
+        assert_eq!(Coding::Gzip.as_str(), "gzip");
+        for coding in Coding::PREFERENCE {
+            assert_eq!(Coding::named(coding.as_str()), Some(coding));
+        }
+        assert_eq!(Coding::PREFERENCE[0], Coding::Zstd);
+    }
+
+    #[test]
+    fn accept_encoding_reads_every_instance_of_the_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(accept_encoding(&headers).count(), 0);
+        headers.append(header::ACCEPT_ENCODING, "gzip".parse().unwrap());
+        headers.append(
+            header::ACCEPT_ENCODING,
+            axum::http::HeaderValue::from_bytes(b"zstd\xff").unwrap(),
+        );
+        headers.append(header::ACCEPT_ENCODING, "zstd;q=0.5".parse().unwrap());
+        assert_eq!(
+            accept_encoding(&headers).collect::<Vec<_>>(),
+            ["gzip", "zstd;q=0.5"]
+        );
+        assert_eq!(
+            choose_coding(accept_encoding(&headers), |_| true),
+            Some(Coding::Gzip)
+        );
     }
 }

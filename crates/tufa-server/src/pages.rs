@@ -10,12 +10,12 @@ use futures::{StreamExt as _, stream};
 use object_store::ObjectStoreExt as _;
 use tufa_pypi::{ProjectName, Sha256Digest};
 use tufa_store::BlobStore;
-use tufa_tree::BlobRef;
+use tufa_tree::{BlobRef, Page};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::files::{IMMUTABLE, whole_blob};
-use crate::negotiate::{Format, accepts_gzip, choose};
+use crate::negotiate::{Coding, Format, accept_encoding, choose, choose_coding};
 
 /// `Cache-Control` of pages and of the root list.
 const PAGE_CACHE_CONTROL: &str = "max-age=60, public";
@@ -157,8 +157,9 @@ pub(crate) async fn project_without_slash(path: Result<Path<String>, PathRejecti
     }
 }
 
-/// One project's page: the pre-rendered HTML or JSON blob its manifest names (gzip variant
-/// when the client takes it), verified before sending.
+/// One project's page: the pre-rendered HTML or JSON blob its manifest names, or its zstd or
+/// gzip variant as `Accept-Encoding` chooses (see `choose_coding`), verified before sending.
+/// The ETag is the raw page's sha256, suffixed `-zstd` or `-gzip` for a variant.
 pub(crate) async fn project(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -180,16 +181,10 @@ pub(crate) async fn project(
         Format::Html | Format::TextHtml => &manifest.html,
     };
     let raw_hex = page.raw.sha256.to_hex();
-    let gzip = page.gzip.filter(|_| {
-        accepts_gzip(
-            headers
-                .get_all(header::ACCEPT_ENCODING)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        )
-    });
-    let (blob, etag) = match gzip {
-        Some(gzip) => (gzip, format!("\"{raw_hex}-gzip\"")),
+    let chosen = choose_coding(accept_encoding(&headers), |c| variant(page, c).is_some())
+        .and_then(|coding| Some((coding, variant(page, coding)?)));
+    let (blob, etag) = match chosen {
+        Some((coding, blob)) => (blob, format!("\"{raw_hex}-{}\"", coding.as_str())),
         None => (page.raw, format!("\"{raw_hex}\"")),
     };
 
@@ -210,8 +205,8 @@ pub(crate) async fn project(
             .map_err(|e| ApiError::Internal(e.to_string()));
     }
     builder = builder.header(header::CONTENT_TYPE, format.content_type());
-    if gzip.is_some() {
-        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+    if let Some((coding, _)) = chosen {
+        builder = builder.header(header::CONTENT_ENCODING, coding.as_str());
     }
     let body = if method == Method::HEAD {
         builder = builder.header(header::CONTENT_LENGTH, blob.len);
@@ -222,6 +217,14 @@ pub(crate) async fn project(
         Body::from(data)
     };
     builder.body(body).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The page's stored variant in `coding`, if it has one.
+fn variant(page: &Page, coding: Coding) -> Option<BlobRef> {
+    match coding {
+        Coding::Zstd => page.zstd,
+        Coding::Gzip => page.gzip,
+    }
 }
 
 /// A hash-prefixed page target, `/simple/<project>/<sha256>.index.html` or `….index.json`: the

@@ -4,7 +4,7 @@
 //! Everything published lives in the object store:
 //! - blobs (files, rendered pages, extracted METADATA) under their sha256 (`tufa-store`);
 //! - one **manifest** per project, the named object `published/projects/<name>.json`, pointing
-//!   at the blobs of the project's current HTML and JSON pages (each with a gzip variant) and
+//!   at the blobs of the project's current HTML and JSON pages (each with gzip and zstd variants) and
 //!   at the METADATA blob of each wheel. Replacing a manifest is atomic, and it is written only
 //!   after every blob it names, so a reader never finds a dangling pointer.
 //!
@@ -95,12 +95,29 @@ pub struct BlobRef {
     pub len: u64,
 }
 
-/// One rendered page: the exact bytes (what TUF signs) and pre-compressed variants.
+/// One rendered page: the exact bytes (what TUF signs) and pre-compressed variants of them.
+/// A variant is optional: manifests written before it existed (no `zstd` before issue 11)
+/// still read, and a reader serves the raw bytes or another variant instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {
     pub raw: BlobRef,
+    /// The raw bytes gzip-compressed (RFC 1952), for `Content-Encoding: gzip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gzip: Option<BlobRef>,
+    /// The raw bytes zstd-compressed (RFC 8878, one frame), for `Content-Encoding: zstd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zstd: Option<BlobRef>,
+}
+
+impl Page {
+    /// The page's stored compressed variants with their `Content-Encoding` names. Every
+    /// place that enumerates the blobs a manifest references goes through this, so a new
+    /// variant cannot be forgotten by one of them.
+    pub fn variants(&self) -> impl Iterator<Item = (&'static str, &BlobRef)> {
+        [("gzip", &self.gzip), ("zstd", &self.zstd)]
+            .into_iter()
+            .filter_map(|(name, blob)| blob.as_ref().map(|b| (name, b)))
+    }
 }
 
 /// What is published for one project.
@@ -246,6 +263,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn page_without_zstd_reads_and_writes_in_its_old_shape() {
+        let blob = |b: &[u8]| BlobRef {
+            sha256: Sha256Digest::of(b),
+            len: b.len() as u64,
+        };
+        let (raw, gz, zst) = (blob(b"raw"), blob(b"gz"), blob(b"zst"));
+        // A page as manifests before zstd variants have it.
+        let old = serde_json::json!({ "raw": raw, "gzip": gz });
+        let page: Page = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(page.zstd, None);
+        assert_eq!(serde_json::to_value(&page).unwrap(), old);
+        assert_eq!(page.variants().collect::<Vec<_>>(), [("gzip", &gz)]);
+
+        let page = Page {
+            zstd: Some(zst),
+            ..page
+        };
+        let json = serde_json::to_value(&page).unwrap();
+        assert_eq!(json["zstd"], serde_json::json!(zst));
+        assert_eq!(serde_json::from_value::<Page>(json).unwrap(), page);
+        assert_eq!(
+            page.variants().collect::<Vec<_>>(),
+            [("gzip", &gz), ("zstd", &zst)]
+        );
+        let bare = Page {
+            raw,
+            gzip: None,
+            zstd: None,
+        };
+        assert_eq!(bare.variants().count(), 0);
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            serde_json::json!({ "raw": raw })
+        );
+    }
+
     #[tokio::test]
     async fn manifests_round_trip_and_list() {
         let store = BlobStore::memory();
@@ -258,10 +312,15 @@ mod tests {
                 version: MANIFEST_VERSION,
                 name: ProjectName::new(n).unwrap(),
                 published_at: "2026-01-01T00:00:00Z".into(),
-                html: Page { raw: r, gzip: None },
+                html: Page {
+                    raw: r,
+                    gzip: None,
+                    zstd: None,
+                },
                 json: Page {
                     raw: r,
                     gzip: Some(r),
+                    zstd: Some(r),
                 },
                 metadata: BTreeMap::new(),
             };

@@ -256,3 +256,45 @@ async fn an_index_behind_the_store_refuses_to_sign_rather_than_reuse_versions() 
     );
     assert_eq!(tuf_files().await, before, "nothing was signed");
 }
+
+#[tokio::test]
+async fn each_page_is_stored_raw_gzip_and_zstd_and_both_variants_decode_to_the_raw_page() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    add_file(&store, &index, "alpha", "alpha-1.0.tar.gz", b"a").await;
+    publish(&store, &index, &PublishOptions::default()).await.unwrap();
+    let manifest = tufa_tree::read_manifest(&store, &ProjectName::new("alpha").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let digests = tufa_publish::page_digests(&manifest);
+    for (format, page) in [("html", &manifest.html), ("json", &manifest.json)] {
+        let raw = store.get_verified(&page.raw.sha256).await.unwrap();
+        assert_eq!(raw.len() as u64, page.raw.len, "{format}");
+        assert!(
+            String::from_utf8_lossy(&raw).contains("alpha-1.0.tar.gz"),
+            "{format}"
+        );
+        let (gzip, zstd) = (page.gzip.unwrap(), page.zstd.unwrap());
+        let gz = store.get_verified(&gzip.sha256).await.unwrap();
+        let zst = store.get_verified(&zstd.sha256).await.unwrap();
+        assert_eq!(
+            (gz.len() as u64, zst.len() as u64),
+            (gzip.len, zstd.len),
+            "{format}"
+        );
+        let mut gunzipped = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut gunzipped)
+            .unwrap();
+        assert_eq!(gunzipped, raw, "{format}: gzip variant");
+        // One complete frame: a streaming decoder (what clients use) reads it to the end.
+        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), raw, "{format}: zstd variant");
+        // `tufa verify` checks every variant.
+        for d in [page.raw.sha256, gzip.sha256, zstd.sha256] {
+            assert!(digests.contains(&d), "{format}: {d} not in page_digests");
+        }
+    }
+}

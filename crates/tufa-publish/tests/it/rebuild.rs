@@ -300,6 +300,30 @@ async fn a_corrupt_page_is_named_and_skipped_and_a_missing_blob_named_and_kept()
 }
 
 #[tokio::test]
+async fn a_missing_zstd_page_variant_is_named_and_stored_again_by_the_next_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(4);
+    let (store, _old) = published_mirror(dir.path(), &opts).await;
+    let name = ProjectName::new("beta").unwrap();
+    let manifest = tufa_tree::read_manifest(&store, &name).await.unwrap().unwrap();
+    let zstd = manifest.json.zstd.unwrap().sha256;
+    store.delete(&zstd).await.unwrap();
+
+    let (new, report) = rebuild_into(&store, &dir.path().join("new.redb"), 4).await;
+    let problems = report.problems.join("\n");
+    assert!(
+        problems.contains(&format!(
+            "beta: JSON page (zstd): blob {zstd} is missing (the next publish stores it again)"
+        )),
+        "{problems}"
+    );
+    assert_eq!(new.dirty_projects().unwrap(), vec![name]);
+    publish(&store, &new, &opts).await.unwrap();
+    assert!(store.exists(&zstd).await.unwrap());
+    verify(&store).await;
+}
+
+#[tokio::test]
 async fn a_newer_unreadable_metadata_file_still_counts_so_its_version_is_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let opts = options(4);

@@ -32,6 +32,15 @@ async fn corrupt_page_is_a_500_without_its_bytes() {
     assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(a.text(), "internal error\n");
 
+    // And a zstd variant with one byte changed.
+    let zstd_digest = tufa_pypi::Sha256Digest::of(&f.html_zstd);
+    let mut flipped = f.html_zstd.to_vec();
+    *flipped.last_mut().unwrap() ^= 1;
+    f.corrupt(&zstd_digest, &flipped);
+    let a = get(&f.app, "/simple/demo/", &[("accept-encoding", "zstd")]).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(a.text(), "internal error\n");
+
     // The intact JSON page is still served.
     let a = get(
         &f.app,
@@ -42,7 +51,7 @@ async fn corrupt_page_is_a_500_without_its_bytes() {
     assert_eq!(a.status, StatusCode::OK);
 
     let m = get(&f.app, "/metrics", &[]).await.text();
-    assert_eq!(failures(&m), 2);
+    assert_eq!(failures(&m), 3);
 }
 
 #[tokio::test]

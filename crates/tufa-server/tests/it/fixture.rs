@@ -1,4 +1,4 @@
-//! A small published tree: two projects, their pages (with gzip variants), a wheel with its
+//! A small published tree: two projects, their pages (`demo` with gzip and zstd variants), a wheel with its
 //! METADATA, and an sdist.
 
 use std::collections::BTreeMap;
@@ -26,8 +26,10 @@ pub struct Fixture {
     pub app: Router,
     pub html: Bytes,
     pub html_gzip: Bytes,
+    pub html_zstd: Bytes,
     pub json: Bytes,
     pub json_gzip: Bytes,
+    pub json_zstd: Bytes,
     pub zeta_html: Bytes,
     pub html_digest: Sha256Digest,
     pub json_digest: Sha256Digest,
@@ -43,6 +45,25 @@ fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(data).unwrap();
     Bytes::from(encoder.finish().unwrap())
+}
+
+fn zstd(data: &[u8]) -> Bytes {
+    Bytes::from(zstd::bulk::compress(data, 1).unwrap())
+}
+
+/// A zstd body decoded as a client does (streaming, to the end of the frame).
+pub fn unzstd(data: &[u8]) -> Vec<u8> {
+    zstd::decode_all(data).unwrap()
+}
+
+/// A page body as the client reads it, by its `Content-Encoding`.
+pub fn decoded(content_encoding: Option<&str>, body: &[u8]) -> Vec<u8> {
+    match content_encoding {
+        None => body.to_vec(),
+        Some("gzip") => gunzip(body),
+        Some("zstd") => unzstd(body),
+        Some(other) => panic!("unexpected Content-Encoding {other}"),
+    }
 }
 
 pub fn gunzip(data: &[u8]) -> Vec<u8> {
@@ -104,6 +125,8 @@ impl Fixture {
         ));
         let html_gzip = gzip(&html);
         let json_gzip = gzip(&json);
+        let html_zstd = zstd(&html);
+        let json_zstd = zstd(&json);
         let demo = ProjectManifest {
             version: MANIFEST_VERSION,
             name: ProjectName::new("demo").unwrap(),
@@ -111,16 +134,18 @@ impl Fixture {
             html: Page {
                 raw: put(&store, &html).await,
                 gzip: Some(put(&store, &html_gzip).await),
+                zstd: Some(put(&store, &html_zstd).await),
             },
             json: Page {
                 raw: put(&store, &json).await,
                 gzip: Some(put(&store, &json_gzip).await),
+                zstd: Some(put(&store, &json_zstd).await),
             },
             metadata: BTreeMap::from([(WHEEL.to_owned(), metadata_ref)]),
         };
         write_manifest(&store, &demo).await.unwrap();
 
-        // A second project without gzip variants.
+        // A second project without compressed variants.
         let zeta_html =
             Bytes::from_static(b"<!DOCTYPE html><html><body><h1>Links for zeta-pkg</h1></body></html>\n");
         let zeta_json =
@@ -132,10 +157,12 @@ impl Fixture {
             html: Page {
                 raw: put(&store, &zeta_html).await,
                 gzip: None,
+                zstd: None,
             },
             json: Page {
                 raw: put(&store, &zeta_json).await,
                 gzip: None,
+                zstd: None,
             },
             metadata: BTreeMap::new(),
         };
@@ -152,8 +179,10 @@ impl Fixture {
             json_digest: Sha256Digest::of(&json),
             html,
             html_gzip,
+            html_zstd,
             json,
             json_gzip,
+            json_zstd,
             zeta_html,
             wheel,
             wheel_digest: wheel_ref.sha256,
@@ -242,10 +271,12 @@ pub async fn publish(
         html: Page {
             raw: put(store, &html).await,
             gzip: None,
+            zstd: None,
         },
         json: Page {
             raw: put(store, &json).await,
             gzip: None,
+            zstd: None,
         },
         metadata,
     };

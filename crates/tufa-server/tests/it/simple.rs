@@ -1,9 +1,10 @@
 //! `/simple/` and `/simple/<project>/`: negotiation, redirects, variants, caching headers.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
+use tufa_pypi::{ProjectName, Sha256Digest};
 
-use crate::fixture::{Fixture, PUBLISHED_HTTP_DATE, gunzip};
-use crate::{get, head};
+use crate::fixture::{Fixture, PUBLISHED_HTTP_DATE, decoded, gunzip, unzstd};
+use crate::{get, head, request, send};
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 const HTML: &str = "application/vnd.pypi.simple.v1+html";
@@ -188,6 +189,148 @@ async fn gzip_variant_only_when_accepted_and_present() {
     assert_eq!(a.body, f.zeta_html);
 }
 
+/// `Accept-Encoding` as pip 26.3 and uv 0.13.9 send it (captured from their requests), and
+/// as reqwest sends it with every decoder on.
+const PIP_ENCODINGS: &str = "gzip, deflate";
+const UV_ENCODINGS: &str = "gzip, deflate, zstd";
+const REQWEST_ALL_ENCODINGS: &str = "gzip, br, zstd, deflate";
+/// uv's `Accept`.
+const UV_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+#[tokio::test]
+async fn pip_and_uv_get_a_variant_that_decodes_to_the_page_the_manifest_names() {
+    let f = Fixture::memory().await;
+    let manifest = tufa_tree::read_manifest(&f.store, &ProjectName::new("demo").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    for (client, encodings, expected) in [
+        ("pip", PIP_ENCODINGS, "gzip"),
+        ("uv", UV_ENCODINGS, "zstd"),
+        ("reqwest", REQWEST_ALL_ENCODINGS, "zstd"),
+    ] {
+        for (accept, content_type, page) in [
+            (TEXT_HTML, TEXT_HTML, &manifest.html),
+            (UV_ACCEPT, JSON, &manifest.json),
+        ] {
+            let a = get(
+                &f.app,
+                "/simple/demo/",
+                &[("accept", accept), ("accept-encoding", encodings)],
+            )
+            .await;
+            let what = format!("{client}, {content_type}");
+            assert_eq!(a.status, StatusCode::OK, "{what}");
+            assert_eq!(a.header("content-type"), Some(content_type), "{what}");
+            assert_eq!(a.header("content-encoding"), Some(expected), "{what}");
+            assert_eq!(a.header("vary"), Some("Accept, Accept-Encoding"), "{what}");
+            assert_eq!(
+                a.header("content-length"),
+                Some(a.body.len().to_string().as_str()),
+                "{what}"
+            );
+            assert_eq!(
+                a.header("etag"),
+                Some(format!("\"{}-{expected}\"", page.raw.sha256).as_str()),
+                "{what}"
+            );
+            let body = decoded(a.header("content-encoding"), &a.body);
+            assert_ne!(body, a.body.to_vec(), "{what}: the body is compressed");
+            assert_eq!(Sha256Digest::of(&body), page.raw.sha256, "{what}");
+            assert_eq!(body.len() as u64, page.raw.len, "{what}");
+        }
+    }
+    // The exact bytes of the fixture's variants.
+    let a = get(&f.app, "/simple/demo/", &[("accept-encoding", UV_ENCODINGS)]).await;
+    assert_eq!(a.body, f.html_zstd);
+    assert_eq!(unzstd(&a.body), f.html);
+    let a = get(
+        &f.app,
+        "/simple/demo/",
+        &[("accept", JSON), ("accept-encoding", "zstd")],
+    )
+    .await;
+    assert_eq!(a.body, f.json_zstd);
+    assert_eq!(unzstd(&a.body), f.json);
+}
+
+#[tokio::test]
+async fn q_values_choose_between_zstd_gzip_and_identity() {
+    let f = Fixture::memory().await;
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (&["gzip;q=1, zstd;q=0.5"], Some("gzip")),
+        (&["gzip;q=0.4, zstd;q=0.5"], Some("zstd")),
+        (&["zstd;q=0.5, gzip;q=0.5"], Some("zstd")),
+        (&["*"], Some("zstd")),
+        (&["*;q=0, gzip"], Some("gzip")),
+        (&["zstd;q=0, *"], Some("gzip")),
+        (&["*;q=0"], None),
+        (&["identity"], None),
+        (&["gzip;q=0.5, identity"], None),
+        (&["ZSTD"], Some("zstd")),
+        (&["X-GZIP"], Some("gzip")),
+        (&[""], None),
+        (&[], None),
+        // The header repeated: every instance counts.
+        (&["gzip", "zstd"], Some("zstd")),
+        (&["zstd;q=0.1", "gzip;q=0.2"], Some("gzip")),
+    ];
+    for (values, expected) in cases {
+        let headers: Vec<(&str, &str)> = values.iter().map(|v| ("accept-encoding", *v)).collect();
+        let a = get(&f.app, "/simple/demo/", &headers).await;
+        assert_eq!(a.status, StatusCode::OK, "{values:?}");
+        assert_eq!(a.header("content-encoding"), *expected, "{values:?}");
+        let etag = match expected {
+            Some(coding) => format!("\"{}-{coding}\"", f.html_digest),
+            None => format!("\"{}\"", f.html_digest),
+        };
+        assert_eq!(a.header("etag"), Some(etag.as_str()), "{values:?}");
+        assert_eq!(decoded(*expected, &a.body), f.html, "{values:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_written_before_zstd_variants_still_serves_gzip() {
+    let f = Fixture::memory().await;
+    // The demo manifest as tufa wrote it before zstd variants: no `zstd` key at all.
+    let key = tufa_tree::manifest_key(&ProjectName::new("demo").unwrap());
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&f.store.get_named(&key).await.unwrap().unwrap()).unwrap();
+    for page in ["html", "json"] {
+        assert!(manifest[page]["zstd"].is_object());
+        manifest[page].as_object_mut().unwrap().remove("zstd");
+    }
+    f.store
+        .put_named(&key, serde_json::to_vec(&manifest).unwrap().into())
+        .await
+        .unwrap();
+    let (_, app) = f.fresh_app();
+    for (encodings, expected) in [
+        (UV_ENCODINGS, Some("gzip")),
+        (REQWEST_ALL_ENCODINGS, Some("gzip")),
+        (PIP_ENCODINGS, Some("gzip")),
+        ("zstd", None),
+        ("*", Some("gzip")),
+    ] {
+        let a = get(&app, "/simple/demo/", &[("accept-encoding", encodings)]).await;
+        assert_eq!(a.status, StatusCode::OK, "{encodings}");
+        assert_eq!(a.header("content-encoding"), expected, "{encodings}");
+        assert_eq!(decoded(expected, &a.body), f.html, "{encodings}");
+    }
+    let a = get(
+        &app,
+        "/simple/demo/",
+        &[("accept", UV_ACCEPT), ("accept-encoding", UV_ENCODINGS)],
+    )
+    .await;
+    assert_eq!(a.body, f.json_gzip);
+    assert_eq!(
+        a.header("etag"),
+        Some(format!("\"{}-gzip\"", f.json_digest).as_str())
+    );
+}
+
 #[tokio::test]
 async fn page_caching_headers_and_304() {
     let f = Fixture::memory().await;
@@ -231,20 +374,80 @@ async fn page_caching_headers_and_304() {
 #[tokio::test]
 async fn head_of_a_page_has_the_headers_and_no_body() {
     let f = Fixture::memory().await;
-    let g = get(&f.app, "/simple/demo/", &[("accept-encoding", "gzip")]).await;
-    let h = head(&f.app, "/simple/demo/", &[("accept-encoding", "gzip")]).await;
-    assert_eq!(h.status, StatusCode::OK);
-    assert!(h.body.is_empty());
-    for name in [
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "etag",
-        "last-modified",
-        "cache-control",
-        "vary",
+    for (encodings, coding) in [
+        ("gzip", Some("gzip")),
+        (UV_ENCODINGS, Some("zstd")),
+        ("identity", None),
     ] {
-        assert_eq!(h.header(name), g.header(name), "{name}");
+        for accept in [TEXT_HTML, JSON] {
+            let headers = [("accept", accept), ("accept-encoding", encodings)];
+            let g = get(&f.app, "/simple/demo/", &headers).await;
+            let h = head(&f.app, "/simple/demo/", &headers).await;
+            assert_eq!(h.status, StatusCode::OK);
+            assert!(h.body.is_empty());
+            assert_eq!(g.header("content-encoding"), coding, "{encodings}");
+            assert_eq!(
+                g.header("content-length"),
+                Some(g.body.len().to_string().as_str())
+            );
+            for name in [
+                "content-type",
+                "content-length",
+                "content-encoding",
+                "etag",
+                "last-modified",
+                "cache-control",
+                "vary",
+            ] {
+                assert_eq!(h.header(name), g.header(name), "{encodings}, {accept}: {name}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_variants_etag_revalidates_only_that_variant() {
+    let f = Fixture::memory().await;
+    let zstd_tag = format!("\"{}-zstd\"", f.html_digest);
+    let a = get(&f.app, "/simple/demo/", &[("accept-encoding", UV_ENCODINGS)]).await;
+    assert_eq!(a.header("etag"), Some(zstd_tag.as_str()));
+    for method in [Method::GET, Method::HEAD] {
+        let a = send(
+            &f.app,
+            request(
+                method,
+                "/simple/demo/",
+                &[("if-none-match", &zstd_tag), ("accept-encoding", UV_ENCODINGS)],
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NOT_MODIFIED);
+        assert!(a.body.is_empty());
+        assert_eq!(a.header("etag"), Some(zstd_tag.as_str()));
+        assert_eq!(a.header("vary"), Some("Accept, Accept-Encoding"));
+    }
+    // The zstd tag does not revalidate the gzip or identity answer, nor the JSON page's.
+    for (encodings, accept, page) in [
+        (PIP_ENCODINGS, TEXT_HTML, &f.html),
+        ("identity", TEXT_HTML, &f.html),
+        (UV_ENCODINGS, JSON, &f.json),
+    ] {
+        let a = get(
+            &f.app,
+            "/simple/demo/",
+            &[
+                ("if-none-match", &zstd_tag),
+                ("accept-encoding", encodings),
+                ("accept", accept),
+            ],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{encodings}, {accept}");
+        assert_eq!(
+            decoded(a.header("content-encoding"), &a.body),
+            page.to_vec(),
+            "{encodings}, {accept}"
+        );
     }
 }
 
@@ -307,7 +510,6 @@ async fn root_list_in_json_parses_and_keeps_order() {
 #[tokio::test]
 async fn root_list_of_an_empty_tree_and_of_many_projects() {
     use std::collections::BTreeMap;
-    use tufa_pypi::ProjectName;
     use tufa_store::BlobStore;
     use tufa_tree::{BlobRef, MANIFEST_VERSION, Page, ProjectManifest, write_manifest};
 
@@ -339,10 +541,12 @@ async fn root_list_of_an_empty_tree_and_of_many_projects() {
             html: Page {
                 raw: page,
                 gzip: None,
+                zstd: None,
             },
             json: Page {
                 raw: page,
                 gzip: None,
+                zstd: None,
             },
             metadata: BTreeMap::new(),
         };

@@ -278,10 +278,12 @@ async fn old_page_versions_stay_answerable() {
         html: Page {
             raw: raw(&new_html),
             gzip: None,
+            zstd: None,
         },
         json: Page {
             raw: raw(&new_json),
             gzip: None,
+            zstd: None,
         },
         metadata: BTreeMap::new(),
     };
@@ -357,6 +359,7 @@ async fn large_pages_behind_a_hashed_name_are_streamed_verified() {
     manifest.html = Page {
         raw: big_ref,
         gzip: None,
+        zstd: None,
     };
     write_manifest(&f.store, &manifest).await.unwrap();
     let url = format!("/simple/demo/{}.index.html", big_ref.sha256);

@@ -291,15 +291,26 @@ impl Mirror {
 
     /// Paths the server was asked for so far (from its access log).
     pub fn served_paths(&self) -> Vec<String> {
+        self.served().into_iter().map(|(path, _)| path).collect()
+    }
+
+    /// Paths the server was asked for so far, each with the body bytes it sent (from its
+    /// access log).
+    pub fn served(&self) -> Vec<(String, u64)> {
         // The access log is written by another process; give it a moment to flush.
         std::thread::sleep(Duration::from_millis(200));
         let log = std::fs::read_to_string(&self.server_log).unwrap();
+        let field = |line: &str, name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
         log.lines()
             .filter(|l| l.contains("request"))
             .filter_map(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("path="))
-                    .map(|p| p.trim_matches('"').to_owned())
+                let path = field(l, "path=")?;
+                let bytes = field(l, "bytes=").and_then(|b| b.parse().ok()).unwrap_or(0);
+                Some((path, bytes))
             })
             .collect()
     }

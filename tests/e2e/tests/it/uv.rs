@@ -26,6 +26,29 @@ fn uv_pip_install_resolves_through_tufa() {
         paths.iter().any(|p| p.ends_with(".whl.metadata")),
         "uv should use PEP 658 metadata: {paths:?}"
     );
+    // uv accepts zstd: each project page it read was the JSON page's zstd variant (as long
+    // as the manifest says), which it decoded and resolved from above.
+    let served = m.served();
+    for project in ["demo-app", "demo-lib", "demo-util"] {
+        let manifest = m
+            .dir
+            .path()
+            .join(format!("data/store/published/projects/{project}.json"));
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        let zstd_len = manifest["json"]["zstd"]["len"].as_u64().unwrap();
+        assert_ne!(zstd_len, manifest["json"]["raw"]["len"].as_u64().unwrap());
+        let page = format!("/simple/{project}/");
+        let sent: Vec<u64> = served
+            .iter()
+            .filter(|(path, _)| *path == page)
+            .map(|&(_, bytes)| bytes)
+            .collect();
+        assert!(!sent.is_empty(), "{page} never asked for: {served:?}");
+        assert!(
+            sent.iter().all(|&b| b == zstd_len),
+            "{page}: {sent:?}, zstd variant {zstd_len}"
+        );
+    }
 }
 
 #[test]
