@@ -153,8 +153,8 @@ pub(crate) async fn whole_blob(
             .map_err(|e| ApiError::Unavailable(format!("reading blob sha256:{digest}: {e}")))?
             .ok_or(ApiError::NotFound)?;
         let version = BlobVersion::of_file(&file);
-        let body = local_verified_stream(state, *digest, file);
-        return Ok((version, Body::from_stream(body)));
+        let body = local_verified_stream(state, *digest, file).boxed();
+        return Ok((version, start_body(body, digest).await?));
     }
     let result = state
         .store()
@@ -163,8 +163,31 @@ pub(crate) async fn whole_blob(
         .await
         .map_err(|e| ApiError::from_object_store(digest, e))?;
     let version = BlobVersion::of(&result.meta);
-    let body = verified_stream(payload_stream(result), *digest, version, state.clone());
-    Ok((version, Body::from_stream(body)))
+    let body = verified_stream(payload_stream(result), *digest, version, state.clone()).boxed();
+    Ok((version, start_body(body, digest).await?))
+}
+
+/// The error a verified body ends with when the blob does not match its digest.
+fn verification_error() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "blob failed verification")
+}
+
+/// A verified body whose first item is awaited before the response starts: a blob whose
+/// failure shows by then (every blob that fits in one chunk: its only chunk is checked before
+/// it is released) is answered with a clean 500 (or 503 when the store failed), not with a
+/// connection closed before the headers. A failure later in the body ends it with an error.
+async fn start_body(
+    mut body: BoxStream<'static, io::Result<Bytes>>,
+    digest: &Sha256Digest,
+) -> Result<Body, ApiError> {
+    match body.next().await {
+        None => Ok(Body::empty()),
+        Some(Ok(first)) => Ok(Body::from_stream(stream::once(async { Ok(first) }).chain(body))),
+        Some(Err(e)) if e.kind() == io::ErrorKind::InvalidData => Err(ApiError::Corrupt),
+        Some(Err(e)) => Err(ApiError::Unavailable(format!(
+            "reading blob sha256:{digest}: {e}"
+        ))),
+    }
 }
 
 /// A range request: cut the range from a fresh read of a blob whose whole content this
@@ -372,7 +395,7 @@ impl Verifying {
                 "stored blob is longer than announced; response aborted"
             ),
         }
-        io::Error::other("blob failed verification")
+        verification_error()
     }
 
     async fn hash(&mut self, chunk: Bytes) -> io::Result<()> {
@@ -471,7 +494,7 @@ fn local_verified_stream(
                 bytes = identity.len,
                 "stored blob does not match its digest; response aborted before its last chunk"
             );
-            Err(io::Error::other("blob failed verification"))
+            Err(verification_error())
         }
         Err(e) => {
             tracing::error!(digest = %digest, error = %e, "reading blob failed mid-response");

@@ -148,7 +148,8 @@ async fn corrupt_file_is_never_received_complete() {
 #[tokio::test]
 async fn truncated_file_is_never_received_complete() {
     let f = Fixture::local().await;
-    let truncated = f.wheel[..WHEEL_LEN / 2].to_vec();
+    // Longer than one chunk: the first goes out, the last is checked and replaced by an error.
+    let truncated = f.wheel[..WHEEL_LEN - 60].to_vec();
     f.corrupt(&f.wheel_digest, &truncated);
     let server = Running::start(f.state.clone(), None).await;
 
@@ -156,6 +157,13 @@ async fn truncated_file_is_never_received_complete() {
     assert_eq!(len, truncated.len() as u64, "Content-Length is the stored length");
     assert!(!completed, "the body must end in an error");
     assert!((received.len() as u64) < len, "a complete body was received");
+
+    // Within one chunk: checked before the response starts, a clean 500.
+    f.corrupt(&f.wheel_digest, &f.wheel[..WHEEL_LEN / 2]);
+    let response = client().get(server.url(&f.wheel_url())).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.text().await.unwrap(), "internal error\n");
+
     let m = client()
         .get(server.url("/metrics"))
         .send()
@@ -164,7 +172,7 @@ async fn truncated_file_is_never_received_complete() {
         .text()
         .await
         .unwrap();
-    assert_eq!(failures(&m), 1);
+    assert_eq!(failures(&m), 2);
     server.stop().await;
 }
 
