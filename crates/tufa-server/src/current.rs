@@ -50,6 +50,11 @@ const TIMESTAMP: &str = "timestamp.json";
 const MAX_TUF_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest `timestamp.json` read from the local disk (it is about 500 bytes).
 const MAX_TIMESTAMP_BYTES: u64 = 1024 * 1024;
+/// Versioned TUF metadata at least this long gets compressed variants.
+pub(crate) const COMPRESS_MIN: usize = 1024;
+/// zstd level of TUF metadata variants: JSON of role names, versions and hex digests, where
+/// level 1 compresses about as well as the middle levels (see tufa-publish's page variants).
+const ZSTD_LEVEL: i32 = 1;
 /// Bookkeeping bytes counted per cached entry.
 const ENTRY_OVERHEAD: u64 = 64;
 
@@ -84,19 +89,41 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         inner.map.get(key).map(|(v, _)| v.clone())
     }
 
-    fn insert(&self, key: K, value: V, cost: u64) {
+    /// Adds `key` unless it is held already; whether it was added.
+    fn insert(&self, key: K, value: V, cost: u64) -> bool {
         let cost = cost + ENTRY_OVERHEAD;
         if cost > self.max_bytes {
-            return;
+            return false;
         }
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if inner.map.contains_key(&key) {
-            return;
+            return false;
         }
         inner.map.insert(key.clone(), (value, cost));
         inner.order.push_back(key);
         inner.bytes += cost;
         while inner.bytes > self.max_bytes || inner.map.len() > self.max_entries {
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some((_, freed)) = inner.map.remove(&oldest) {
+                inner.bytes -= freed;
+            }
+        }
+        true
+    }
+
+    /// Replaces the value of `key` if it is still held (its cost updated); a key forgotten
+    /// meanwhile stays forgotten.
+    fn replace(&self, key: &K, value: V, cost: u64) {
+        let cost = cost + ENTRY_OVERHEAD;
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = inner.map.get_mut(key) else {
+            return;
+        };
+        let old = std::mem::replace(entry, (value, cost)).1;
+        inner.bytes = inner.bytes - old + cost;
+        while inner.bytes > self.max_bytes {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
             };
@@ -112,6 +139,50 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
             .unwrap_or_else(PoisonError::into_inner)
             .map
             .len()
+    }
+}
+
+/// A TUF metadata file as served: its bytes, their sha256 (the `ETag`), and its gzip and zstd
+/// variants once made (versioned files in memory only).
+#[derive(Debug)]
+pub(crate) struct TufFile {
+    pub(crate) data: Bytes,
+    pub(crate) digest: Sha256Digest,
+    pub(crate) gzip: Option<Bytes>,
+    pub(crate) zstd: Option<Bytes>,
+}
+
+impl TufFile {
+    fn plain(data: Bytes, digest: Sha256Digest) -> Self {
+        Self {
+            data,
+            digest,
+            gzip: None,
+            zstd: None,
+        }
+    }
+
+    /// The same file with both variants (gzip at the best level: made once per file).
+    fn compressed(plain: &Self) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&plain.data)?;
+        let gzip = gz.finish()?;
+        let zstd = zstd::bulk::compress(&plain.data, ZSTD_LEVEL)?;
+        Ok(Self {
+            data: plain.data.clone(),
+            digest: plain.digest,
+            gzip: Some(Bytes::from(gzip)),
+            zstd: Some(Bytes::from(zstd)),
+        })
+    }
+
+    fn cost(&self) -> u64 {
+        [Some(&self.data), self.gzip.as_ref(), self.zstd.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|b| b.len() as u64)
+            .sum()
     }
 }
 
@@ -139,8 +210,8 @@ pub(crate) struct Current {
     poll: Duration,
     generation: RwLock<Arc<Generation>>,
     /// Versioned TUF metadata (`N.<role>.json`), immutable once published, with its sha256
-    /// (the ETag), hashed once.
-    versioned: Bounded<String, (Bytes, Sha256Digest)>,
+    /// (the ETag), hashed once, and its compressed variants once they are made.
+    versioned: Arc<Bounded<String, Arc<TufFile>>>,
     /// Time origin of `checked_ms`.
     started: Instant,
     /// When the pointer was last checked, in ms since `started` plus one (0: never).
@@ -167,7 +238,7 @@ impl Current {
         Self {
             poll,
             generation: RwLock::new(Arc::new(Generation::new(None))),
-            versioned: Bounded::new(usize::MAX, MAX_TUF_BYTES),
+            versioned: Arc::new(Bounded::new(usize::MAX, MAX_TUF_BYTES)),
             started: Instant::now(),
             checked_ms: AtomicU64::new(0),
             checking: tokio::sync::Mutex::new(()),
@@ -247,20 +318,15 @@ impl Current {
     }
 
     /// The published TUF metadata file `name` (already checked to be a metadata file name).
-    /// Versioned files never change once published, so they are kept across generations.
+    /// Versioned files never change once published, so they are kept across generations, and
+    /// those of at least [`COMPRESS_MIN`] bytes get gzip and zstd variants, made once on a
+    /// blocking thread after the file entered memory (until then it is served uncompressed).
     pub(crate) async fn tuf_file(
         &self,
         store: &BlobStore,
         name: &str,
-    ) -> Result<Option<(Bytes, Sha256Digest)>, ApiError> {
+    ) -> Result<Option<Arc<TufFile>>, ApiError> {
         let key = tufa_tree::tuf_key(name);
-        let read = || async {
-            let data = store.get_named(&key).await.map_err(ApiError::from_store)?;
-            Ok::<_, ApiError>(data.map(|data| {
-                let digest = Sha256Digest::of(&data);
-                (data, digest)
-            }))
-        };
         // `timestamp.json` always comes from the store: every reader then hands out the newest
         // one, so a client behind a load balancer never sees it go back from one reader to
         // the next (a rollback it would refuse). On the local disk that costs one `stat` while
@@ -272,20 +338,41 @@ impl Current {
             return self
                 .timestamp
                 .get(&path, MAX_TIMESTAMP_BYTES)
+                .map(|found| found.map(|(data, digest)| Arc::new(TufFile::plain(data, digest))))
                 .map_err(|e| ApiError::Unavailable(format!("cannot read {}: {e}", path.display())));
         }
+        let read = || async {
+            let data = store.get_named(&key).await.map_err(ApiError::from_store)?;
+            Ok::<_, ApiError>(data.map(|data| {
+                let digest = Sha256Digest::of(&data);
+                Arc::new(TufFile::plain(data, digest))
+            }))
+        };
         if self.poll.is_zero() || name == TIMESTAMP {
             return read().await;
         }
         if let Some(cached) = self.versioned.get(&key) {
             return Ok(Some(cached));
         }
-        let found = read().await?;
-        if let Some((data, digest)) = &found {
-            self.versioned
-                .insert(key.clone(), (data.clone(), *digest), data.len() as u64);
+        let Some(file) = read().await? else {
+            return Ok(None);
+        };
+        if self.versioned.insert(key.clone(), Arc::clone(&file), file.cost())
+            && file.data.len() >= COMPRESS_MIN
+        {
+            let versioned = Arc::clone(&self.versioned);
+            let plain = Arc::clone(&file);
+            tokio::task::spawn_blocking(move || match TufFile::compressed(&plain) {
+                Ok(compressed) => {
+                    let cost = compressed.cost();
+                    versioned.replace(&key, Arc::new(compressed), cost);
+                }
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "cannot compress TUF metadata; serving it uncompressed")
+                }
+            });
         }
-        Ok(found)
+        Ok(Some(file))
     }
 
     /// The names of all published projects, in the backend's listing order; `None` when
@@ -362,7 +449,7 @@ mod tests {
                 current
                     .tuf_file(&store, name)
                     .await
-                    .map(|f| f.map(|(data, _)| data))
+                    .map(|f| f.map(|f| f.data.clone()))
             }
         };
         put("timestamp.json", b"one").await;
@@ -380,8 +467,8 @@ mod tests {
         assert_eq!(get("1.root.json").await.unwrap().unwrap(), "root one");
         // Polling off: every read goes to the store.
         let direct = Current::new(Duration::ZERO);
-        let (data, digest) = direct.tuf_file(&store, "1.root.json").await.unwrap().unwrap();
-        assert_eq!(data, "rewritten");
-        assert_eq!(digest, Sha256Digest::of(b"rewritten"));
+        let file = direct.tuf_file(&store, "1.root.json").await.unwrap().unwrap();
+        assert_eq!(file.data, "rewritten");
+        assert_eq!(file.digest, Sha256Digest::of(b"rewritten"));
     }
 }

@@ -19,7 +19,12 @@
 //! `timestamp.json`. Anything else is a 404 before the store is asked, so a store key is never
 //! built from anything but such a name. A versioned file never changes once published, so it
 //! is `immutable`; `timestamp.json` changes with every publish and is `no-cache` (clients and
-//! caches revalidate with its `ETag`, the sha256 of its bytes). A 404 is `no-cache` too:
+//! caches revalidate with its `ETag`, the sha256 of its bytes). A versioned file of at least
+//! 1 KiB kept in the reader's memory gets gzip and zstd variants, made once (see the `current`
+//! module) and chosen by `Accept-Encoding` like a page's (`ETag` `"<sha256>-gzip"` or
+//! `-zstd`, `Vary: Accept-Encoding`); clients hash and check the length of the decoded bytes,
+//! which are the stored ones. `timestamp.json` (about 500 bytes) is never compressed. A 404
+//! is `no-cache` too:
 //! clients probe `<N+1>.root.json` for a root rotation, and a cached 404 would hide the next
 //! root once it is published.
 
@@ -33,6 +38,7 @@ use tufa_store::BlobStore;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::negotiate::{Coding, accept_encoding, choose_coding};
 use crate::pages::{etag_of, if_none_match};
 
 /// The one metadata file without a version in its name.
@@ -108,29 +114,45 @@ async fn serve_metadata(
     let kind = classify(&name).ok_or(ApiError::NotFound)?;
     // The sha256 comes with the bytes: hashed once for a cached versioned file (a 490 KB
     // snapshot.json is not re-hashed per request), per read for timestamp.json.
-    let (data, digest) = state
+    let file = state
         .current()
         .tuf_file(state.store(), &name)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let etag = etag_of(&digest);
+    let variant = |coding: Coding| match coding {
+        Coding::Gzip => file.gzip.as_ref(),
+        Coding::Zstd => file.zstd.as_ref(),
+    };
+    let chosen = choose_coding(accept_encoding(headers), |c| variant(c).is_some())
+        .and_then(|c| Some((c, variant(c)?)));
+    let (data, etag) = match chosen {
+        Some((coding, data)) => (data, format!("\"{}-{}\"", file.digest, coding.as_str())),
+        None => (&file.data, etag_of(&file.digest)),
+    };
     let cache_control = match kind {
         MetadataFile::Timestamp => NO_CACHE,
         MetadataFile::Versioned => VERSIONED_CACHE_CONTROL,
     };
-    let builder = Response::builder()
+    let mut builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::CACHE_CONTROL, cache_control);
+    if kind == MetadataFile::Versioned {
+        // A variant may appear once the file has been compressed: caches must key on it.
+        builder = builder.header(header::VARY, "Accept-Encoding");
+    }
     let (builder, body) = if if_none_match(headers, &etag) {
         (builder.status(StatusCode::NOT_MODIFIED), Body::empty())
     } else {
-        let builder = builder
+        let mut builder = builder
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CONTENT_LENGTH, data.len());
+        if let Some((coding, _)) = chosen {
+            builder = builder.header(header::CONTENT_ENCODING, coding.as_str());
+        }
         if *method == Method::HEAD {
             (builder, Body::empty())
         } else {
-            (builder, Body::from(data))
+            (builder, Body::from(data.clone()))
         }
     };
     builder.body(body).map_err(|e| ApiError::Internal(e.to_string()))

@@ -576,3 +576,102 @@ fn limits_default_and_parse_the_readiness_margin() {
     assert_eq!(l.readiness_min_timestamp_validity_secs, 60);
     assert_eq!(l.page_cache_bytes, ServerLimits::default().page_cache_bytes);
 }
+
+/// A reader that keeps versioned metadata in memory serves gzip and zstd variants of it, made
+/// once after the file entered memory, that decode to the stored bytes; never of a small file
+/// or of `timestamp.json`.
+#[tokio::test]
+async fn versioned_metadata_in_memory_gets_compressed_variants() {
+    let f = Fixture::local().await;
+    let app = tufa_server::router(tufa_server::AppState::with_poll_interval(
+        f.store.clone(),
+        ServerLimits::default(),
+        std::time::Duration::from_secs(3600),
+    ));
+    let meta: String = (0..2000)
+        .map(|i| format!("\"bin-{i:04x}.json\":{{\"version\":{}}},", i % 7 + 1))
+        .collect();
+    let snapshot = Bytes::from(format!(
+        "{{\"signed\":{{\"_type\":\"snapshot\",\"meta\":{{{meta}\"end\":{{}}}}}}}}"
+    ));
+    put_tuf(&f.store, "3.snapshot.json", &snapshot).await;
+    let small = metadata_bytes("root", 1);
+    put_tuf(&f.store, "1.root.json", &small).await;
+    put_tuf(&f.store, "timestamp.json", &timestamp_bytes(3600)).await;
+    let uv = [("accept-encoding", "gzip, deflate, zstd")];
+
+    // The first answer comes before the variants are made: the stored bytes.
+    let first = get(&app, "/tuf/3.snapshot.json", &uv).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let encoding = first.header("content-encoding").map(str::to_owned);
+    assert_eq!(
+        crate::fixture::decoded(encoding.as_deref(), &first.body),
+        snapshot
+    );
+    let mut zstd = first;
+    for _ in 0..200 {
+        if zstd.header("content-encoding").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        zstd = get(&app, "/tuf/3.snapshot.json", &uv).await;
+    }
+    assert_eq!(zstd.header("content-encoding"), Some("zstd"), "uv gets zstd");
+    assert_eq!(crate::fixture::unzstd(&zstd.body), snapshot);
+    assert!(zstd.body.len() < snapshot.len() / 4, "{} B", zstd.body.len());
+    let zstd_etag = format!("\"{}-zstd\"", Sha256Digest::of(&snapshot));
+    assert_eq!(zstd.header("etag"), Some(zstd_etag.as_str()));
+    assert_eq!(zstd.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(zstd.header("cache-control"), Some(IMMUTABLE));
+
+    let pip = [("accept-encoding", "gzip, deflate")];
+    let gzip = get(&app, "/tuf/3.snapshot.json", &pip).await;
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"), "pip gets gzip");
+    assert_eq!(crate::fixture::gunzip(&gzip.body), snapshot);
+    let head_gzip = head(&app, "/tuf/3.snapshot.json", &pip).await;
+    assert_eq!(
+        head_gzip.header("content-length"),
+        Some(gzip.body.len().to_string().as_str())
+    );
+    assert!(head_gzip.body.is_empty());
+
+    // Without Accept-Encoding, or refusing both: the stored bytes and their plain ETag.
+    for headers in [
+        &[][..],
+        &[("accept-encoding", "identity")][..],
+        &[("accept-encoding", "gzip;q=0, zstd;q=0")][..],
+    ] {
+        let plain = get(&app, "/tuf/3.snapshot.json", headers).await;
+        assert_eq!(plain.header("content-encoding"), None, "{headers:?}");
+        assert_eq!(plain.body, snapshot);
+        assert_eq!(plain.header("etag"), Some(etag(&snapshot).as_str()));
+    }
+
+    // Revalidation is per variant.
+    let revalidate = |tag: &str, enc: &'static str| {
+        let app = app.clone();
+        let tag = tag.to_owned();
+        async move {
+            get(
+                &app,
+                "/tuf/3.snapshot.json",
+                &[("accept-encoding", enc), ("if-none-match", &tag)],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(revalidate(&zstd_etag, "zstd").await, StatusCode::NOT_MODIFIED);
+    assert_eq!(revalidate(&zstd_etag, "gzip").await, StatusCode::OK);
+    assert_eq!(revalidate(&etag(&snapshot), "zstd").await, StatusCode::OK);
+
+    // Below 1 KiB, and the timestamp: never compressed.
+    for (name, data) in [("1.root.json", small)] {
+        let a = get(&app, &format!("/tuf/{name}"), &uv).await;
+        assert_eq!(a.header("content-encoding"), None, "{name}");
+        assert_eq!(a.body, data);
+    }
+    let ts = get(&app, "/tuf/timestamp.json", &uv).await;
+    assert_eq!(ts.status, StatusCode::OK);
+    assert_eq!(ts.header("content-encoding"), None);
+}
