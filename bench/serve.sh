@@ -8,19 +8,26 @@
 #   2. An nginx docroot holding the blobs tufa serves, at the same URL paths: for each project
 #      `simple/<p>/index.html` and `index.json` (symlinks to the page blobs named by tufa's
 #      manifest `published/projects/<p>.json`) with `index.html.gz` / `index.json.gz` beside
-#      them (the manifest's gzip variants, served by `gzip_static on`); `/simple/<p>/` picks
+#      them (the manifest's gzip variants, served by `gzip_static on`) and the zstd variants in
+#      `simple/<p>/zst/` (picked by a `map` on Accept-Encoding, Debian's nginx has no zstd
+#      module; the zstd tests send uv's `Accept-Encoding: gzip, deflate, zstd`, for which
+#      tufa picks zstd); `/simple/<p>/` picks
 #      index.json when the Accept header names `application/vnd.pypi.simple.v1+json` (a `map`
 #      on $http_accept), index.html otherwise, so both servers get the very same requests. Files
 #      and `.metadata` at `files/<aa>/<bb>/<60 hex>/<name>`, TUF metadata at `tuf/timestamp.json`
-#      and `tuf/<N>.snapshot.json` (symlinks into the store). Every test body is fetched once
-#      from each server with curl and must be byte-identical to the blob (and so to each other).
+#      and `tuf/<N>.snapshot.json` (symlinks into the store), and the gzip and zstd variants of
+#      the snapshot as tufa sends them (the reader compresses versioned metadata in memory;
+#      fetched once from tufa). Test `file-once` is the big file again, from a second tufa
+#      reader with `file_verification = "once-per-file"` (nginx: the same file). Every test
+#      body is fetched once from each server with curl and must be byte-identical to the blob
+#      (and so to each other).
 #   3. wrk (1 thread) on core 0, both servers on core 1 (nginx: worker_processes 1), at each
 #      concurrency of CONNECTIONS, per test: WARMUP seconds of warm-up, then REPEAT runs of
 #      DURATION seconds, nginx and tufa alternating per test so drift hits both. The run with
 #      the median requests/s is reported (p50, p99 from wrk --latency) with the range of the runs.
 #   4. One markdown table on stdout: both servers side by side, the ratio tufa/nginx of
-#      requests/s and of p99, MB/s (10^6 bytes) for the big file; then both servers' RSS after
-#      the runs, the setup and the exact command.
+#      requests/s and of p99, MB/s (10^6 bytes) for the big file; then the HTTP/2 table
+#      (H2_TESTS), both servers' RSS after the runs, the setup and the exact command.
 #
 # Usage: bench/serve.sh               (the table on stdout, progress on stderr)
 #
@@ -37,6 +44,11 @@
 #                             (tufa's default `info` request log on stderr, nginx's `combined`
 #                             access_log), both written to /dev/null; 0: no request logs
 #                             (`tufa --quiet`, nginx `access_log off`)
+#   H2_TESTS ["small-html many-html-zst metadata snapshot-zst"]
+#                             tests also run over HTTP/2 (h2c with prior knowledge; nginx on a
+#                             second `listen … http2` port) with h2load, after the wrk table:
+#                             H2_CONNECTIONS [64] connections × H2_STREAMS [10] streams each,
+#                             WARMUP + REPEAT × DURATION as above; "" skips HTTP/2
 #   PERF_TEST [none]          a test id: after the table, `perf record` samples tufa serve
 #                             (999 Hz, DURATION s) while wrk runs that test at c=64, and the
 #                             top symbols are printed (needs perf: Debian package linux-perf)
@@ -60,6 +72,9 @@ CONNECTIONS=${CONNECTIONS:-"1 64 256"}
 TESTS=${TESTS:-all}
 ACCESS_LOG=${ACCESS_LOG:-1}
 PERF_TEST=${PERF_TEST:-}
+H2_TESTS=${H2_TESTS-"small-html many-html-zst metadata snapshot-zst"}
+H2_CONNECTIONS=${H2_CONNECTIONS:-64}
+H2_STREAMS=${H2_STREAMS:-10}
 JSON_ACCEPT="application/vnd.pypi.simple.v1+json"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,6 +90,7 @@ command -v wrk >/dev/null 2>&1 || apt_install wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { apt_install nginx; NGINX=/usr/sbin/nginx; }
 need_tools taskset curl python3
+[ -z "$H2_TESTS" ] || command -v h2load >/dev/null 2>&1 || apt_install nghttp2-client
 [ -z "$PERF_TEST" ] || command -v perf >/dev/null 2>&1 || apt_install linux-perf
 case "$ACCESS_LOG" in 0 | 1) ;; *) echo "error: ACCESS_LOG must be 0 or 1, not \`$ACCESS_LOG\`" >&2; exit 2 ;; esac
 
@@ -207,11 +223,16 @@ for project in ("small", "many", "big"):
         page = m[fmt]
         if page.get("gzip") is None:
             sys.exit(f"error: the {fmt} page of {project} has no gzip variant in its manifest")
+        if page.get("zstd") is None:
+            sys.exit(f"error: the {fmt} page of {project} has no zstd variant in its manifest")
         link(f"/simple/{project}/{index}", blob(page["raw"]))
         link(f"/simple/{project}/{index}.gz", blob(page["gzip"]))
+        link(f"/simple/{project}/zst/{index}", blob(page["zstd"]))
     pages[project] = m
 
 accept = {"html": "Accept: text/html", "json": f"Accept: {json_accept}"}
+# What uv 0.13 sends (captured from a real uv): the server picks zstd.
+uv_accept_encoding = "gzip, deflate, zstd"
 for project, label in (("small", "small page (4 files)"), ("many", None)):
     m = pages[project]
     if label is None:
@@ -224,6 +245,9 @@ for project, label in (("small", "small page (4 files)"), ("many", None)):
              [accept[fmt]], blob(raw))
         test(f"{project}-{fmt}-gz", f"{label}, {fmt.upper()}, gzip ({gz['len']:,} B)", f"/simple/{project}/",
              [accept[fmt], "Accept-Encoding: gzip"], blob(gz))
+        zst = m[fmt]["zstd"]
+        test(f"{project}-{fmt}-zst", f"{label}, {fmt.upper()}, zstd ({zst['len']:,} B)", f"/simple/{project}/",
+             [accept[fmt], f"Accept-Encoding: {uv_accept_encoding}"], blob(zst))
 
 def files_of(project):
     m = pages[project]
@@ -248,6 +272,9 @@ url, digest, size = files_of("big")["big-1.0.tar.gz"]
 path = blob({"sha256": digest, "len": size})
 link(url, path)
 test("file", f"{size / 1e6:.0f} MB file", url, [], path)
+# The same file from a second tufa reader with file_verification = "once-per-file" (nginx
+# serves it exactly as in `file`).
+test("file-once", f"{size / 1e6:.0f} MB file, tufa `once-per-file`", url, [], path)
 
 tuf = os.path.join(store, "published", "tuf")
 link("/tuf/timestamp.json", os.path.join(tuf, "timestamp.json"))
@@ -264,6 +291,7 @@ for t in tests:
 EOF
 
 NG_PORT=$(free_port)
+NG_H2_PORT=$(free_port)
 if [ "$ACCESS_LOG" = 1 ]; then NG_ACCESS="access_log /dev/null combined;"; else NG_ACCESS="access_log off;"; fi
 NG_USER=""
 [ "$(id -u)" -ne 0 ] || NG_USER="user root;" # the work dir is mode 0700: the worker must read it
@@ -293,8 +321,20 @@ http {
         default index.html;
         "~*application/vnd\.pypi\.simple\.(?:v1|latest)\+json" index.json;
     }
+    # zstd (no zstd module in Debian's nginx): the zstd variant of a page or of TUF metadata
+    # lives in a zst/ directory beside it, picked when Accept-Encoding names zstd (the tests
+    # send it only where that variant exists), with the header added by hand.
+    map \$http_accept_encoding \$zst_dir {
+        default "";
+        "~*zstd" "zst/";
+    }
+    map \$http_accept_encoding \$zst_encoding {
+        default "";
+        "~*zstd" "zstd";
+    }
     server {
         listen 127.0.0.1:$NG_PORT;
+        listen 127.0.0.1:$NG_H2_PORT http2;
         root $DOCROOT;
         gzip off;
         gzip_static on;
@@ -302,10 +342,16 @@ http {
             types { text/html html; application/vnd.pypi.simple.v1+json json; }
             charset utf-8;
             add_header Vary "Accept, Accept-Encoding";
-            try_files /simple/\$project/\$simple_index =404;
+            add_header Content-Encoding \$zst_encoding;
+            try_files /simple/\$project/\$zst_dir\$simple_index =404;
         }
         location /files/ { }
-        location /tuf/ { types { application/json json; } }
+        location ~ ^/tuf/(?<tuf_file>[^/]+)\$ {
+            types { application/json json; }
+            add_header Vary Accept-Encoding;
+            add_header Content-Encoding \$zst_encoding;
+            try_files /tuf/\$zst_dir\$tuf_file =404;
+        }
         location = /healthz { return 200 "ok\n"; }
     }
 }
@@ -338,6 +384,42 @@ wait_http "http://127.0.0.1:$TUFA_PORT/healthz" "tufa serve (ACCESS_LOG=0 keeps 
   { [ "$TUFA_LOG" = /dev/null ] || cat "$TUFA_LOG" >&2; exit 1; }
 TUFA_RSS_START=$(rss_mib "$TUFA_PID" VmRSS)
 
+# A second reader, the same but for file_verification = "once-per-file", for test `file-once`.
+ONCE=$WORK/reader-once
+mkdir -p "$ONCE"
+sed 's/^\[serve.limits\]$/[serve]\nfile_verification = "once-per-file"\n\n[serve.limits]/' \
+  "$READER/tufa.toml" >"$ONCE/tufa.toml"
+grep -q '^file_verification = "once-per-file"$' "$ONCE/tufa.toml" ||
+  { echo "error: could not write $ONCE/tufa.toml" >&2; exit 1; }
+TUFA_ONCE_PORT=$(free_port)
+start_bg 1 /dev/null "$BIN" --config "$ONCE/tufa.toml" --quiet serve --listen "127.0.0.1:$TUFA_ONCE_PORT"
+TUFA_ONCE_PID=$LAST_PID
+wait_http "http://127.0.0.1:$TUFA_ONCE_PORT/healthz" "tufa serve (once-per-file)" "$TUFA_ONCE_PID" || exit 1
+
+# TUF metadata variants are compressed by the reader when a versioned file enters its memory
+# (they are not objects in the store): nginx gets the bytes tufa sends, fetched once here.
+snap_path=$(awk -F'\t' '$1 == "snapshot" {print $3}' "$WORK/tests.tsv")
+snap_name=${snap_path#/tuf/}
+mkdir -p "$DOCROOT/tuf/zst"
+for enc in gzip zstd; do
+  case $enc in gzip) out=$DOCROOT/tuf/$snap_name.gz ;; zstd) out=$DOCROOT/tuf/zst/$snap_name ;; esac
+  # The first request brings the file into memory; its variants follow a moment later.
+  for _ in $(seq 1 100); do
+    got=$(curl -sS -o "$out" -w '%{http_code} %header{content-encoding}' -H "Accept-Encoding: $enc" \
+      "http://127.0.0.1:$TUFA_PORT$snap_path")
+    [ "$got" != "200 $enc" ] || break
+    sleep 0.1
+  done
+  [ "$got" = "200 $enc" ] ||
+    { echo "error: tufa answered $snap_path with Accept-Encoding: $enc by \`$got\`, not \`200 $enc\`" >&2; exit 1; }
+  size=$(wc -c <"$out")
+  printf '%s\t%s\t%s\t%s\t%s\n' "snapshot-$( [ $enc = gzip ] && echo gz || echo zst)" \
+    "$snap_path, $enc ($size B)" "$snap_path" "Accept-Encoding: $enc" "$out" >>"$WORK/tests.tsv"
+done
+
+# The port of tufa for a test.
+tufa_port() { if [ "$1" = file-once ]; then echo "$TUFA_ONCE_PORT"; else echo "$TUFA_PORT"; fi; }
+
 # headers_of "H1|H2" (or "-" for none): curl/wrk arguments in $HDR.
 headers_of() {
   HDR=()
@@ -353,7 +435,7 @@ while IFS=$'\t' read -r id what path hdrs body; do
   if [ "$TESTS" != all ] && ! [[ " $TESTS " == *" $id "* ]]; then continue; fi
   headers_of "$hdrs"
   for server in nginx tufa; do
-    if [ $server = nginx ]; then port=$NG_PORT; else port=$TUFA_PORT; fi
+    if [ $server = nginx ]; then port=$NG_PORT; else port=$(tufa_port "$id"); fi
     out=$WORK/check.$server
     status=$(curl -sS -o "$out" -w '%{http_code}' "${HDR[@]}" "http://127.0.0.1:$port$path")
     [ "$status" = 200 ] || { echo "error: $server answered $path ($hdrs) with HTTP $status" >&2; exit 1; }
@@ -375,13 +457,15 @@ rm -f "$WORK"/check.*
 # requests/s (MB/s = req/s × BYTES / 10^6; errors = wrk's socket errors, all runs). Fails on
 # any non-2xx answer.
 wrk_cell() {
-  local url=$1 c=$2 bytes=$3 i
+  local url=$1 c=$2 bytes=$3 i out
   headers_of "$4"
+  # Its own directory: the caller reads the result before this subshell has cleaned up.
+  out=$(mktemp -d "$WORK/cell.XXXXXX")
   taskset -c 0 wrk -t1 -c"$c" -d"${WARMUP}s" --timeout 60s "${HDR[@]}" "$url" >/dev/null
   for i in $(seq 1 "$REPEAT"); do
-    taskset -c 0 wrk -t1 -c"$c" -d"${DURATION}s" --timeout 60s --latency "${HDR[@]}" "$url" >"$WORK/wrk.$i.out"
+    taskset -c 0 wrk -t1 -c"$c" -d"${DURATION}s" --timeout 60s --latency "${HDR[@]}" "$url" >"$out/wrk.$i.out"
   done
-  python3 - "$bytes" "$WORK"/wrk.*.out <<'EOF'
+  python3 - "$bytes" "$out"/wrk.*.out <<'EOF'
 import re, sys
 def ms(v):
     n, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
@@ -402,7 +486,7 @@ runs.sort()
 rps, p50, p99 = runs[len(runs) // 2]
 print(f"{rps:.0f} {p50:.3f} {p99:.3f} {runs[0][0]:.0f} {runs[-1][0]:.0f} {rps * int(sys.argv[1]) / 1e6:.0f} {errors}")
 EOF
-  rm -f "$WORK"/wrk.*.out
+  rm -rf "$out"
 }
 
 ROWS=()
@@ -414,7 +498,7 @@ for i in "${!T_ID[@]}"; do
     echo "  [$cell/$ncells] ${T_ID[$i]} c=$c…" >&2
     note_load "${T_ID[$i]} c=$c"
     read -r n_rps n_p50 n_p99 n_min n_max n_mbs n_err < <(wrk_cell "http://127.0.0.1:$NG_PORT${T_PATH[$i]}" "$c" "${T_BODY[$i]}" "${T_HDRS[$i]}")
-    read -r t_rps t_p50 t_p99 t_min t_max t_mbs t_err < <(wrk_cell "http://127.0.0.1:$TUFA_PORT${T_PATH[$i]}" "$c" "${T_BODY[$i]}" "${T_HDRS[$i]}")
+    read -r t_rps t_p50 t_p99 t_min t_max t_mbs t_err < <(wrk_cell "http://127.0.0.1:$(tufa_port "${T_ID[$i]}")${T_PATH[$i]}" "$c" "${T_BODY[$i]}" "${T_HDRS[$i]}")
     ROWS+=("$(python3 - "${T_ID[$i]}" "${T_WHAT[$i]}" "$c" "$n_rps" "$n_p50" "$n_p99" "$n_min" "$n_max" "$n_mbs" "$n_err" \
       "$t_rps" "$t_p50" "$t_p99" "$t_min" "$t_max" "$t_mbs" "$t_err" <<'EOF'
 import sys
@@ -425,7 +509,7 @@ def lat(v):
     return f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
 def rate(r):
     # The big file is reported in MB/s, everything else in requests/s.
-    if tid == "file":
+    if tid.startswith("file"):
         return f"{r[5]:,.0f} MB/s ({r[0]:,.0f} req/s)"
     return f"{r[0]:,.0f}"
 def rng(r):
@@ -442,6 +526,57 @@ EOF
   done
 done
 
+# HTTP/2 (h2c, prior knowledge) with h2load: H2_CONNECTIONS connections × H2_STREAMS streams.
+H2_ROWS=()
+if [ -n "$H2_TESTS" ]; then
+  h2_cell() {
+    local url=$1 i out
+    local hdrs=()
+    # Its own directory: the caller reads the result before this subshell has cleaned up.
+    out=$(mktemp -d "$WORK/cell.XXXXXX")
+    [ "$2" = - ] || { IFS='|' read -r -a hs <<<"$2"; for h in "${hs[@]}"; do hdrs+=(-H "$h"); done; }
+    for i in $(seq 1 "$REPEAT"); do
+      taskset -c 0 h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D"$DURATION" --warm-up-time="$WARMUP" \
+        "${hdrs[@]}" "$url" >"$out/h2.$i.out" 2>&1 || { cat "$out/h2.$i.out" >&2; exit 1; }
+    done
+    python3 - "$out"/h2.*.out <<'EOF2'
+import re, sys
+def ms(v):
+    n, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+runs = []
+for path in sys.argv[1:]:
+    text = open(path).read()
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+    if not m or int(m.group(4)) or int(m.group(5)) or int(m.group(2)) != int(m.group(3)):
+        sys.exit("h2load saw failed requests:\n" + text)
+    if re.search(r"status codes: \d+ 2xx, 0 3xx, 0 4xx, 0 5xx", text) is None:
+        sys.exit("h2load saw non-2xx answers:\n" + text)
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", text).group(1))
+    mean = ms(re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", text).group(1))
+    runs.append((rps, mean))
+runs.sort()
+rps, mean = runs[len(runs) // 2]
+print(f"{rps:.0f} {mean:.3f} {runs[0][0]:.0f} {runs[-1][0]:.0f}")
+EOF2
+    rm -rf "$out"
+  }
+  for id in $H2_TESTS; do
+    p=-1
+    for i in "${!T_ID[@]}"; do [ "${T_ID[$i]}" != "$id" ] || p=$i; done
+    [ "$p" -ge 0 ] || { echo "  h2 $id: skipped (not among the tests run)" >&2; continue; }
+    echo "  h2 $id c=$H2_CONNECTIONS×$H2_STREAMS…" >&2
+    read -r n_rps n_mean n_min n_max < <(h2_cell "http://127.0.0.1:$NG_H2_PORT${T_PATH[$p]}" "${T_HDRS[$p]}")
+    read -r t_rps t_mean t_min t_max < <(h2_cell "http://127.0.0.1:$(tufa_port "$id")${T_PATH[$p]}" "${T_HDRS[$p]}")
+    H2_ROWS+=("$(python3 -c '
+import sys
+what, n, nmean, nmin, nmax, t, tmean, tmin, tmax = sys.argv[1:]
+n, t = float(n), float(t)
+print(f"| {what} | {n:,.0f} | {float(nmin):,.0f}–{float(nmax):,.0f} | {float(nmean):.2f} | {t:,.0f} | {float(tmin):,.0f}–{float(tmax):,.0f} | {float(tmean):.2f} | **{t / n:.2f}×** |")
+' "${T_WHAT[$p]}" "$n_rps" "$n_mean" "$n_min" "$n_max" "$t_rps" "$t_mean" "$t_min" "$t_max")")
+  done
+fi
+
 TUFA_RSS_AFTER=$(rss_mib "$TUFA_PID" VmRSS)
 TUFA_RSS_PEAK=$(rss_mib "$TUFA_PID" VmHWM)
 NG_RSS_AFTER=$(rss_mib "$NG_WORKER" VmRSS)
@@ -454,6 +589,14 @@ NG_RSS_PEAK=$(rss_mib "$NG_WORKER" VmHWM)
 echo "| request | c | nginx req/s | nginx range | nginx p50 ms | nginx p99 ms | tufa req/s | tufa range | tufa p50 ms | tufa p99 ms | req/s tufa/nginx | p99 tufa/nginx |"
 echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 printf '%s\n' "${ROWS[@]}"
+if [ "${#H2_ROWS[@]}" -gt 0 ]; then
+  echo
+  echo "HTTP/2 (h2c, h2load, $H2_CONNECTIONS connections × $H2_STREAMS streams):"
+  echo
+  echo "| request | nginx req/s | nginx range | nginx mean ms | tufa req/s | tufa range | tufa mean ms | req/s tufa/nginx |"
+  echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+  printf '%s\n' "${H2_ROWS[@]}"
+fi
 echo
 echo "RSS (MiB): tufa serve $TUFA_RSS_START after start, $TUFA_RSS_AFTER after the runs, peak (VmHWM) $TUFA_RSS_PEAK; nginx worker $NG_RSS_AFTER after the runs, peak $NG_RSS_PEAK."
 echo
@@ -485,4 +628,4 @@ if [ -n "$PERF_TEST" ]; then
   echo '```'
 fi
 echo
-echo "Command: PERF_TEST=$PERF_TEST MANY_FILES=$MANY_FILES BIG_MB=$BIG_MB DURATION=$DURATION WARMUP=$WARMUP REPEAT=$REPEAT CONNECTIONS=\"$CONNECTIONS\" TESTS=\"$TESTS\" ACCESS_LOG=$ACCESS_LOG bench/serve.sh"
+echo "Command: H2_TESTS=\"$H2_TESTS\" H2_CONNECTIONS=$H2_CONNECTIONS H2_STREAMS=$H2_STREAMS PERF_TEST=$PERF_TEST MANY_FILES=$MANY_FILES BIG_MB=$BIG_MB DURATION=$DURATION WARMUP=$WARMUP REPEAT=$REPEAT CONNECTIONS=\"$CONNECTIONS\" TESTS=\"$TESTS\" ACCESS_LOG=$ACCESS_LOG bench/serve.sh"
