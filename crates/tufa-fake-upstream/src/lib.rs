@@ -15,11 +15,21 @@
 //!   `<wheel>.metadata` files;
 //! * the XML-RPC changelog API at `POST /pypi` (`changelog_last_serial`,
 //!   `changelog_since_serial`, `list_packages_with_serial`) as used by
-//!   bandersnatch-style mirrors.
+//!   bandersnatch-style mirrors;
+//! * the legacy JSON API `GET /pypi/<project>/json` that bandersnatch 6 reads, with file URLs
+//!   in PyPI's `/packages/<2 hex>/<2 hex>/<60 hex>/<filename>` layout (always served too).
 //!
 //! The upstream can be mutated while running ([`FakeUpstream::add_release`],
 //! [`FakeUpstream::remove_release`]) and can misbehave on demand through
 //! [`Fault`]s attached to a project page or to a single file.
+//!
+//! For benchmarks, [`FakeUpstream::start_generated`] (`fake-upstream --generate …`) builds a
+//! deterministic upstream of thousands of projects from a seed ([`GenerateSpec`]) whose file
+//! bytes are streamed from the seed instead of held in memory, and
+//! [`FakeUpstream::mutate`] moves it to its next epoch (1 % of the projects get a release).
+//! Three endpoints under `/_fake/` serve the scripts driving it: `GET /_fake/stats` (request
+//! counters, JSON), `GET /_fake/manifest` (one line per distribution file:
+//! `<sha256> <size> <path>`) and `POST /_fake/mutate` (the next epoch; JSON report).
 //!
 //! This crate deliberately does not depend on any other tufa crate: it
 //! produces the raw JSON, HTML, XML and bytes itself, so it can act as an
@@ -29,7 +39,9 @@
 // desired outcome, so `unwrap`/`expect` are allowed crate-wide.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod body;
 mod dist;
+mod generate;
 mod pages;
 mod raw;
 mod server;
@@ -46,6 +58,7 @@ use tokio::sync::oneshot;
 
 use crate::state::State;
 
+pub use crate::generate::{GenerateSpec, GenerateSpecError, GenerationReport};
 pub use crate::raw::RawServer;
 pub use crate::util::normalize_name;
 
@@ -324,6 +337,35 @@ impl FakeUpstream {
                 state.add_release(&p.name, r);
             }
         }
+        Ok(Self::serve(listener, state))
+    }
+
+    /// Starts a server on `127.0.0.1:port` (0 = ephemeral) serving the upstream generated from
+    /// `spec` (see [`GenerateSpec`]): file URLs in PyPI's `/packages/…` layout, no request log
+    /// ([`FakeUpstream::requests`] stays empty; the counters of `/_fake/stats` run).
+    /// Generating hashes every file once (about a second per GiB), on a blocking thread.
+    pub async fn start_generated(
+        port: u16,
+        spec: &GenerateSpec,
+    ) -> io::Result<(FakeUpstream, GenerationReport)> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let spec = spec.clone();
+        let (state, report) = tokio::task::spawn_blocking(move || {
+            let mut state = State::new(base_url);
+            let report = generate::generate(&mut state, &spec);
+            (state, report)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        Ok((Self::serve(listener, state), report))
+    }
+
+    fn serve(listener: tokio::net::TcpListener, state: State) -> FakeUpstream {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let base_url = state.base_url.clone();
         let shared: Shared = Arc::new(Mutex::new(state));
         let (tx, rx) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
@@ -337,12 +379,28 @@ impl FakeUpstream {
                 tracing::warn!("fake upstream server error: {e}");
             }
         });
-        Ok(FakeUpstream {
+        FakeUpstream {
             addr,
             base_url,
             shared,
             shutdown: Some(tx),
-        })
+        }
+    }
+
+    /// A generated upstream's next epoch ([`GenerateSpec::changed_percent`] of its projects get
+    /// a new release); `None` if it was not generated.
+    pub fn mutate(&self) -> Option<GenerationReport> {
+        generate::mutate(&mut lock(&self.shared))
+    }
+
+    /// Every distribution file (no `.metadata`), sorted by path: the path below the server
+    /// root as the Simple pages link it, its sha256 and its size.
+    pub fn manifest(&self) -> Vec<ManifestEntry> {
+        lock(&self.shared)
+            .manifest()
+            .into_iter()
+            .map(|(path, sha256, size)| ManifestEntry { path, sha256, size })
+            .collect()
     }
 
     /// The bound socket address.
@@ -466,23 +524,29 @@ impl FakeUpstream {
 
     /// The true bytes of a generated file (also accepts `<wheel>.metadata`).
     pub fn file_bytes(&self, filename: &str) -> Option<Vec<u8>> {
-        let s = lock(&self.shared);
-        s.lookup(filename).map(|(_, b)| b.to_vec())
+        let body = lock(&self.shared).lookup(filename).map(|(_, b)| b)?;
+        Some(body.to_bytes().to_vec())
     }
 
     /// Lowercase hex sha256 of a generated file (also accepts
     /// `<wheel>.metadata`).
     pub fn file_sha256(&self, filename: &str) -> Option<String> {
         let s = lock(&self.shared);
-        s.lookup(filename).map(|(_, b)| util::sha256_hex(&b))
+        if let Some(f) = s.files.get(filename) {
+            return Some(f.sha256.clone());
+        }
+        s.lookup(filename).map(|(_, b)| util::sha256_hex(&b.to_bytes()))
     }
 
     /// Absolute download URL of a generated file (also accepts
-    /// `<wheel>.metadata`).
+    /// `<wheel>.metadata`), as the Simple pages link it.
     pub fn file_url(&self, filename: &str) -> Option<String> {
         let s = lock(&self.shared);
-        s.lookup(filename)
-            .map(|(f, _)| format!("{}/files/{}{}", s.base_url, f.dir(), filename))
+        let base = filename.strip_suffix(".metadata").unwrap_or(filename);
+        let (f, _) = s.lookup(filename)?;
+        let path = s.file_path(base, f);
+        let suffix = &filename[base.len()..];
+        Some(format!("{}/{path}{suffix}", s.base_url))
     }
 
     /// Filenames of all current files of a project, in release order.
@@ -498,6 +562,16 @@ impl FakeUpstream {
     pub fn changelog(&self) -> Vec<ChangelogEntry> {
         lock(&self.shared).changelog.clone()
     }
+}
+
+/// One distribution file of [`FakeUpstream::manifest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// Below the server root, e.g. `packages/ab/cd/<60 hex>/x-1.0.tar.gz`.
+    pub path: String,
+    /// Lowercase hex.
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// A small dependency chain for end-to-end tests:

@@ -39,7 +39,13 @@ async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(JSON_CT));
-    lock(&shared).requests.push(format!("{method} {path_and_query}"));
+    {
+        let mut s = lock(&shared);
+        s.counters.requests += 1;
+        if s.record_requests {
+            s.requests.push(format!("{method} {path_and_query}"));
+        }
+    }
     if let Some(canned) = take_route(&shared, &path) {
         return canned_response(canned);
     }
@@ -53,8 +59,13 @@ async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
             Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
         };
         let text = String::from_utf8_lossy(&body);
-        let out = xmlrpc::handle(&lock(&shared), &text);
+        let mut s = lock(&shared);
+        s.counters.xmlrpc += 1;
+        let out = xmlrpc::handle(&s, &text);
         return ([(header::CONTENT_TYPE, "text/xml")], out).into_response();
+    }
+    if let Some(rest) = path.strip_prefix("/_fake/") {
+        return admin(&shared, rest, &method);
     }
 
     if method != Method::GET && method != Method::HEAD {
@@ -72,9 +83,82 @@ async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
         return project(&shared, rest, wants_json);
     }
     if let Some(rest) = path.strip_prefix("/files/") {
-        return file(&shared, rest, method == Method::GET);
+        return file(&shared, rest, false, method == Method::GET);
+    }
+    if let Some(rest) = path.strip_prefix("/packages/") {
+        return file(&shared, rest, true, method == Method::GET);
+    }
+    if let Some(name) = path
+        .strip_prefix("/pypi/")
+        .and_then(|r| r.strip_suffix("/json"))
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+    {
+        return legacy_json(&shared, name);
     }
     not_found()
+}
+
+/// `GET /pypi/<project>/json`: PyPI's legacy JSON API, any spelling of the name.
+fn legacy_json(shared: &Shared, name: &str) -> Response {
+    let mut s = lock(shared);
+    s.counters.legacy_json += 1;
+    let norm = normalize_name(name);
+    let Some(serial) = s.projects.get(&norm).map(|p| p.last_serial) else {
+        return not_found();
+    };
+    let Some(body) = pages::legacy_json(&s, &norm) else {
+        return not_found();
+    };
+    drop(s);
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(SERIAL_HEADER, HeaderValue::from(serial));
+    r
+}
+
+/// `/_fake/…`: what a benchmark script needs from the upstream itself.
+fn admin(shared: &Shared, rest: &str, method: &Method) -> Response {
+    let json = |v: serde_json::Value| ([(header::CONTENT_TYPE, "application/json")], v.to_string());
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    match rest {
+        "stats" if get => {
+            let s = lock(shared);
+            let c = s.counters;
+            json(serde_json::json!({
+                "requests": c.requests,
+                "simple_pages": c.simple_pages,
+                "legacy_json": c.legacy_json,
+                "xmlrpc": c.xmlrpc,
+                "file_downloads": s.file_downloads,
+                "metadata_downloads": c.metadata_downloads,
+                "file_bytes": c.file_bytes,
+                "last_serial": s.serial,
+                "projects": s.projects.len(),
+                "files": s.files.len(),
+                "epoch": s.generator.as_ref().map(|g| g.epoch()),
+            }))
+            .into_response()
+        }
+        "manifest" if get => {
+            let mut out = String::new();
+            for (path, sha256, size) in lock(shared).manifest() {
+                out.push_str(&format!("{sha256} {size} {path}\n"));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+        }
+        "mutate" if post => match crate::generate::mutate(&mut lock(shared)) {
+            Some(report) => json(report.to_json()).into_response(),
+            None => (
+                StatusCode::CONFLICT,
+                "not a generated upstream: start fake-upstream with --generate to mutate it\n",
+            )
+                .into_response(),
+        },
+        "stats" | "manifest" | "mutate" => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        _ => not_found(),
+    }
 }
 
 /// The canned answer for `path`, counting down its `times`.
@@ -184,6 +268,7 @@ fn project(shared: &Shared, rest: &str, wants_json: bool) -> Response {
         FaultCheck::None => None,
         FaultCheck::Active(f) => Some(f),
     };
+    s.counters.simple_pages += 1;
     let json = wants_json && !s.html_only;
     let (mut ct, body) = if json {
         let mut body = pages::project_json(s, &norm, fault.as_ref());
@@ -215,43 +300,68 @@ fn simple_response(ct: &str, body: Bytes, serial: u64, fault: Option<&Fault>) ->
     r
 }
 
-fn file(shared: &Shared, rest: &str, is_get: bool) -> Response {
+/// A file at `/files/<2 hex>/<2 hex>/<name>` or, `pypi_layout`, at
+/// `/packages/<2 hex>/<2 hex>/<60 hex>/<name>` (the directories must match its sha256).
+fn file(shared: &Shared, rest: &str, pypi_layout: bool, is_get: bool) -> Response {
     let mut guard = lock(shared);
     let s: &mut State = &mut guard;
-    let mut parts = rest.splitn(3, '/');
-    let (Some(a), Some(b), Some(filename)) = (parts.next(), parts.next(), parts.next()) else {
+    let parts = if pypi_layout { 4 } else { 3 };
+    let segments: Vec<&str> = rest.splitn(parts, '/').collect();
+    if segments.len() != parts {
         return not_found();
-    };
+    }
+    let filename = segments[parts - 1];
+    let dir = format!("{}/", segments[..parts - 1].join("/"));
     let is_metadata = filename.ends_with(".metadata");
     if is_get && !is_metadata {
         s.file_downloads += 1;
+    }
+    if is_get && is_metadata {
+        s.counters.metadata_downloads += 1;
     }
     let fault = match State::check_fault(&mut s.file_faults, filename) {
         FaultCheck::ServerError => return service_unavailable(None),
         FaultCheck::None => None,
         FaultCheck::Active(f) => Some(f),
     };
-    let Some((f, bytes)) = s.lookup(filename) else {
+    let Some((f, body)) = s.lookup(filename) else {
         return not_found();
     };
-    if f.dir() != format!("{a}/{b}/") {
+    let expected_dir = if pypi_layout { f.pypi_dir() } else { f.dir() };
+    if expected_dir != dir {
         return not_found();
     }
-    let bytes = if matches!(fault, Some(Fault::HashMismatch)) && !bytes.is_empty() {
-        let mut v = bytes.to_vec();
-        let mid = v.len() / 2;
-        v[mid] ^= 0xff;
-        Bytes::from(v)
-    } else {
-        bytes
-    };
-    drop(guard);
     let ct = if matches!(fault, Some(Fault::WrongContentType)) {
         "text/html; charset=utf-8"
     } else {
         "application/octet-stream"
     };
-    let mut r = body_response(bytes, fault.as_ref());
+    let mut r = match fault {
+        None => {
+            if is_get && !is_metadata {
+                s.counters.file_bytes += body.len();
+            }
+            drop(guard);
+            let len = body.len();
+            let mut r = Response::new(body.into_http());
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            r
+        }
+        Some(fault) => {
+            drop(guard);
+            let bytes = body.to_bytes();
+            let bytes = if matches!(fault, Fault::HashMismatch) && !bytes.is_empty() {
+                let mut v = bytes.to_vec();
+                let mid = v.len() / 2;
+                v[mid] ^= 0xff;
+                Bytes::from(v)
+            } else {
+                bytes
+            };
+            body_response(bytes, Some(&fault))
+        }
+    };
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r

@@ -6,6 +6,7 @@
 mod binary;
 mod faults;
 mod files;
+mod generate;
 mod mutation;
 mod pages;
 
