@@ -9,7 +9,8 @@
 //! Every write is one durable redb transaction (`Durability::Immediate`, redb's default):
 //! when a method returns, the change survives a crash, and a crash before that leaves the
 //! previous state. A project's files are replaced as a whole in one transaction, so a reader
-//! never sees half a project.
+//! never sees half a project; [`Index::commit_projects`] records many projects in one
+//! transaction (the sync's group commit), all or none.
 //!
 //! All methods block; async callers run them on `spawn_blocking`.
 //!
@@ -154,6 +155,16 @@ impl ProjectChange {
     pub fn is_empty(&self) -> bool {
         self.added == 0 && self.removed == 0 && self.updated == 0 && !self.record_changed
     }
+}
+
+/// One project of a group commit ([`Index::commit_projects`]).
+#[derive(Debug, Clone)]
+pub struct ProjectCommit {
+    pub record: ProjectRecord,
+    /// The project's whole file set.
+    pub files: Vec<FileRecord>,
+    /// Finish the project's pending entry at this serial (full mode, when it synced cleanly).
+    pub finish_pending: Option<u64>,
 }
 
 /// The redb-backed index. Cheap to clone.
@@ -329,61 +340,29 @@ impl Index {
     /// their blobs stay in the store for a later gc). Marks the project dirty when anything
     /// changed.
     pub fn replace_project(&self, record: &ProjectRecord, files: &[FileRecord]) -> Result<ProjectChange> {
-        let name = &record.name;
         let tx = self.db.begin_write()?;
-        let mut change = ProjectChange::default();
-        {
-            let mut projects = tx.open_table(PROJECTS)?;
-            let old: Option<ProjectRecord> = projects
-                .get(name.as_str())?
-                .map(|v| decode(name.as_str(), v.value()))
-                .transpose()?;
-            if old.as_ref() != Some(record) {
-                change.record_changed = true;
-                projects.insert(name.as_str(), encode(name.as_str(), record)?.as_slice())?;
-            }
+        let change = replace_project_in(&tx, record, files)?;
+        tx.commit()?;
+        Ok(change)
+    }
 
-            let mut table = tx.open_table(FILES)?;
-            let (start, end) = file_range(name);
-            let mut existing: BTreeMap<String, FileRecord> = BTreeMap::new();
-            for entry in table.range(start.as_str()..end.as_str())? {
-                let (k, v) = entry?;
-                existing.insert(k.value().to_owned(), decode(k.value(), v.value())?);
-            }
-            let mut keep = BTreeSet::new();
-            for file in files {
-                let key = file_key(name, &file.filename);
-                match existing.get(&key) {
-                    Some(old) if old == file => {}
-                    Some(_) => change.updated += 1,
-                    None => change.added += 1,
-                }
-                if existing.get(&key) != Some(file) {
-                    table.insert(key.as_str(), encode(&key, file)?.as_slice())?;
-                }
-                keep.insert(key);
-            }
-            for key in existing.keys().filter(|k| !keep.contains(*k)) {
-                table.remove(key.as_str())?;
-                change.removed += 1;
-            }
-            // An approved change, once recorded, is used up.
-            let mut approved = tx.open_table(APPROVED_CHANGES)?;
-            for file in files {
-                let key = file_key(name, &file.filename);
-                let used = approved
-                    .get(key.as_str())?
-                    .is_some_and(|v| v.value() == file.sha256.to_hex());
-                if used {
-                    approved.remove(key.as_str())?;
-                }
-            }
-            if !change.is_empty() {
-                tx.open_table(DIRTY)?.insert(name.as_str(), ())?;
+    /// Group commit: every project of `batch` replaced as [`replace_project`] does, and its
+    /// pending entry finished as [`finish_pending`] does when it asks to, all in ONE durable
+    /// transaction (one fsync for the whole batch). Either all of them are recorded or none.
+    ///
+    /// [`replace_project`]: Self::replace_project
+    /// [`finish_pending`]: Self::finish_pending
+    pub fn commit_projects(&self, batch: &[ProjectCommit]) -> Result<Vec<ProjectChange>> {
+        let tx = self.db.begin_write()?;
+        let mut changes = Vec::with_capacity(batch.len());
+        for item in batch {
+            changes.push(replace_project_in(&tx, &item.record, &item.files)?);
+            if let Some(serial) = item.finish_pending {
+                finish_pending_in(&tx, &item.record.name, serial)?;
             }
         }
         tx.commit()?;
-        Ok(change)
+        Ok(changes)
     }
 
     /// Records that the operator accepts `digest` as the new content of `filename`, a file
@@ -492,13 +471,7 @@ impl Index {
     /// Marks a pending project done, unless a newer serial was planned for it meanwhile.
     pub fn finish_pending(&self, name: &ProjectName, serial: u64) -> Result<()> {
         let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(PENDING)?;
-            let current = table.get(name.as_str())?.map(|v| v.value());
-            if current.is_some_and(|c| c <= serial) {
-                table.remove(name.as_str())?;
-            }
-        }
+        finish_pending_in(&tx, name, serial)?;
         tx.commit()?;
         Ok(())
     }
@@ -786,6 +759,77 @@ pub struct RestoredProject {
     pub targets: Vec<(u32, String, Vec<u8>)>,
     /// Publish the project again at the next publish (something it published is missing).
     pub dirty: bool,
+}
+
+/// [`Index::replace_project`] inside the transaction `tx`.
+fn replace_project_in(
+    tx: &redb::WriteTransaction,
+    record: &ProjectRecord,
+    files: &[FileRecord],
+) -> Result<ProjectChange> {
+    let name = &record.name;
+    let mut change = ProjectChange::default();
+    {
+        let mut projects = tx.open_table(PROJECTS)?;
+        let old: Option<ProjectRecord> = projects
+            .get(name.as_str())?
+            .map(|v| decode(name.as_str(), v.value()))
+            .transpose()?;
+        if old.as_ref() != Some(record) {
+            change.record_changed = true;
+            projects.insert(name.as_str(), encode(name.as_str(), record)?.as_slice())?;
+        }
+
+        let mut table = tx.open_table(FILES)?;
+        let (start, end) = file_range(name);
+        let mut existing: BTreeMap<String, FileRecord> = BTreeMap::new();
+        for entry in table.range(start.as_str()..end.as_str())? {
+            let (k, v) = entry?;
+            existing.insert(k.value().to_owned(), decode(k.value(), v.value())?);
+        }
+        let mut keep = BTreeSet::new();
+        for file in files {
+            let key = file_key(name, &file.filename);
+            match existing.get(&key) {
+                Some(old) if old == file => {}
+                Some(_) => change.updated += 1,
+                None => change.added += 1,
+            }
+            if existing.get(&key) != Some(file) {
+                table.insert(key.as_str(), encode(&key, file)?.as_slice())?;
+            }
+            keep.insert(key);
+        }
+        for key in existing.keys().filter(|k| !keep.contains(*k)) {
+            table.remove(key.as_str())?;
+            change.removed += 1;
+        }
+        // An approved change, once recorded, is used up.
+        let mut approved = tx.open_table(APPROVED_CHANGES)?;
+        for file in files {
+            let key = file_key(name, &file.filename);
+            let used = approved
+                .get(key.as_str())?
+                .is_some_and(|v| v.value() == file.sha256.to_hex());
+            if used {
+                approved.remove(key.as_str())?;
+            }
+        }
+        if !change.is_empty() {
+            tx.open_table(DIRTY)?.insert(name.as_str(), ())?;
+        }
+    }
+    Ok(change)
+}
+
+/// [`Index::finish_pending`] inside the transaction `tx`.
+fn finish_pending_in(tx: &redb::WriteTransaction, name: &ProjectName, serial: u64) -> Result<()> {
+    let mut table = tx.open_table(PENDING)?;
+    let current = table.get(name.as_str())?.map(|v| v.value());
+    if current.is_some_and(|c| c <= serial) {
+        table.remove(name.as_str())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

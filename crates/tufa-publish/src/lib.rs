@@ -239,8 +239,8 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
-/// The metadata blob of a wheel, extracting and storing it the first time. Returns whether it
-/// was extracted now.
+/// The metadata blob of a wheel, extracting and storing it the first time. Returns whether a
+/// METADATA was extracted now.
 async fn wheel_metadata(
     store: &BlobStore,
     index: &Index,
@@ -275,7 +275,10 @@ async fn wheel_metadata(
     let idx = index.clone();
     let meta_digest = blob.map(|b| b.sha256);
     tokio::task::spawn_blocking(move || idx.set_extracted_metadata(&digest, meta_digest.as_ref())).await??;
-    Ok((blob, true))
+    // Counted as extracted only when there was a METADATA to extract (a wheel that is not a
+    // readable zip was warned about above and is not a success).
+    let extracted_now = blob.is_some();
+    Ok((blob, extracted_now))
 }
 
 async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<Vec<u8>>, String> {

@@ -47,6 +47,13 @@
 //! staging files), never a partial blob under `blobs/`; [`BlobStore::remove_stale_temps`]
 //! sweeps it.
 //!
+//! A writer that stores many blobs at once (the sync) uses
+//! [`BlobStore::with_group_commit`]: blobs are written to `tmp/` without fsync, and
+//! [`BlobStore::commit_group`] makes all of them durable with one `syncfs`, links each to its
+//! address and makes the links durable with a second `syncfs`. The rule above still holds
+//! (what is under `blobs/` is complete and durable); the writer records a blob in its index
+//! only after the commit that published it.
+//!
 //! # One writer
 //!
 //! [`lease`] holds the single-writer lease (`lease/writer.json`): conditional puts to take,
@@ -59,6 +66,7 @@
 //! Must not know about: HTTP, TUF, the index, project or file names.
 
 mod error;
+mod group;
 pub mod lease;
 mod location;
 mod named;
@@ -160,6 +168,8 @@ pub struct BlobStore {
     /// When set, every named write checks that the writer still holds its lease
     /// ([`with_lease_fence`](Self::with_lease_fence)).
     fence: Option<LeaseFence>,
+    /// Local disk in group-commit mode ([`with_group_commit`](Self::with_group_commit)).
+    group: Option<Arc<group::Group>>,
 }
 
 impl BlobStore {
@@ -181,6 +191,7 @@ impl BlobStore {
             backend: Backend::Local { root },
             multipart: None,
             fence: None,
+            group: None,
         })
     }
 
@@ -193,6 +204,7 @@ impl BlobStore {
             description: "memory".to_owned(),
             multipart: Some(upload::Multipart::new(memory, "")),
             fence: None,
+            group: None,
         }
     }
 
@@ -215,6 +227,7 @@ impl BlobStore {
             description,
             multipart: Some(upload::Multipart::new(store, prefix)),
             fence: None,
+            group: None,
         }
     }
 
@@ -227,6 +240,7 @@ impl BlobStore {
             description,
             multipart: None,
             fence: None,
+            group: None,
         }
     }
 
@@ -239,6 +253,46 @@ impl BlobStore {
         Self {
             fence: Some(fence),
             ..self.clone()
+        }
+    }
+
+    /// The same store in group-commit mode, for a writer that stores many blobs and records
+    /// them in its index in batches (the sync). On the local disk, [`put_stream`] then writes
+    /// a blob to `tmp/` without any fsync and returns; the blob is not yet at its address
+    /// (not [`exists`]) until [`commit_group`] makes every blob staged so far durable with one
+    /// `syncfs`, links each to its address, and makes the links durable with a second
+    /// `syncfs`. So the rule holds as before: a blob under `blobs/` is complete and durable,
+    /// and a caller that records a blob only after the `commit_group` that published it never
+    /// records one that a crash can lose. A crash before the commit leaves only temporaries
+    /// (swept by [`remove_stale_temps`]). Other backends are durable when a put returns; there
+    /// this returns the store unchanged and [`commit_group`] does nothing.
+    ///
+    /// [`put_stream`]: Self::put_stream
+    /// [`exists`]: Self::exists
+    /// [`commit_group`]: Self::commit_group
+    /// [`remove_stale_temps`]: Self::remove_stale_temps
+    pub fn with_group_commit(&self) -> Result<Self, StoreError> {
+        let Backend::Local { root } = &self.backend else {
+            return Ok(self.clone());
+        };
+        let unsynced = LocalFileSystem::new_with_prefix(root).map_err(|source| StoreError::Open {
+            root: root.clone(),
+            source,
+        })?;
+        Ok(Self {
+            group: Some(Arc::new(group::Group::new(root.clone(), Arc::new(unsynced)))),
+            ..self.clone()
+        })
+    }
+
+    /// Publishes every blob staged in group-commit mode (see
+    /// [`with_group_commit`](Self::with_group_commit)); returns how many were staged. Blobs
+    /// that could not be linked stay temporaries (the error names the first); nothing is
+    /// lost that a re-run would not fetch again.
+    pub async fn commit_group(&self) -> Result<usize, StoreError> {
+        match &self.group {
+            Some(group) => group.commit().await,
+            None => Ok(0),
         }
     }
 
@@ -322,9 +376,11 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::error::Error + Send + Sync + 'static,
     {
+        // In group-commit mode the file is written without fsync; it is made durable and
+        // linked to its address later, with every other blob of the group.
+        let writer = self.group.as_ref().map_or(&self.store, |g| g.unsynced());
         let temp = TempObject::new(Arc::clone(&self.store));
-        let upload = self
-            .store
+        let upload = writer
             .put_multipart(&temp.key)
             .await
             .map_err(StoreError::backend(&temp.key))?;
@@ -368,6 +424,12 @@ impl BlobStore {
             return Err(StoreError::Backend { key, source });
         }
 
+        if let Some(group) = &self.group {
+            group.stage(temp.key.clone(), digest);
+            temp.disarm();
+            tracing::debug!(digest = %digest, len, "blob staged for the next group commit");
+            return Ok(PutOutcome::Stored { len });
+        }
         let key = Self::key_for(&digest);
         let stored = match self.store.rename_if_not_exists(&temp.key, &key).await {
             Ok(()) => {

@@ -5,7 +5,8 @@
 //! `_last-serial` of PEP 691 pages and the XML-RPC `changelog_since_serial` feed bandersnatch
 //! uses). Every file is streamed into the store and verified against the upstream sha256
 //! before it becomes visible; a project's index entry is replaced in one durable transaction
-//! only after its files are stored. A bad file (hash mismatch, truncated body, hostile name,
+//! only after its files are stored and durable (many projects' blobs made durable together,
+//! then recorded in one transaction: the `commit` module). A bad file (hash mismatch, truncated body, hostile name,
 //! oversized) is rejected alone; a bad page (malformed or oversized JSON, wrong content type)
 //! rejects its project and keeps what the index already had. The run carries on and reports
 //! every failure at the end.
@@ -16,6 +17,7 @@
 //! Must not know about: the HTTP server, signing.
 
 pub mod client;
+mod commit;
 pub mod hosts;
 pub mod limits;
 mod project;
@@ -144,6 +146,8 @@ pub enum SyncError {
     FileHost(#[from] hosts::InvalidFileHost),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("store: {0}")]
+    Store(#[from] tufa_store::StoreError),
 }
 
 /// Shared state of one run.
@@ -158,6 +162,8 @@ pub(crate) struct Ctx {
     pub bytes_downloaded: AtomicU64,
     pub files_present: AtomicU64,
     pub latest_releases: Option<usize>,
+    /// Records synced projects in the index in batches, after their blobs are durable.
+    pub committer: commit::Committer,
 }
 
 /// Runs one sync.
@@ -177,10 +183,13 @@ pub async fn sync(
         &options.file_hosts,
         options.allow_private_addresses,
     )?;
+    // Blobs are made durable and recorded in the index in batches (see the `commit` module).
+    let store = store.with_group_commit()?;
+    let (committer, _commit_task) = commit::Committer::start(store.clone(), index.clone());
     let ctx = Arc::new(Ctx {
         upstream: Upstream::new(options.limits.clone(), &options.user_agent, policy)?,
         base,
-        store: store.clone(),
+        store,
         index: index.clone(),
         downloads: Semaphore::new(options.concurrency.downloads.max(1)),
         progress,
@@ -188,6 +197,7 @@ pub async fn sync(
         bytes_downloaded: AtomicU64::new(0),
         files_present: AtomicU64::new(0),
         latest_releases: options.latest_releases,
+        committer,
     });
 
     let mut report = SyncReport::default();

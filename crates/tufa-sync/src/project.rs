@@ -218,18 +218,17 @@ pub(crate) async fn sync_project(
         },
         status: page.project_status.clone(),
     };
-    let index = ctx.index.clone();
     let ok = outcome.failures.is_empty();
-    let stored = tokio::task::spawn_blocking(move || -> Result<_, tufa_index::IndexError> {
-        let change = index.replace_project(&record, &files)?;
-        if ok && let Some(serial) = pending_serial {
-            index.finish_pending(&record.name, serial)?;
-        }
-        Ok(change)
-    })
-    .await;
+    let stored = ctx
+        .committer
+        .commit(tufa_index::ProjectCommit {
+            record,
+            files,
+            finish_pending: pending_serial.filter(|_| ok),
+        })
+        .await;
     match stored {
-        Ok(Ok(change)) => {
+        Ok(change) => {
             outcome.changed = !change.is_empty();
             outcome.files_removed = change.removed as u64;
             tracing::info!(
@@ -241,15 +240,10 @@ pub(crate) async fn sync_project(
                 "project synced"
             );
         }
-        Ok(Err(e)) => outcome.failures.push(SyncFailure {
+        Err(error) => outcome.failures.push(SyncFailure {
             project: name.to_string(),
             file: None,
-            error: format!("index: {e}"),
-        }),
-        Err(e) => outcome.failures.push(SyncFailure {
-            project: name.to_string(),
-            file: None,
-            error: format!("index task: {e}"),
+            error,
         }),
     }
     outcome

@@ -298,3 +298,35 @@ async fn each_page_is_stored_raw_gzip_and_zstd_and_both_variants_decode_to_the_r
         }
     }
 }
+
+/// The report counts METADATA files actually extracted, not wheels tried: a wheel that is not
+/// a readable zip is published without PEP 658 metadata and not counted.
+#[tokio::test]
+async fn the_report_counts_only_metadata_actually_extracted() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::memory();
+    let index = Index::open(dir.path().join("index.redb")).unwrap();
+    let mut wheel = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    wheel
+        .start_file(
+            "good-1.0.dist-info/METADATA",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+    wheel
+        .write_all(b"Metadata-Version: 2.1\nName: good\nVersion: 1.0\n")
+        .unwrap();
+    let wheel = wheel.finish().unwrap().into_inner();
+    add_file(&store, &index, "good", "good-1.0-py3-none-any.whl", &wheel).await;
+    for (project, filename) in [
+        ("broken", "broken-1.0-py3-none-any.whl"),
+        ("broken", "broken-1.1-py3-none-any.whl"),
+        ("other", "other-2.0-py3-none-any.whl"),
+    ] {
+        add_file(&store, &index, project, filename, b"not a zip archive").await;
+    }
+    let report = publish(&store, &index, &PublishOptions::default()).await.unwrap();
+    assert_eq!(report.projects_published, 3);
+    assert_eq!(report.metadata_extracted, 1, "{report:?}");
+}

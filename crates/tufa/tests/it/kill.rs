@@ -39,8 +39,8 @@ fn projects() -> Vec<ProjectSpec> {
 }
 
 /// Starts a full-mode `tufa sync` with two stalled files, SIGKILLs it once one blob is on
-/// disk (`wait_for_all` false) or every blob but the stalled ones (true), then checks that a
-/// re-run converges.
+/// disk (`wait_for_all` false) or every blob of the projects without a stalled file (true),
+/// then checks that a re-run converges.
 fn killed_sync_converges(wait_for_all: bool) {
     let up = Upstream::start(projects());
     // No --project: full mirror, so the pending set is exercised too.
@@ -60,8 +60,11 @@ fn killed_sync_converges(wait_for_all: bool) {
         assert!(up.file_bytes(f).unwrap().len() > 2048, "{f} fits in one chunk");
         up.set_file_fault(f, Fault::SlowBody { delay_ms: 30_000 });
     }
+    // Blobs reach their addresses when their project's batch commits, so with two projects
+    // stalled, every file of the others is the most that can be there (the stalled projects'
+    // finished files are staged in tmp/, written but not committed, when the kill comes).
     let blobs_before_kill = if wait_for_all {
-        files.len() - stalled.len()
+        files.len() - upstream_files(&up, &["big", "bigger"]).len()
     } else {
         1
     };
@@ -142,6 +145,59 @@ fn killed_sync_converges(wait_for_all: bool) {
 #[test]
 fn kill_9_after_the_first_blob_then_resync_converges() {
     killed_sync_converges(false);
+}
+
+/// The window between a batch's store commit (its blobs durable at their addresses) and its
+/// index transaction: killed there, the re-run fetches none of those blobs again (only what
+/// was still staged in tmp/) and records everything.
+#[test]
+fn kill_9_between_the_blob_commit_and_the_index_commit_then_resync_converges() {
+    let up = Upstream::start(projects());
+    let m = MirrorDir::init(&up, &[]);
+    let files = upstream_files(&up, &ALL);
+    let mut cmd = crate::tufa_process();
+    cmd.arg("--config").arg(m.config()).arg("sync");
+    cmd.env("TUFA_TEST_COMMIT_DELAY_MS", "60000");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    // The first batch's blobs are durable at their addresses, and the committer holds back
+    // its index transaction (the other projects' blobs wait in tmp/ for the next batch).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while m.stored(&files) == 0 {
+        assert!(child.0.try_wait().unwrap().is_none(), "tufa sync ended early");
+        assert!(Instant::now() < deadline, "tufa sync stored no blob");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let the whole batch land (its links are made one after the other).
+    std::thread::sleep(Duration::from_millis(300));
+    child.0.kill().unwrap();
+    assert!(!child.0.wait().unwrap().success());
+    let present: Vec<&(String, String)> = files
+        .iter()
+        .filter(|(_, sha)| m.blob_path(sha).exists())
+        .collect();
+    for (f, sha) in &present {
+        assert_eq!(std::fs::read(m.blob_path(sha)).unwrap(), up.file_bytes(f).unwrap(), "{f}");
+    }
+    assert_eq!(m.blob_count(), present.len(), "a blob that is not an upstream file");
+
+    // Durable but not recorded: found present, not fetched again; the rest fetched once.
+    up.reset_counters();
+    let output = m.tufa(&["sync"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let missing = files.len() - present.len();
+    assert_eq!(up.file_downloads(), missing, "{:#?}", up.requests());
+    let out = stdout(&output);
+    assert!(out.contains(&format!("{missing} files downloaded")), "{out}");
+    assert_eq!(m.stored(&files), files.len());
+    let output = m.tufa(&["verify"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(verified_count(&output) >= files.len(), "{output:?}");
+    up.reset_counters();
+    m.tufa(&["sync"]).assert().success();
+    assert_eq!(up.requests(), ["POST /pypi"], "converged");
 }
 
 #[test]

@@ -1,0 +1,88 @@
+//! Group commit (`with_group_commit`, `commit_group`): on the local disk a blob reaches its
+//! address only with the commit that made it durable; elsewhere puts are durable at once.
+
+use std::time::Duration;
+
+use tufa_pypi::Sha256Digest;
+use tufa_store::{BlobStore, PutOutcome};
+
+use crate::{backends, body, content};
+
+#[tokio::test]
+async fn a_staged_blob_reaches_its_address_only_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(dir.path()).unwrap().with_group_commit().unwrap();
+    let blobs: Vec<_> = (0..3u8).map(|i| content(100_000 + usize::from(i), i)).collect();
+    for data in &blobs {
+        let digest = Sha256Digest::of(data);
+        let outcome = store
+            .put_stream(&digest, Some(data.len() as u64), 1 << 20, body(data, 4096))
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            PutOutcome::Stored {
+                len: data.len() as u64
+            }
+        );
+        assert!(!store.exists(&digest).await.unwrap(), "visible before the commit");
+    }
+    // The same content twice in one group: one blob, no temporary left.
+    let again = &blobs[0];
+    store
+        .put_stream(&Sha256Digest::of(again), None, 1 << 20, body(again, 1000))
+        .await
+        .unwrap();
+    assert_eq!(store.temp_objects().await.unwrap().len(), 4);
+
+    assert_eq!(store.commit_group().await.unwrap(), 4);
+    for data in &blobs {
+        let digest = Sha256Digest::of(data);
+        assert_eq!(store.get_verified(&digest).await.unwrap(), *data);
+        assert_eq!(std::fs::read(store.local_path(&digest).unwrap()).unwrap(), *data);
+    }
+    assert!(store.temp_objects().await.unwrap().is_empty());
+    assert_eq!(store.commit_group().await.unwrap(), 0, "nothing left to commit");
+
+    // A plain store over the same directory sees the committed blobs.
+    let plain = BlobStore::local(dir.path()).unwrap();
+    assert!(plain.exists(&Sha256Digest::of(&blobs[2])).await.unwrap());
+}
+
+#[tokio::test]
+async fn uncommitted_blobs_are_temporaries_that_the_sweep_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(50_000, 9);
+    let digest = Sha256Digest::of(&data);
+    {
+        let store = BlobStore::local(dir.path()).unwrap().with_group_commit().unwrap();
+        store
+            .put_stream(&digest, None, 1 << 20, body(&data, 4096))
+            .await
+            .unwrap();
+        // Dropped without a commit, as a killed writer would leave it.
+    }
+    let store = BlobStore::local(dir.path()).unwrap();
+    assert!(!store.exists(&digest).await.unwrap());
+    assert_eq!(store.temp_objects().await.unwrap().len(), 1);
+    assert_eq!(store.remove_stale_temps(Duration::ZERO).await.unwrap(), 1);
+    assert!(store.temp_objects().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn other_backends_are_durable_at_once() {
+    for fx in backends() {
+        if fx.store.local_path(&Sha256Digest::of(b"")).is_some() {
+            continue;
+        }
+        let store = fx.store.with_group_commit().unwrap();
+        let data = content(20_000, 3);
+        let digest = Sha256Digest::of(&data);
+        store
+            .put_stream(&digest, None, 1 << 20, body(&data, 4096))
+            .await
+            .unwrap();
+        assert!(store.exists(&digest).await.unwrap(), "{}", store.describe());
+        assert_eq!(store.commit_group().await.unwrap(), 0, "{}", store.describe());
+    }
+}
