@@ -172,6 +172,8 @@ pub struct ProjectCommit {
 pub struct Index {
     db: Arc<Database>,
     path: PathBuf,
+    /// Writes commit without fsync ([`with_deferred_durability`](Index::with_deferred_durability)).
+    deferred: bool,
 }
 
 impl std::fmt::Debug for Index {
@@ -223,13 +225,37 @@ impl Index {
         let index = Self {
             db: Arc::new(db),
             path,
+            deferred: false,
         };
         index.init_schema()?;
         Ok(index)
     }
 
+    /// The same database, whose writes through this handle commit without waiting for the
+    /// disk (redb's `Durability::None`): a batch of many small writes (a publish's METADATA
+    /// and TUF-target records) costs no fsync each. They become durable with the next durable
+    /// commit of the database through any handle (redb persists every earlier commit with it),
+    /// and a crash before that loses all of them together, never some. Callers end with a
+    /// durable write whose loss would make them redo the deferred ones (the publish: clearing
+    /// the dirty projects).
+    pub fn with_deferred_durability(&self) -> Self {
+        Self {
+            deferred: true,
+            ..self.clone()
+        }
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        let mut tx = self.db.begin_write()?;
+        if self.deferred {
+            tx.set_durability(redb::Durability::None)
+                .map_err(redb::Error::from)?;
+        }
+        Ok(tx)
+    }
+
     fn init_schema(&self) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get(KEY_SCHEMA)?.map(|v| v.value());
@@ -340,7 +366,7 @@ impl Index {
     /// their blobs stay in the store for a later gc). Marks the project dirty when anything
     /// changed.
     pub fn replace_project(&self, record: &ProjectRecord, files: &[FileRecord]) -> Result<ProjectChange> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let change = replace_project_in(&tx, record, files)?;
         tx.commit()?;
         Ok(change)
@@ -353,7 +379,7 @@ impl Index {
     /// [`replace_project`]: Self::replace_project
     /// [`finish_pending`]: Self::finish_pending
     pub fn commit_projects(&self, batch: &[ProjectCommit]) -> Result<Vec<ProjectChange>> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let mut changes = Vec::with_capacity(batch.len());
         for item in batch {
             changes.push(replace_project_in(&tx, &item.record, &item.files)?);
@@ -374,7 +400,7 @@ impl Index {
         filename: &DistFilename,
         digest: &Sha256Digest,
     ) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let key = file_key(project, filename);
             let hex = digest.to_hex();
@@ -407,7 +433,7 @@ impl Index {
     /// Removes a project and its files from the index (blobs stay for gc). Returns whether it
     /// was known.
     pub fn remove_project(&self, name: &ProjectName) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let existed;
         {
             existed = tx.open_table(PROJECTS)?.remove(name.as_str())?.is_some();
@@ -429,7 +455,7 @@ impl Index {
     }
 
     pub fn set_upstream_serial(&self, serial: u64) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(META)?.insert(KEY_UPSTREAM_SERIAL, serial)?;
         tx.commit()?;
         Ok(())
@@ -438,7 +464,7 @@ impl Index {
     /// Records, in one transaction, the projects a full sync must fetch and the upstream serial
     /// it has thereby planned up to. A pending project keeps the highest serial asked for.
     pub fn plan_pending(&self, projects: &[(ProjectName, u64)], upstream_serial: u64) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(PENDING)?;
             for (name, serial) in projects {
@@ -470,7 +496,7 @@ impl Index {
 
     /// Marks a pending project done, unless a newer serial was planned for it meanwhile.
     pub fn finish_pending(&self, name: &ProjectName, serial: u64) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         finish_pending_in(&tx, name, serial)?;
         tx.commit()?;
         Ok(())
@@ -498,7 +524,7 @@ impl Index {
     }
 
     pub fn set_extracted_metadata(&self, file: &Sha256Digest, metadata: Option<&Sha256Digest>) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let value = metadata.map(Sha256Digest::to_hex).unwrap_or_default();
             tx.open_table(METADATA)?
@@ -515,7 +541,7 @@ impl Index {
         project: &ProjectName,
         targets: &[(u32, String, Vec<u8>)],
     ) -> Result<usize> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let mut dirty = BTreeSet::new();
         {
             let mut by_project = tx.open_table(PROJECT_TARGETS)?;
@@ -586,7 +612,7 @@ impl Index {
 
     /// Marks bins dirty (to be re-signed), e.g. when they near expiry.
     pub fn mark_bins_dirty(&self, bins: impl IntoIterator<Item = u32>) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(DIRTY_BINS)?;
             for bin in bins {
@@ -623,7 +649,7 @@ impl Index {
     /// transaction. Called *before* the metadata files are written, so a crash never reuses a
     /// version number for different content.
     pub fn record_tuf_roles(&self, roles: &[(String, u64, i64)], signed_bins: &[u32]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(TUF_ROLES)?;
             for (role, version, expires) in roles {
@@ -653,7 +679,7 @@ impl Index {
     }
 
     pub fn clear_dirty(&self, names: &[ProjectName]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(DIRTY)?;
             for n in names {
@@ -678,7 +704,7 @@ impl Index {
     /// [`Index::finish_restore`] has made everything durable. A project written twice keeps
     /// the last write.
     pub fn restore_projects(&self, projects: &[RestoredProject]) -> Result<()> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.begin_write()?;
         tx.set_durability(redb::Durability::None)
             .map_err(redb::Error::from)?;
         {
@@ -731,7 +757,7 @@ impl Index {
     /// the next publish must re-sign, in one durable transaction, which also makes every
     /// [`Index::restore_projects`] before it durable.
     pub fn finish_restore(&self, roles: &[(String, u64, i64)], dirty_bins: &[u32]) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(TUF_ROLES)?;
             for (role, version, expires) in roles {
@@ -978,6 +1004,31 @@ mod tests {
         index.set_extracted_metadata(&b, None).unwrap();
         assert_eq!(index.extracted_metadata(&a).unwrap(), Some(Some(m)));
         assert_eq!(index.extracted_metadata(&b).unwrap(), Some(None));
+    }
+
+    #[test]
+    fn deferred_writes_are_visible_at_once_and_kept_by_the_next_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.redb");
+        let file = Sha256Digest::of(b"wheel");
+        let meta = Sha256Digest::of(b"METADATA");
+        {
+            let index = Index::open(&path).unwrap();
+            let deferred = index.with_deferred_durability();
+            deferred.set_extracted_metadata(&file, Some(&meta)).unwrap();
+            let rows = vec![(7u32, "p/x.whl".to_owned(), b"{}".to_vec())];
+            deferred
+                .set_project_targets(&ProjectName::new("p").unwrap(), &rows)
+                .unwrap();
+            // Visible through either handle before anything is durable.
+            assert_eq!(index.extracted_metadata(&file).unwrap(), Some(Some(meta)));
+            assert_eq!(index.bin_targets(7).unwrap().len(), 1);
+            // The durable write that ends a publish.
+            index.clear_dirty(&[]).unwrap();
+        }
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.extracted_metadata(&file).unwrap(), Some(Some(meta)));
+        assert_eq!(index.bin_targets(7).unwrap().len(), 1);
     }
 
     #[test]

@@ -85,9 +85,17 @@ pub async fn publish(
 ) -> Result<PublishReport, PublishError> {
     let idx = index.clone();
     let dirty = tokio::task::spawn_blocking(move || idx.dirty_projects()).await??;
+    // Page and METADATA blobs are written without an fsync each and made durable in groups
+    // (before each manifest that names them), and the index records of this publish
+    // (extracted METADATA, TUF targets) commit without an fsync each: they become durable
+    // all together with the durable `clear_dirty` below, and a crash before it leaves the
+    // projects dirty, to be published again.
+    let staged = store.with_group_commit()?;
+    let deferred = index.with_deferred_durability();
+    let (staged, deferred) = (&staged, &deferred);
     let results: Vec<(ProjectName, Result<Outcome, PublishError>)> = futures::stream::iter(dirty)
         .map(|name| async move {
-            let r = publish_project(store, index, &name, &options.layout).await;
+            let r = publish_project(staged, deferred, &name, &options.layout).await;
             (name, r)
         })
         .buffer_unordered(CONCURRENCY)
@@ -120,6 +128,8 @@ pub async fn publish(
             }
         }
     }
+    // Blobs staged by projects whose pages turned out unchanged (duplicates, dropped here).
+    staged.commit_group().await?;
     let idx = index.clone();
     tokio::task::spawn_blocking(move || idx.clear_dirty(&done)).await??;
     if let Some(signing) = &options.tuf {
@@ -220,6 +230,8 @@ async fn publish_project(
         }
     };
     if !unchanged {
+        // The page and METADATA blobs it names are durable at their addresses first.
+        store.commit_group().await?;
         tufa_tree::write_manifest(store, &manifest).await?;
     }
     let targets = tuf::project_targets(Some(&manifest), &files)?;

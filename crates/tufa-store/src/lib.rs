@@ -257,7 +257,8 @@ impl BlobStore {
     }
 
     /// The same store in group-commit mode, for a writer that stores many blobs and records
-    /// them in its index in batches (the sync). On the local disk, [`put_stream`] then writes
+    /// them in its index in batches (the sync, the publish's pages). On the local disk,
+    /// [`put_stream`] and [`put_bytes`](Self::put_bytes) then write
     /// a blob to `tmp/` without any fsync and returns; the blob is not yet at its address
     /// (not [`exists`]) until [`commit_group`] makes every blob staged so far durable with one
     /// `syncfs`, links each to its address, and makes the links durable with a second
@@ -523,6 +524,13 @@ impl BlobStore {
         let digest = hash_bytes(data.clone()).await;
         let key = Self::key_for(&digest);
         if self.size_of(&key, &digest).await?.is_some() {
+            return Ok(digest);
+        }
+        if self.group.is_some() {
+            // Group-commit mode: staged like a streamed blob, durable at the commit.
+            let len = data.len() as u64;
+            self.put_stream(&digest, Some(len), len, stream::iter([Ok::<_, Infallible>(data)]))
+                .await?;
             return Ok(digest);
         }
         let create = PutOptions::from(PutMode::Create);
