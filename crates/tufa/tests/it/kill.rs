@@ -95,24 +95,7 @@ fn killed_sync_converges(wait_for_all: bool) {
     let status = child.0.wait().unwrap();
     assert!(!status.success());
 
-    // What survived the kill: complete, verified blobs of distribution files only (the
-    // publish step, which adds page blobs, runs after the sync, which never finished).
-    let present: Vec<&(String, String)> = files
-        .iter()
-        .filter(|(_, sha)| m.blob_path(sha).exists())
-        .collect();
-    for (f, sha) in &present {
-        assert_eq!(
-            std::fs::read(m.blob_path(sha)).unwrap(),
-            up.file_bytes(f).unwrap(),
-            "{f}"
-        );
-    }
-    assert_eq!(
-        m.blob_count(),
-        present.len(),
-        "a blob that is not an upstream file"
-    );
+    let present = survivors(&m, &up, &files);
     for f in &stalled {
         assert!(!m.blob_path(&up.file_sha256(f).unwrap()).exists(), "{f} stored");
     }
@@ -120,13 +103,7 @@ fn killed_sync_converges(wait_for_all: bool) {
     assert!(missing >= stalled.len());
 
     up.clear_faults();
-    up.reset_counters();
-    let output = m.tufa(&["sync"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert_eq!(up.file_downloads(), missing, "{:#?}", up.requests());
-    let out = stdout(&output);
-    assert!(out.contains(&format!("{missing} files downloaded")), "{out}");
-    assert_eq!(m.stored(&files), files.len());
+    resync_fetches_only(&m, &up, &files, missing);
 
     let output = m.tufa(&["verify"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -174,24 +151,10 @@ fn kill_9_between_the_blob_commit_and_the_index_commit_then_resync_converges() {
     std::thread::sleep(Duration::from_millis(300));
     child.0.kill().unwrap();
     assert!(!child.0.wait().unwrap().success());
-    let present: Vec<&(String, String)> = files
-        .iter()
-        .filter(|(_, sha)| m.blob_path(sha).exists())
-        .collect();
-    for (f, sha) in &present {
-        assert_eq!(std::fs::read(m.blob_path(sha)).unwrap(), up.file_bytes(f).unwrap(), "{f}");
-    }
-    assert_eq!(m.blob_count(), present.len(), "a blob that is not an upstream file");
+    let present = survivors(&m, &up, &files);
 
     // Durable but not recorded: found present, not fetched again; the rest fetched once.
-    up.reset_counters();
-    let output = m.tufa(&["sync"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let missing = files.len() - present.len();
-    assert_eq!(up.file_downloads(), missing, "{:#?}", up.requests());
-    let out = stdout(&output);
-    assert!(out.contains(&format!("{missing} files downloaded")), "{out}");
-    assert_eq!(m.stored(&files), files.len());
+    resync_fetches_only(&m, &up, &files, files.len() - present.len());
     let output = m.tufa(&["verify"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(verified_count(&output) >= files.len(), "{output:?}");
@@ -204,4 +167,37 @@ fn kill_9_between_the_blob_commit_and_the_index_commit_then_resync_converges() {
 fn kill_9_with_downloads_in_flight_then_resync_converges() {
     // All but the two stalled files are stored; those two are half-way when killed.
     killed_sync_converges(true);
+}
+
+/// What survived a kill: complete, verified blobs of distribution files only (the publish
+/// step, which adds page blobs, runs after the sync, which never finished).
+fn survivors<'a>(m: &MirrorDir, up: &Upstream, files: &'a [(String, String)]) -> Vec<&'a (String, String)> {
+    let present: Vec<&(String, String)> = files
+        .iter()
+        .filter(|(_, sha)| m.blob_path(sha).exists())
+        .collect();
+    for (f, sha) in &present {
+        assert_eq!(
+            std::fs::read(m.blob_path(sha)).unwrap(),
+            up.file_bytes(f).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        m.blob_count(),
+        present.len(),
+        "a blob that is not an upstream file"
+    );
+    present
+}
+
+/// A re-run succeeds fetching exactly the `missing` files, and then every file is stored.
+fn resync_fetches_only(m: &MirrorDir, up: &Upstream, files: &[(String, String)], missing: usize) {
+    up.reset_counters();
+    let output = m.tufa(&["sync"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(up.file_downloads(), missing, "{:#?}", up.requests());
+    let out = stdout(&output);
+    assert!(out.contains(&format!("{missing} files downloaded")), "{out}");
+    assert_eq!(m.stored(files), files.len());
 }
