@@ -17,6 +17,8 @@ pub(crate) struct Group {
     /// The same directory as the store, without fsync.
     unsynced: Arc<dyn ObjectStore>,
     staged: Mutex<Vec<(Key, Sha256Digest)>>,
+    /// Named objects written to `tmp/` (temporary key, final key), replaced at the commit.
+    named: Mutex<Vec<(Key, Key)>>,
     /// One commit at a time.
     committing: tokio::sync::Mutex<()>,
 }
@@ -27,6 +29,7 @@ impl Group {
             root,
             unsynced,
             staged: Mutex::new(Vec::new()),
+            named: Mutex::new(Vec::new()),
             committing: tokio::sync::Mutex::new(()),
         }
     }
@@ -39,21 +42,38 @@ impl Group {
         self.lock().push((temp, digest));
     }
 
+    pub(crate) fn stage_named(&self, temp: Key, key: Key) {
+        self.named
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((temp, key));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Key, Sha256Digest)>> {
         self.staged.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `syncfs` (the staged files' bytes are durable), link each to its address (a blob
-    /// already there: the temporary is dropped), `syncfs` again (the links are durable).
-    pub(crate) async fn commit(&self) -> Result<usize, StoreError> {
+    /// `syncfs` (the staged files' bytes are durable), link each blob to its address (a blob
+    /// already there: the temporary is dropped), rename each named object over its key,
+    /// `syncfs` again (the links and renames are durable). `check_fence` runs before anything
+    /// named is replaced (a writer that lost its lease replaces nothing).
+    pub(crate) async fn commit(
+        &self,
+        check_fence: impl Fn(&Key) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
         let _one = self.committing.lock().await;
         let staged = std::mem::take(&mut *self.lock());
-        if staged.is_empty() {
+        let named = std::mem::take(&mut *self.named.lock().unwrap_or_else(PoisonError::into_inner));
+        if staged.is_empty() && named.is_empty() {
             return Ok(0);
         }
         if let Err(e) = self.syncfs().await {
-            // Nothing was linked: the blobs stay staged for the next commit.
+            // Nothing was linked: everything stays staged for the next commit.
             self.lock().extend(staged);
+            self.named
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(named);
             return Err(e);
         }
         let count = staged.len();
@@ -73,8 +93,20 @@ impl Group {
                 }
             }
         }
+        let count = count + named.len();
+        for (temp, key) in named {
+            // Blobs first: a named object (a manifest, TUF metadata) may point at them.
+            if let Err(e) = check_fence(&key) {
+                first_error.get_or_insert(e);
+                break;
+            }
+            if let Err(source) = self.unsynced.rename(&temp, &key).await {
+                tracing::error!(key = %key, error = %source, "could not replace a staged named object");
+                first_error.get_or_insert(StoreError::Backend { key, source });
+            }
+        }
         self.syncfs().await?;
-        tracing::debug!(blobs = count, "group committed");
+        tracing::debug!(objects = count, "group committed");
         match first_error {
             Some(error) => Err(error),
             None => Ok(count),

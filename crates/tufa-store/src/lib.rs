@@ -292,7 +292,7 @@ impl BlobStore {
     /// lost that a re-run would not fetch again.
     pub async fn commit_group(&self) -> Result<usize, StoreError> {
         match &self.group {
-            Some(group) => group.commit().await,
+            Some(group) => group.commit(|key| self.check_fence(key)).await,
             None => Ok(0),
         }
     }

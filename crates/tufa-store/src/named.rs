@@ -35,7 +35,7 @@ fn named_key(key: &str) -> Result<Key, StoreError> {
 
 impl BlobStore {
     /// With a lease fence, `Err(LeaseLost)` once the writer's lease is lost.
-    fn check_fence(&self, key: &Key) -> Result<(), StoreError> {
+    pub(crate) fn check_fence(&self, key: &Key) -> Result<(), StoreError> {
         match &self.fence {
             Some(fence) => fence.ensure_held().map_err(|source| StoreError::LeaseLost {
                 key: key.to_string(),
@@ -68,6 +68,28 @@ impl BlobStore {
             ),
             crate::Backend::Memory | crate::Backend::Other => None,
         }
+    }
+
+    /// In group-commit mode ([`with_group_commit`](Self::with_group_commit)) on the local
+    /// disk: writes the named object `key` to `tmp/` without fsync; it replaces `key` at the
+    /// next [`commit_group`](Self::commit_group), after that commit's blobs and only while
+    /// the writer's lease is held. Until then readers see the old object. Elsewhere, the same
+    /// as [`put_named`](Self::put_named).
+    pub async fn put_named_staged(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let Some(group) = &self.group else {
+            return self.put_named(key, data).await;
+        };
+        let key = named_key(key)?;
+        self.check_fence(&key)?;
+        let temp = crate::TempObject::new(std::sync::Arc::clone(self.object_store()));
+        group
+            .unsynced()
+            .put(&temp.key, PutPayload::from(data))
+            .await
+            .map_err(StoreError::backend(&temp.key))?;
+        group.stage_named(temp.key.clone(), key);
+        temp.disarm();
+        Ok(())
     }
 
     /// Reads the named object `key`, or `None` when it does not exist.

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tufa_pypi::Sha256Digest;
 use tufa_store::{BlobStore, PutOutcome};
 
@@ -85,4 +87,57 @@ async fn other_backends_are_durable_at_once() {
         assert!(store.exists(&digest).await.unwrap(), "{}", store.describe());
         assert_eq!(store.commit_group().await.unwrap(), 0, "{}", store.describe());
     }
+}
+
+#[tokio::test]
+async fn a_staged_named_object_replaces_its_key_only_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(dir.path()).unwrap();
+    let key = "published/tuf/1.bin-0.json";
+    store.put_named(key, Bytes::from_static(b"old")).await.unwrap();
+    let group = store.with_group_commit().unwrap();
+    group
+        .put_named_staged(key, Bytes::from_static(b"new"))
+        .await
+        .unwrap();
+    group
+        .put_named_staged("published/tuf/1.bin-1.json", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_named(key).await.unwrap().unwrap(),
+        "old",
+        "replaced early"
+    );
+    assert!(
+        store
+            .get_named("published/tuf/1.bin-1.json")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        group.put_named_staged("blobs/x", Bytes::new()).await.is_err(),
+        "not a named key"
+    );
+
+    assert_eq!(group.commit_group().await.unwrap(), 2);
+    assert_eq!(store.get_named(key).await.unwrap().unwrap(), "new");
+    assert_eq!(
+        store
+            .get_named("published/tuf/1.bin-1.json")
+            .await
+            .unwrap()
+            .unwrap(),
+        "one"
+    );
+    assert!(store.temp_objects().await.unwrap().is_empty());
+
+    // Other backends: written at once.
+    let memory = BlobStore::memory().with_group_commit().unwrap();
+    memory
+        .put_named_staged(key, Bytes::from_static(b"now"))
+        .await
+        .unwrap();
+    assert_eq!(memory.get_named(key).await.unwrap().unwrap(), "now");
 }
