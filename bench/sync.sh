@@ -29,8 +29,11 @@
 #   4. BIG_FILE=1 (tufa only, issue 12 item 5): a second upstream with one file of BIG_MB MiB
 #      (`--generate projects=0,big-file-mb=BIG_MB`, generated as it streams) synced into a new
 #      mirror: wall, CPU, MiB/s and peak RSS, next to the cold run's peak RSS.
-#   5. One markdown table on stdout, then the mirrors' sizes, tufa's cold-run phases (from its
-#      JSON log), the verification, versions and configuration, machine, command.
+#   5. One markdown table on stdout, then: both peak RSS; the cold runs' user/sys split and
+#      context switches; the upstream's own CPU time during each run (near 100 % of a mirror's
+#      wall time would mean the upstream, not the mirror, set the pace); the mirrors' sizes;
+#      tufa's cold-run phases (from its JSON log); the verification; versions and
+#      configuration, machine, command.
 #
 # Usage: bench/sync.sh [--quick]      (--quick: PROJECTS defaults to 200; under 3 minutes
 #                                      apart from first-time installs and builds)
@@ -196,26 +199,33 @@ new_tufa() {
 TU=$WORK/tufa
 new_tufa "$TU" "$UP"
 
+# upstream_cpu: CPU seconds (user + sys) the upstream has used so far.
+upstream_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$UP_PID/stat"; }
+
 # measure NAME CMD...: CMD on MIRROR_CORES under GNU time, its output in NAME.out / NAME.log; sets
-# WALL CPU RSS_MIB (the largest process's peak), FILES and BYTES (what the upstream served meanwhile).
+# WALL CPU RSS_MIB (the largest process's peak), FILES and BYTES (what the upstream served
+# meanwhile), USER SYS, VCS and IVCS (voluntary and involuntary context switches) and UP_CPU
+# (the upstream's CPU seconds meanwhile).
 measure() {
-  local name=$1 files0 bytes0
+  local name=$1 files0 bytes0 up0
   shift
   sync
   sleep 1 # earlier runs' dirty pages must not be written back during this one
   files0=$(upstat file_downloads)
   bytes0=$(upstat file_bytes)
+  up0=$(upstream_cpu)
   date +%s.%N >"$WORK/$name.start"
-  if ! taskset -c "$MIRROR_CORES" /usr/bin/time -f '%e %U %S %M' -o "$WORK/$name.time" \
+  if ! taskset -c "$MIRROR_CORES" /usr/bin/time -f '%e %U %S %M %w %c' -o "$WORK/$name.time" \
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.log"; then
     echo "error: $name failed:" >&2
     tail -n 20 "$WORK/$name.log" "$WORK/$name.out" >&2
     exit 1
   fi
-  local user sys rss_kb
-  read -r WALL user sys rss_kb <"$WORK/$name.time"
-  CPU=$(python3 -c "print(f'{$user + $sys:.2f}')")
+  local rss_kb
+  read -r WALL USER SYS rss_kb VCS IVCS <"$WORK/$name.time"
+  CPU=$(python3 -c "print(f'{$USER + $SYS:.2f}')")
   RSS_MIB=$(python3 -c "print(f'{$rss_kb / 1024:.1f}')")
+  UP_CPU=$(python3 -c "print(f'{$(upstream_cpu) - $up0:.2f}')")
   FILES=$(( $(upstat file_downloads) - files0 ))
   BYTES=$(( $(upstat file_bytes) - bytes0 ))
 }
@@ -236,7 +246,7 @@ run_bandersnatch() {
   serial=$(cat "$BS/status")
   [ "$serial" = "$(upstat last_serial)" ] ||
     { echo "error: bandersnatch ($1) reached serial $serial, upstream is at $(upstat last_serial)" >&2; exit 1; }
-  R[bs,$1]="$WALL $CPU $RSS_MIB $FILES $BYTES"
+  R[bs,$1]="$WALL $CPU $RSS_MIB $FILES $BYTES $USER $SYS $VCS $IVCS $UP_CPU"
 }
 
 # run_tufa PHASE
@@ -244,7 +254,7 @@ run_tufa() {
   echo "  tufa ($1)…" >&2
   note_load "tufa $1"
   measure "tufa-$1" "$BIN" --config "$TU/tufa.toml" --log-format json sync
-  R[tufa,$1]="$WALL $CPU $RSS_MIB $FILES $BYTES"
+  R[tufa,$1]="$WALL $CPU $RSS_MIB $FILES $BYTES $USER $SYS $VCS $IVCS $UP_CPU"
 }
 
 echo "cold…" >&2
@@ -359,8 +369,8 @@ row() {
   python3 - "$1" "${R[bs,$2]}" "${R[tufa,$2]}" <<'EOF'
 import sys
 what = sys.argv[1]
-bw, bc, br, bf, bb = sys.argv[2].split()
-tw, tc, tr, tf, tb = sys.argv[3].split()
+bw, bc, br, bf, bb = sys.argv[2].split()[:5]
+tw, tc, tr, tf, tb = sys.argv[3].split()[:5]
 bw, bc, tw, tc = float(bw), float(bc), float(tw), float(tc)
 bf, tf = int(bf), int(tf)
 def rate(f, w):
@@ -386,6 +396,19 @@ row no-op noop
 row "$CHANGED % changed ($CHANGED_PROJECTS projects)" changed
 echo
 echo "Peak RSS (GNU time, the largest process of the tree) over the three phases: bandersnatch $(peak bs) MiB, tufa $(peak tufa) MiB."
+python3 - "${R[bs,cold]}" "${R[tufa,cold]}" "${R[bs,changed]}" "${R[tufa,changed]}" "$UPSTREAM_CORE" "$CHANGED" <<'EOF'
+import sys
+b, t, bc, tc = (a.split() for a in sys.argv[1:5])
+core, changed = sys.argv[5:7]
+def split(r):
+    return f"{float(r[5]):.2f} user + {float(r[6]):.2f} sys"
+print(f"Cold CPU-s: bandersnatch {split(b)}, {int(b[7]):,} voluntary and {int(b[8]):,} involuntary "
+      f"context switches; tufa {split(t)}, {int(t[7]):,} voluntary and {int(t[8]):,} involuntary.")
+def share(r):
+    return f"{float(r[9]):.2f} s ({float(r[9]) / float(r[0]) * 100:.0f} % of the mirror's wall time)"
+print(f"Upstream CPU while serving (core {core}): cold {share(b)} for bandersnatch, {share(t)} for tufa; "
+      f"{changed} % changed {float(bc[9]):.2f} s and {float(tc[9]):.2f} s.")
+EOF
 if [ -n "$BIG_ROW" ]; then
   echo
   echo "Memory, tufa only (issue 12 item 5): one file generated as it streams, synced into a new mirror."
@@ -430,6 +453,6 @@ if [ "$PERF" = 1 ]; then
     | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+$//' | head -n 8
   echo
   perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null \
-    | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+$//' | cut -c1-150 | head -n 30
+    | grep -E '^ +[0-9.]+%' | cut -c1-150 | sed -E 's/[[:space:]]+$//' | head -n 30
   echo '```'
 fi
