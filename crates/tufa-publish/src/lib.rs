@@ -29,6 +29,9 @@ use tufa_tree::{BlobRef, Page, ProjectManifest, TreeError};
 
 /// Projects published at once.
 const CONCURRENCY: usize = 4;
+/// Projects whose blobs and manifests are made durable in one group commit, after which their
+/// dirty marks are cleared (a crash re-publishes at most one batch).
+const BATCH: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -85,53 +88,57 @@ pub async fn publish(
 ) -> Result<PublishReport, PublishError> {
     let idx = index.clone();
     let dirty = tokio::task::spawn_blocking(move || idx.dirty_projects()).await??;
-    // Page and METADATA blobs are written without an fsync each and made durable in groups
-    // (before each manifest that names them), and the index records of this publish
-    // (extracted METADATA, TUF targets) commit without an fsync each: they become durable
-    // all together with the durable `clear_dirty` below, and a crash before it leaves the
-    // projects dirty, to be published again.
+    // Page and METADATA blobs and manifests are written without an fsync each and made
+    // durable a batch at a time (blobs first, then the manifests that name them), and the
+    // index records of this publish (extracted METADATA, TUF targets) commit without an fsync
+    // each: they become durable with the batch's durable `clear_dirty`, and a crash before it
+    // leaves the batch's projects dirty, to be published again.
     let staged = store.with_group_commit()?;
     let deferred = index.with_deferred_durability();
     let (staged, deferred) = (&staged, &deferred);
-    let results: Vec<(ProjectName, Result<Outcome, PublishError>)> = futures::stream::iter(dirty)
-        .map(|name| async move {
-            let r = publish_project(staged, deferred, &name, &options.layout).await;
-            (name, r)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
     let mut report = PublishReport::default();
-    let mut done = Vec::new();
-    for (name, r) in results {
-        match r {
-            Ok(Outcome::Published { extracted }) => {
-                report.projects_published += 1;
-                report.metadata_extracted += extracted;
-                done.push(name);
-            }
-            Ok(Outcome::Unpublished) => {
-                report.projects_unpublished += 1;
-                done.push(name);
-            }
-            Ok(Outcome::Unchanged { extracted }) => {
-                report.projects_unchanged += 1;
-                report.metadata_extracted += extracted;
-                done.push(name);
-            }
-            Err(e) => {
-                // With its causes: "store: object store operation on `…` failed" alone hides
-                // why (e.g. "No space left on device").
-                let error = error_chain(&e);
-                tracing::error!(project = %name, %error, "publishing failed; will retry next run");
-                report.failures.push((name, error));
+    for batch in dirty.chunks(BATCH) {
+        let results: Vec<(ProjectName, Result<Outcome, PublishError>)> =
+            futures::stream::iter(batch.iter().cloned())
+                .map(|name| async move {
+                    let r = publish_project(staged, deferred, &name, &options.layout).await;
+                    (name, r)
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        let mut done = Vec::new();
+        for (name, r) in results {
+            match r {
+                Ok(Outcome::Published { extracted }) => {
+                    report.projects_published += 1;
+                    report.metadata_extracted += extracted;
+                    done.push(name);
+                }
+                Ok(Outcome::Unpublished) => {
+                    report.projects_unpublished += 1;
+                    done.push(name);
+                }
+                Ok(Outcome::Unchanged { extracted }) => {
+                    report.projects_unchanged += 1;
+                    report.metadata_extracted += extracted;
+                    done.push(name);
+                }
+                Err(e) => {
+                    // With its causes: "store: object store operation on `…` failed" alone
+                    // hides why (e.g. "No space left on device").
+                    let error = error_chain(&e);
+                    tracing::error!(project = %name, %error, "publishing failed; will retry next run");
+                    report.failures.push((name, error));
+                }
             }
         }
+        // The batch's page and METADATA blobs, then its manifests that name them: durable
+        // in one group commit (on the local disk), before the dirty marks are cleared.
+        staged.commit_group().await?;
+        let idx = index.clone();
+        tokio::task::spawn_blocking(move || idx.clear_dirty(&done)).await??;
     }
-    // Blobs staged by projects whose pages turned out unchanged (duplicates, dropped here).
-    staged.commit_group().await?;
-    let idx = index.clone();
-    tokio::task::spawn_blocking(move || idx.clear_dirty(&done)).await??;
     if let Some(signing) = &options.tuf {
         report.tuf =
             tuf::publish_tuf(store, index, &options.layout, signing, options.force_timestamp).await?;
@@ -230,9 +237,9 @@ async fn publish_project(
         }
     };
     if !unchanged {
-        // The page and METADATA blobs it names are durable at their addresses first.
-        store.commit_group().await?;
-        tufa_tree::write_manifest(store, &manifest).await?;
+        // Replaces the published manifest at the batch's group commit, after the page and
+        // METADATA blobs it names are durable at their addresses.
+        tufa_tree::stage_manifest(store, &manifest).await?;
     }
     let targets = tuf::project_targets(Some(&manifest), &files)?;
     tuf::record_project_targets(index, layout, name, targets).await?;

@@ -26,8 +26,8 @@ use tufa_tuf::{BinLayout, Ed25519Signer, RoleName, Signer, TargetFile, TargetPat
 
 use crate::PublishError;
 
-/// Metadata files written at once.
-const WRITE_CONCURRENCY: usize = 32;
+/// Bins signed in one blocking call and written in one (a first publish signs 16,384).
+const SIGN_CHUNK: usize = 256;
 
 /// Keys and settings for signing.
 #[derive(Clone)]
@@ -446,37 +446,50 @@ pub async fn publish_tuf(
         roles.insert(r.clone(), (*v, *e));
     }
 
-    // Bins, signed on blocking threads, written concurrently (staged: see below).
+    // Bins, signed on blocking threads a chunk at a time, written a chunk at a time (staged:
+    // see below): one hand-off each way per chunk, not per bin.
     let staged = store.with_group_commit()?;
     let staged = &staged;
-    let results: Vec<Result<(), PublishError>> = futures::stream::iter(bins.iter().copied())
-        .map(|n| {
+    let results: Vec<Result<(), PublishError>> = futures::stream::iter(bins.chunks(SIGN_CHUNK))
+        .map(|chunk| {
             let index = index.clone();
             let layout = layout.clone();
             let online = signing.online.clone();
-            let version = roles.get(layout.role_name(n).as_str()).map_or(1, |(v, _)| *v);
+            let chunk: Vec<(u32, u64)> = chunk
+                .iter()
+                .map(|n| {
+                    (
+                        *n,
+                        roles.get(layout.role_name(*n).as_str()).map_or(1, |(v, _)| *v),
+                    )
+                })
+                .collect();
             async move {
-                let (name, bytes) = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
-                    let mut targets = BTreeMap::new();
-                    for (path, json) in index.bin_targets(n)? {
-                        let path = TargetPath::new(&path).map_err(tuf_err)?;
-                        let file: TargetFile =
-                            serde_json::from_slice(&json).map_err(|e| PublishError::Tuf(e.to_string()))?;
-                        targets.insert(path, file);
+                let signed = tokio::task::spawn_blocking(move || -> Result<_, PublishError> {
+                    let mut signed = Vec::with_capacity(chunk.len());
+                    for (n, version) in chunk {
+                        let mut targets = BTreeMap::new();
+                        for (path, json) in index.bin_targets(n)? {
+                            let path = TargetPath::new(&path).map_err(tuf_err)?;
+                            let file: TargetFile = serde_json::from_slice(&json)
+                                .map_err(|e| PublishError::Tuf(e.to_string()))?;
+                            targets.insert(path, file);
+                        }
+                        let bin = build::new_bin(&layout, n, targets, version, bin_exp).map_err(tuf_err)?;
+                        let name = tufa_tuf::metadata_file_name(&layout.role_name(n), version, true);
+                        let bytes = signed_bytes(bin, &[online.as_ref()])?;
+                        signed.push((tufa_tree::tuf_key(&name), Bytes::from(bytes)));
                     }
-                    let bin = build::new_bin(&layout, n, targets, version, bin_exp).map_err(tuf_err)?;
-                    let name = tufa_tuf::metadata_file_name(&layout.role_name(n), version, true);
-                    Ok((name, signed_bytes(bin, &[online.as_ref()])?))
+                    Ok(signed)
                 })
                 .await
                 .map_err(blocking_err)??;
-                staged
-                    .put_named_staged(&tufa_tree::tuf_key(&name), Bytes::from(bytes))
-                    .await?;
+                staged.put_named_staged_many(signed).await?;
                 Ok::<(), PublishError>(())
             }
         })
-        .buffer_unordered(WRITE_CONCURRENCY)
+        // Two chunks at once: one signing while the other is written.
+        .buffer_unordered(2)
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;

@@ -104,6 +104,8 @@ const PART_SIZE: usize = 5 * 1024 * 1024;
 const MAX_PARTS_IN_FLIGHT: usize = 2;
 /// Buffers up to this size are hashed on the calling task; larger ones on a blocking thread.
 const INLINE_HASH_LIMIT: usize = 256 * 1024;
+/// Bytes a staged local write hands to the blocking pool at once (see `put_staged`).
+const STAGED_WRITE_BATCH: usize = 1024 * 1024;
 /// Read buffer for hashing local files.
 const LOCAL_READ_BUF: usize = 1024 * 1024;
 
@@ -276,12 +278,8 @@ impl BlobStore {
         let Backend::Local { root } = &self.backend else {
             return Ok(self.clone());
         };
-        let unsynced = LocalFileSystem::new_with_prefix(root).map_err(|source| StoreError::Open {
-            root: root.clone(),
-            source,
-        })?;
         Ok(Self {
-            group: Some(Arc::new(group::Group::new(root.clone(), Arc::new(unsynced)))),
+            group: Some(Arc::new(group::Group::new(root.clone()))),
             ..self.clone()
         })
     }
@@ -377,9 +375,12 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::error::Error + Send + Sync + 'static,
     {
-        // In group-commit mode the file is written without fsync; it is made durable and
-        // linked to its address later, with every other blob of the group.
-        let writer = self.group.as_ref().map_or(&self.store, |g| g.unsynced());
+        if let Some(group) = &self.group {
+            return self
+                .put_staged(group, digest, expected_len, max_len, stream)
+                .await;
+        }
+        let writer = &self.store;
         let temp = TempObject::new(Arc::clone(&self.store));
         let upload = writer
             .put_multipart(&temp.key)
@@ -425,12 +426,6 @@ impl BlobStore {
             return Err(StoreError::Backend { key, source });
         }
 
-        if let Some(group) = &self.group {
-            group.stage(temp.key.clone(), digest);
-            temp.disarm();
-            tracing::debug!(digest = %digest, len, "blob staged for the next group commit");
-            return Ok(PutOutcome::Stored { len });
-        }
         let key = Self::key_for(&digest);
         let stored = match self.store.rename_if_not_exists(&temp.key, &key).await {
             Ok(()) => {
@@ -447,6 +442,61 @@ impl BlobStore {
             }
         };
         Ok(self.outcome_logged(digest, len, stored))
+    }
+
+    /// Local disk in group-commit mode: the bytes go to a new file `tmp/<random>` without
+    /// fsync, written with `std::fs` on the blocking pool in batches of [`STAGED_WRITE_BATCH`]
+    /// (a small file in one hand-off), and the file is staged for the next
+    /// [`commit_group`](Self::commit_group) once digest and length matched. At most one batch
+    /// is buffered, so memory stays flat in the file's size.
+    async fn put_staged<S, E>(
+        &self,
+        group: &group::Group,
+        digest: Sha256Digest,
+        expected_len: Option<u64>,
+        max_len: u64,
+        mut stream: S,
+    ) -> Result<PutOutcome, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let temp = TempObject::new(Arc::clone(&self.store));
+        let path = group.path(&temp.key);
+        let mut incoming = upload::Incoming::new(digest, expected_len, max_len);
+        let mut file: Option<std::fs::File> = None;
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batched = 0;
+        loop {
+            let chunk = match stream.next().await {
+                None => break,
+                Some(Ok(chunk)) => chunk,
+                Some(Err(source)) => return Err(incoming.source_error(source)),
+            };
+            incoming.accept(&chunk)?;
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched >= STAGED_WRITE_BATCH {
+                let chunks = std::mem::take(&mut batch);
+                batched = 0;
+                let path = path.clone();
+                file = Some(
+                    run_blocking(path.clone(), move || group::write_staged(file, &path, &chunks)).await?,
+                );
+            }
+        }
+        let len = incoming.finish()?;
+        if file.is_none() || !batch.is_empty() {
+            let path = path.clone();
+            run_blocking(path.clone(), move || {
+                group::write_staged(file, &path, &batch).map(drop)
+            })
+            .await?;
+        }
+        group.stage(temp.key.clone(), digest);
+        temp.disarm();
+        tracing::debug!(digest = %digest, len, "blob staged for the next group commit");
+        Ok(PutOutcome::Stored { len })
     }
 
     /// Object stores (and memory): the bytes go straight to the blob's address, and become

@@ -82,13 +82,49 @@ impl BlobStore {
         let key = named_key(key)?;
         self.check_fence(&key)?;
         let temp = crate::TempObject::new(std::sync::Arc::clone(self.object_store()));
-        group
-            .unsynced()
-            .put(&temp.key, PutPayload::from(data))
-            .await
-            .map_err(StoreError::backend(&temp.key))?;
+        let path = group.path(&temp.key);
+        crate::run_blocking(path.clone(), move || {
+            crate::group::write_staged(None, &path, &[data]).map(drop)
+        })
+        .await?;
         group.stage_named(temp.key.clone(), key);
         temp.disarm();
+        Ok(())
+    }
+
+    /// [`put_named_staged`](Self::put_named_staged) for many objects at once: on the local
+    /// disk in group-commit mode all of them are written in one blocking call (a first TUF
+    /// publish stages 16,384 bins).
+    pub async fn put_named_staged_many(&self, objects: Vec<(String, Bytes)>) -> Result<(), StoreError> {
+        let Some(group) = &self.group else {
+            for (key, data) in objects {
+                self.put_named(&key, data).await?;
+            }
+            return Ok(());
+        };
+        let mut files = Vec::with_capacity(objects.len());
+        for (key, data) in objects {
+            let key = named_key(&key)?;
+            self.check_fence(&key)?;
+            let temp = crate::TempObject::new(std::sync::Arc::clone(self.object_store()));
+            files.push((temp, key, data));
+        }
+        let paths: Vec<_> = files
+            .iter()
+            .map(|(temp, _, data)| (group.path(&temp.key), data.clone()))
+            .collect();
+        let dir = paths.first().map(|(p, _)| p.clone()).unwrap_or_default();
+        crate::run_blocking(dir, move || {
+            for (path, data) in &paths {
+                crate::group::write_staged(None, path, std::slice::from_ref(data))?;
+            }
+            Ok(())
+        })
+        .await?;
+        for (temp, key, _) in files {
+            group.stage_named(temp.key.clone(), key);
+            temp.disarm();
+        }
         Ok(())
     }
 

@@ -186,6 +186,19 @@ pub async fn write_manifest(store: &BlobStore, manifest: &ProjectManifest) -> Re
     Ok(())
 }
 
+/// [`write_manifest`] for a store in group-commit mode: the manifest replaces the published
+/// one at the next [`BlobStore::commit_group`], after the blobs staged with it (its pages).
+pub async fn stage_manifest(store: &BlobStore, manifest: &ProjectManifest) -> Result<(), TreeError> {
+    let data = serde_json::to_vec(manifest).map_err(|source| TreeError::Corrupt {
+        project: manifest.name.to_string(),
+        source,
+    })?;
+    store
+        .put_named_staged(&manifest_key(&manifest.name), Bytes::from(data))
+        .await?;
+    Ok(())
+}
+
 /// Reads a project's manifest; `None` when the project is not published.
 pub async fn read_manifest(
     store: &BlobStore,

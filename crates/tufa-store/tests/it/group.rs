@@ -141,3 +141,56 @@ async fn a_staged_named_object_replaces_its_key_only_at_the_commit() {
         .unwrap();
     assert_eq!(memory.get_named(key).await.unwrap().unwrap(), "now");
 }
+
+/// A staged blob larger than one write batch (1 MiB) is written in several hand-offs to one
+/// file; one that fails its check partway leaves nothing behind, staged or visible.
+#[tokio::test]
+async fn a_staged_blob_of_several_write_batches_is_whole_and_a_bad_one_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(dir.path()).unwrap().with_group_commit().unwrap();
+    let big = content(3 * 1024 * 1024 + 17, 3);
+    let digest = Sha256Digest::of(&big);
+    store
+        .put_stream(&digest, Some(big.len() as u64), 1 << 30, body(&big, 65_536))
+        .await
+        .unwrap();
+
+    // Announced with the wrong digest: refused at the end, after three batches were written.
+    let other = content(3 * 1024 * 1024, 4);
+    let err = store
+        .put_stream(&digest, None, 1 << 30, body(&other, 65_536))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tufa_store::StoreError::Mismatch { .. }), "{err}");
+    // Longer than announced: refused as soon as the excess arrives.
+    let err = store
+        .put_stream(
+            &Sha256Digest::of(&other),
+            Some(1 << 20),
+            1 << 30,
+            body(&other, 65_536),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tufa_store::StoreError::LengthMismatch { .. }),
+        "{err}"
+    );
+
+    // The refused files' temporaries are removed in the background.
+    for _ in 0..100 {
+        if store.temp_objects().await.unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        store.temp_objects().await.unwrap().len(),
+        1,
+        "only the good blob is staged"
+    );
+    assert_eq!(store.commit_group().await.unwrap(), 1);
+    assert_eq!(store.get_verified(&digest).await.unwrap(), big);
+    assert!(!store.exists(&Sha256Digest::of(&other)).await.unwrap());
+    assert!(store.temp_objects().await.unwrap().is_empty());
+}
