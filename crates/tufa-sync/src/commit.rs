@@ -44,14 +44,25 @@ impl Committer {
         (Self { requests }, task)
     }
 
-    /// Records `commit` durably (with the blobs its project stored); what changed.
-    pub(crate) async fn commit(&self, commit: ProjectCommit) -> Result<ProjectChange, String> {
+    /// Queues `commit` (waiting while the queue is full); the answer arrives once it is
+    /// recorded durably, with the blobs its project stored. The project's slot is free
+    /// meanwhile: the next project downloads while this one waits for its batch.
+    pub(crate) async fn submit(&self, commit: ProjectCommit) -> Result<Answer, String> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request { commit, reply })
             .await
             .map_err(|_| "the index committer stopped".to_owned())?;
-        answer
+        Ok(Answer(answer))
+    }
+}
+
+/// What a project's commit changed, once its batch is durable ([`Committer::submit`]).
+pub(crate) struct Answer(oneshot::Receiver<Result<ProjectChange, String>>);
+
+impl Answer {
+    pub(crate) async fn wait(self) -> Result<ProjectChange, String> {
+        self.0
             .await
             .map_err(|_| "the index committer stopped".to_owned())?
     }

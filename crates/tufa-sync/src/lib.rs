@@ -222,19 +222,31 @@ pub async fn sync(
         "sync planned"
     );
 
+    // Two stages: `projects` projects fetch and store at once; a project whose files are
+    // stored frees its slot and waits for its group commit in the second stage.
     let outcomes: Vec<_> = futures::stream::iter(work)
         .map(|(name, serial)| {
             let ctx = ctx.clone();
             async move {
-                let outcome = project::sync_project(&ctx, &name, serial, full_mode).await;
+                (
+                    name.clone(),
+                    project::sync_project(&ctx, &name, serial, full_mode).await,
+                )
+            }
+        })
+        .buffer_unordered(options.concurrency.projects.max(1))
+        .map(|(name, synced)| {
+            let ctx = ctx.clone();
+            async move {
+                let outcome = synced.finish().await;
                 (ctx.progress)(SyncEvent::ProjectDone {
-                    project: name.clone(),
+                    project: name,
                     ok: outcome.failures.is_empty(),
                 });
                 outcome
             }
         })
-        .buffer_unordered(options.concurrency.projects.max(1))
+        .buffer_unordered(commit::MAX_BATCH * 2)
         .collect()
         .await;
 

@@ -68,22 +68,22 @@ pub(crate) async fn sync_project(
     name: &ProjectName,
     pending_serial: Option<u64>,
     full_mode: bool,
-) -> ProjectOutcome {
+) -> Synced {
     let page_url = match ctx.base.join(&format!("{name}/")) {
         Ok(u) => u,
-        Err(e) => return ProjectOutcome::failed(name, format!("cannot build page URL: {e}")),
+        Err(e) => return ProjectOutcome::failed(name, format!("cannot build page URL: {e}")).into(),
     };
     let doc = match ctx.upstream.get_document(&page_url, ACCEPT_SIMPLE).await {
         Ok(doc) => doc,
-        Err(e) => return ProjectOutcome::failed(name, e),
+        Err(e) => return ProjectOutcome::failed(name, e).into(),
     };
     if doc.status == reqwest::StatusCode::NOT_FOUND {
-        return gone_upstream(ctx, name, pending_serial, full_mode).await;
+        return gone_upstream(ctx, name, pending_serial, full_mode).await.into();
     }
     let max_files = ctx.upstream.limits().max_files_per_project;
     let page = match parse_page(name, &doc.content_type, &doc.body, max_files) {
         Ok(page) => page,
-        Err(e) => return ProjectOutcome::failed(name, e),
+        Err(e) => return ProjectOutcome::failed(name, e).into(),
     };
 
     let mut outcome = ProjectOutcome::default();
@@ -133,8 +133,8 @@ pub(crate) async fn sync_project(
     .await;
     let (previous, approved) = match known {
         Ok(Ok(known)) => known,
-        Ok(Err(e)) => return ProjectOutcome::failed(name, format!("index: {e}")),
-        Err(e) => return ProjectOutcome::failed(name, format!("index task: {e}")),
+        Ok(Err(e)) => return ProjectOutcome::failed(name, format!("index: {e}")).into(),
+        Err(e) => return ProjectOutcome::failed(name, format!("index task: {e}")).into(),
     };
     let previous: BTreeMap<String, FileRecord> = previous
         .into_iter()
@@ -219,34 +219,79 @@ pub(crate) async fn sync_project(
         status: page.project_status.clone(),
     };
     let ok = outcome.failures.is_empty();
-    let stored = ctx
+    let submitted = ctx
         .committer
-        .commit(tufa_index::ProjectCommit {
+        .submit(tufa_index::ProjectCommit {
             record,
             files,
             finish_pending: pending_serial.filter(|_| ok),
         })
         .await;
-    match stored {
-        Ok(change) => {
-            outcome.changed = !change.is_empty();
-            outcome.files_removed = change.removed as u64;
-            tracing::info!(
-                project = %name,
-                added = change.added,
-                removed = change.removed,
-                updated = change.updated,
-                failures = outcome.failures.len(),
-                "project synced"
-            );
+    match submitted {
+        Ok(answer) => Synced::Committing {
+            name: name.clone(),
+            outcome,
+            answer,
+        },
+        Err(error) => {
+            outcome.failures.push(SyncFailure {
+                project: name.to_string(),
+                file: None,
+                error,
+            });
+            Synced::Done(outcome)
         }
-        Err(error) => outcome.failures.push(SyncFailure {
-            project: name.to_string(),
-            file: None,
-            error,
-        }),
     }
-    outcome
+}
+
+/// A project whose files are stored: done, or waiting for its group commit.
+pub(crate) enum Synced {
+    Done(ProjectOutcome),
+    Committing {
+        name: ProjectName,
+        outcome: ProjectOutcome,
+        answer: crate::commit::Answer,
+    },
+}
+
+impl From<ProjectOutcome> for Synced {
+    fn from(outcome: ProjectOutcome) -> Self {
+        Self::Done(outcome)
+    }
+}
+
+impl Synced {
+    /// The outcome, once the project's commit (if any) is durable.
+    pub(crate) async fn finish(self) -> ProjectOutcome {
+        let (name, mut outcome, answer) = match self {
+            Self::Done(outcome) => return outcome,
+            Self::Committing {
+                name,
+                outcome,
+                answer,
+            } => (name, outcome, answer),
+        };
+        match answer.wait().await {
+            Ok(change) => {
+                outcome.changed = !change.is_empty();
+                outcome.files_removed = change.removed as u64;
+                tracing::info!(
+                    project = %name,
+                    added = change.added,
+                    removed = change.removed,
+                    updated = change.updated,
+                    failures = outcome.failures.len(),
+                    "project synced"
+                );
+            }
+            Err(error) => outcome.failures.push(SyncFailure {
+                project: name.to_string(),
+                file: None,
+                error,
+            }),
+        }
+        outcome
+    }
 }
 
 /// Keeps only the files of the `n` newest final releases (PEP 440 order; pre-, dev- and
