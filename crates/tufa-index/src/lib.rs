@@ -505,30 +505,57 @@ impl Index {
     /// What is known of the metadata extracted from the file `file`: `None` when it was never
     /// tried, `Some(None)` when the file has no extractable metadata.
     pub fn extracted_metadata(&self, file: &Sha256Digest) -> Result<Option<Option<Sha256Digest>>> {
+        Ok(self
+            .extracted_metadata_many(std::slice::from_ref(file))?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    /// [`extracted_metadata`](Self::extracted_metadata) of each file, in one read transaction.
+    pub fn extracted_metadata_many(
+        &self,
+        files: &[Sha256Digest],
+    ) -> Result<Vec<Option<Option<Sha256Digest>>>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(METADATA)?;
-        let key = file.to_hex();
-        let Some(v) = table.get(key.as_str())? else {
-            return Ok(None);
-        };
-        let v = v.value();
-        if v.is_empty() {
-            return Ok(Some(None));
+        let mut out = Vec::with_capacity(files.len());
+        for file in files {
+            let key = file.to_hex();
+            let Some(v) = table.get(key.as_str())? else {
+                out.push(None);
+                continue;
+            };
+            let v = v.value();
+            if v.is_empty() {
+                out.push(Some(None));
+                continue;
+            }
+            let digest = v
+                .parse()
+                .map_err(|e: tufa_pypi::InvalidDigest| IndexError::Record {
+                    key,
+                    source: serde::de::Error::custom(e),
+                })?;
+            out.push(Some(Some(digest)));
         }
-        v.parse()
-            .map(|d| Some(Some(d)))
-            .map_err(|e: tufa_pypi::InvalidDigest| IndexError::Record {
-                key,
-                source: serde::de::Error::custom(e),
-            })
+        Ok(out)
     }
 
     pub fn set_extracted_metadata(&self, file: &Sha256Digest, metadata: Option<&Sha256Digest>) -> Result<()> {
+        self.set_extracted_metadata_many(&[(*file, metadata.copied())])
+    }
+
+    /// [`set_extracted_metadata`](Self::set_extracted_metadata) for many files, in one
+    /// transaction.
+    pub fn set_extracted_metadata_many(&self, files: &[(Sha256Digest, Option<Sha256Digest>)]) -> Result<()> {
         let tx = self.begin_write()?;
         {
-            let value = metadata.map(Sha256Digest::to_hex).unwrap_or_default();
-            tx.open_table(METADATA)?
-                .insert(file.to_hex().as_str(), value.as_str())?;
+            let mut table = tx.open_table(METADATA)?;
+            for (file, metadata) in files {
+                let value = metadata.as_ref().map(Sha256Digest::to_hex).unwrap_or_default();
+                table.insert(file.to_hex().as_str(), value.as_str())?;
+            }
         }
         tx.commit()?;
         Ok(())

@@ -45,6 +45,9 @@ pub enum PublishError {
     Join(#[from] tokio::task::JoinError),
     #[error("TUF: {0}")]
     Tuf(String),
+    /// A broken promise between tufa's own parts (a bug).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     #[error("cannot {coding}-compress a {len}-byte page: {source}")]
     Compress {
         coding: &'static str,
@@ -203,19 +206,18 @@ async fn publish_project(
     let quarantined = record.status.as_ref().is_some_and(|s| s.status == "quarantined");
     let files: Vec<FileRecord> = if quarantined { Vec::new() } else { files };
 
-    let mut metadata = BTreeMap::new();
-    let mut extracted = 0;
-    for f in files.iter().filter(|f| f.kind() == DistKind::Wheel) {
-        let (m, fresh) = wheel_metadata(store, index, f).await?;
-        extracted += usize::from(fresh);
-        if let Some(m) = m {
-            metadata.insert(f.filename.as_str().to_owned(), m);
-        }
-    }
+    let wheels: Vec<&FileRecord> = files.iter().filter(|f| f.kind() == DistKind::Wheel).collect();
+    let (metadata, extracted) = wheels_metadata(store, index, &wheels).await?;
 
     let page = project_page(&record, &files, &metadata);
-    let html = store_page(store, render::render_html(&page).into_bytes()).await?;
-    let json = store_page(store, render::render_json(&page).into_bytes()).await?;
+    let [html, json] = store_pages(
+        store,
+        [
+            render::render_html(&page).into_bytes(),
+            render::render_json(&page).into_bytes(),
+        ],
+    )
+    .await?;
     let manifest = ProjectManifest {
         version: tufa_tree::MANIFEST_VERSION,
         name: name.clone(),
@@ -258,46 +260,105 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
-/// The metadata blob of a wheel, extracting and storing it the first time. Returns whether a
-/// METADATA was extracted now.
-async fn wheel_metadata(
+/// The METADATA blobs of a project's wheels (by filename), extracting and storing those not
+/// extracted before; and how many were extracted now. One index read, one store check, one
+/// batch of stores and one index write for the whole project.
+async fn wheels_metadata(
     store: &BlobStore,
     index: &Index,
-    f: &FileRecord,
-) -> Result<(Option<BlobRef>, bool), PublishError> {
+    wheels: &[&FileRecord],
+) -> Result<(BTreeMap<String, BlobRef>, usize), PublishError> {
     let idx = index.clone();
-    let digest = f.sha256;
-    let known = tokio::task::spawn_blocking(move || idx.extracted_metadata(&digest)).await??;
-    if let Some(known) = known {
-        let Some(m) = known else { return Ok((None, false)) };
-        // The blob may have been garbage-collected or lost; then extract again.
-        if let Some(len) = store.size(&m).await? {
-            return Ok((Some(BlobRef { sha256: m, len }), false));
+    let digests: Vec<Sha256Digest> = wheels.iter().map(|f| f.sha256).collect();
+    let known = tokio::task::spawn_blocking(move || idx.extracted_metadata_many(&digests)).await??;
+    let recorded: Vec<Sha256Digest> = known.iter().filter_map(|k| k.flatten()).collect();
+    let mut sizes = store.sizes(recorded).await?.into_iter();
+
+    let mut metadata = BTreeMap::new();
+    let mut to_extract = Vec::new();
+    for (f, known) in wheels.iter().zip(known) {
+        match known {
+            // Known to have none.
+            Some(None) => {}
+            Some(Some(m)) => match sizes.next().flatten() {
+                Some(len) => {
+                    metadata.insert(f.filename.as_str().to_owned(), BlobRef { sha256: m, len });
+                }
+                // The blob was garbage-collected or lost: extract again.
+                None => to_extract.push(*f),
+            },
+            None => to_extract.push(*f),
         }
     }
-    let extracted = match extract_from_store(store, f).await {
-        Ok(m) => m,
-        Err(e) => {
-            // A wheel we cannot read still gets published, just without PEP 658 metadata.
-            tracing::warn!(file = %f.filename, error = %e, "cannot extract METADATA");
-            None
+    if to_extract.is_empty() {
+        return Ok((metadata, 0));
+    }
+
+    let mut found = Vec::new();
+    let mut none = Vec::new();
+    for (f, extracted) in to_extract.iter().zip(extract_all(store, &to_extract).await) {
+        match extracted {
+            Ok(Some(bytes)) => found.push((*f, Bytes::from(bytes))),
+            Ok(None) => none.push(f.sha256),
+            Err(e) => {
+                // A wheel we cannot read still gets published, just without PEP 658 metadata.
+                tracing::warn!(file = %f.filename, error = %e, "cannot extract METADATA");
+                none.push(f.sha256);
+            }
         }
-    };
-    let blob = match extracted {
-        Some(bytes) => {
-            let len = bytes.len() as u64;
-            let sha256 = store.put_bytes(Bytes::from(bytes)).await?;
-            Some(BlobRef { sha256, len })
-        }
-        None => None,
-    };
+    }
+    let digests = store
+        .put_many(found.iter().map(|(_, b)| b.clone()).collect())
+        .await?;
+    let mut rows: Vec<(Sha256Digest, Option<Sha256Digest>)> = none.into_iter().map(|d| (d, None)).collect();
+    for ((f, bytes), sha256) in found.iter().zip(&digests) {
+        rows.push((f.sha256, Some(*sha256)));
+        metadata.insert(
+            f.filename.as_str().to_owned(),
+            BlobRef {
+                sha256: *sha256,
+                len: bytes.len() as u64,
+            },
+        );
+    }
     let idx = index.clone();
-    let meta_digest = blob.map(|b| b.sha256);
-    tokio::task::spawn_blocking(move || idx.set_extracted_metadata(&digest, meta_digest.as_ref())).await??;
+    tokio::task::spawn_blocking(move || idx.set_extracted_metadata_many(&rows)).await??;
     // Counted as extracted only when there was a METADATA to extract (a wheel that is not a
     // readable zip was warned about above and is not a success).
-    let extracted_now = blob.is_some();
-    Ok((blob, extracted_now))
+    Ok((metadata, found.len()))
+}
+
+/// The METADATA of each wheel: on the local disk read in place (the zip's central directory,
+/// never the whole wheel), all in one blocking call; elsewhere fetched one by one.
+async fn extract_all(store: &BlobStore, wheels: &[&FileRecord]) -> Vec<Result<Option<Vec<u8>>, String>> {
+    let local: Option<Vec<_>> = wheels
+        .iter()
+        .map(|f| {
+            let path = store.local_path(&f.sha256)?;
+            Some((path, f.filename.as_wheel().cloned(), f.filename.to_string()))
+        })
+        .collect();
+    let Some(local) = local else {
+        let mut out = Vec::with_capacity(wheels.len());
+        for f in wheels {
+            out.push(extract_from_store(store, f).await);
+        }
+        return out;
+    };
+    let count = local.len();
+    tokio::task::spawn_blocking(move || {
+        local
+            .into_iter()
+            .map(|(path, wheel, filename)| {
+                let Some(wheel) = wheel else { return Ok(None) };
+                let file =
+                    std::fs::File::open(&path).map_err(|e| format!("cannot open the stored wheel: {e}"))?;
+                metadata::extract(std::io::BufReader::new(file), &wheel, &filename).map_err(|e| e.to_string())
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_else(|e| (0..count).map(|_| Err(e.to_string())).collect())
 }
 
 async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<Vec<u8>>, String> {
@@ -305,24 +366,12 @@ async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<
         return Ok(None);
     };
     let filename = f.filename.to_string();
-    match store.local_path(&f.sha256) {
-        // Local disk: read the zip's central directory in place, never the whole wheel.
-        Some(path) => tokio::task::spawn_blocking(move || {
-            let file =
-                std::fs::File::open(&path).map_err(|e| format!("cannot open the stored wheel: {e}"))?;
-            metadata::extract(std::io::BufReader::new(file), &wheel, &filename).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?,
-        None => {
-            let data = store.get(&f.sha256).await.map_err(|e| e.to_string())?;
-            tokio::task::spawn_blocking(move || {
-                metadata::extract(std::io::Cursor::new(data), &wheel, &filename).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        }
-    }
+    let data = store.get(&f.sha256).await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        metadata::extract(std::io::Cursor::new(data), &wheel, &filename).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// zstd level of the page variants: 1, the fastest and here also the smallest of the usual
@@ -336,39 +385,53 @@ async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<
 /// variant adds about 8 ms to the 135 ms gzip takes for such a project, and is 19% smaller.
 const ZSTD_LEVEL: i32 = 1;
 
-/// Stores a rendered page and its gzip and zstd variants (compressed off the reactor).
-async fn store_page(store: &BlobStore, raw: Vec<u8>) -> Result<Page, PublishError> {
-    let raw = Bytes::from(raw);
-    let (gz, zst) = tokio::task::spawn_blocking({
-        let raw = raw.clone();
-        move || -> Result<(Vec<u8>, Vec<u8>), PublishError> {
-            let failed = |coding| {
-                let len = raw.len();
-                move |source| PublishError::Compress { coding, len, source }
-            };
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            e.write_all(&raw).map_err(failed("gzip"))?;
-            let gz = e.finish().map_err(failed("gzip"))?;
-            let zst = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(failed("zstd"))?;
-            Ok((gz, zst))
-        }
+/// Stores rendered pages and their gzip and zstd variants (compressed off the reactor, all
+/// stored at once).
+async fn store_pages<const N: usize>(
+    store: &BlobStore,
+    raw: [Vec<u8>; N],
+) -> Result<[Page; N], PublishError> {
+    let variants = tokio::task::spawn_blocking(move || -> Result<Vec<[Bytes; 3]>, PublishError> {
+        raw.into_iter()
+            .map(|raw| {
+                let failed = |coding| {
+                    let len = raw.len();
+                    move |source| PublishError::Compress { coding, len, source }
+                };
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(&raw).map_err(failed("gzip"))?;
+                let gz = e.finish().map_err(failed("gzip"))?;
+                let zst = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(failed("zstd"))?;
+                Ok([Bytes::from(raw), Bytes::from(gz), Bytes::from(zst)])
+            })
+            .collect()
     })
     .await??;
-    let raw = stored(store, raw).await?;
-    let gzip = stored(store, Bytes::from(gz)).await?;
-    let zstd = stored(store, Bytes::from(zst)).await?;
-    Ok(Page {
-        raw,
-        gzip: Some(gzip),
-        zstd: Some(zstd),
-    })
-}
-
-/// Stores `data` as a blob and names it with its length.
-async fn stored(store: &BlobStore, data: Bytes) -> Result<BlobRef, PublishError> {
-    let len = data.len() as u64;
-    let sha256 = store.put_bytes(data).await?;
-    Ok(BlobRef { sha256, len })
+    let blobs: Vec<Bytes> = variants.iter().flatten().cloned().collect();
+    let digests = store.put_many(blobs).await?;
+    let mut refs = variants
+        .iter()
+        .flatten()
+        .zip(digests)
+        .map(|(data, sha256)| BlobRef {
+            sha256,
+            len: data.len() as u64,
+        });
+    let pages: Vec<Page> = (0..N)
+        .map(|_| -> Option<Page> {
+            Some(Page {
+                raw: refs.next()?,
+                gzip: Some(refs.next()?),
+                zstd: Some(refs.next()?),
+            })
+        })
+        .collect::<Option<_>>()
+        .ok_or(PublishError::Internal(
+            "the store returned fewer digests than pages",
+        ))?;
+    pages
+        .try_into()
+        .map_err(|_| PublishError::Internal("the store returned fewer digests than pages"))
 }
 
 /// The page model both formats are rendered from. Files are ordered by version, then name;

@@ -185,7 +185,7 @@ fn create_new(path: &FsPath) -> std::io::Result<std::fs::File> {
 }
 
 /// Runs `op`, creating the parent directory of `to` first when `op` says it is missing.
-fn with_parent(to: &FsPath, op: impl Fn() -> std::io::Result<()>) -> std::io::Result<()> {
+fn with_parent<T>(to: &FsPath, op: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
     match op() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = to.parent() {
@@ -206,9 +206,11 @@ fn link_blobs(root: &FsPath, staged: Vec<(Key, Sha256Digest)>) -> Vec<(Key, std:
         let from = key_path(root, &temp);
         let key = BlobStore::key_for(&digest);
         let to = key_path(root, &key);
-        match with_parent(&to, || std::fs::hard_link(&from, &to)) {
-            Ok(()) => {}
+        match with_parent(&to, || move_if_absent(&from, &to)) {
+            Ok(true) => continue,
+            // Already stored: the temporary is dropped below.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Ok(false) => {}
             Err(source) => {
                 tracing::error!(digest = %digest, error = %source, "could not link a staged blob");
                 failures.push((key, source));
@@ -220,6 +222,22 @@ fn link_blobs(root: &FsPath, staged: Vec<(Key, Sha256Digest)>) -> Vec<(Key, std:
         }
     }
     failures
+}
+
+/// Moves `from` to `to` unless `to` exists (then `AlreadyExists`). `Ok(true)`: `from` is gone;
+/// `Ok(false)`: `to` was linked and `from` is still there. On Linux one `renameat2` with
+/// `RENAME_NOREPLACE`; where the file system refuses it, and elsewhere, a hard link.
+fn move_if_absent(from: &FsPath, to: &FsPath) -> std::io::Result<bool> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(true),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::hard_link(from, to).map(|()| false)
 }
 
 /// Renames each staged named object over its key. Returns the failures. Blocking.

@@ -601,6 +601,71 @@ impl BlobStore {
         }
     }
 
+    /// [`put_bytes`](Self::put_bytes) for several blobs (a project's pages): on the local disk
+    /// in group-commit mode all of them are hashed, checked and staged in one blocking call.
+    pub async fn put_many(&self, blobs: Vec<Bytes>) -> Result<Vec<Sha256Digest>, StoreError> {
+        let (Some(group), Backend::Local { root }) = (&self.group, &self.backend) else {
+            let mut digests = Vec::with_capacity(blobs.len());
+            for data in blobs {
+                digests.push(self.put_bytes(data).await?);
+            }
+            return Ok(digests);
+        };
+        let temps: Vec<TempObject> = blobs
+            .iter()
+            .map(|_| TempObject::new(Arc::clone(&self.store)))
+            .collect();
+        let paths: Vec<PathBuf> = temps.iter().map(|t| group.path(&t.key)).collect();
+        let root = root.clone();
+        let written = run_blocking(root.clone(), move || {
+            let mut written = Vec::with_capacity(blobs.len());
+            for (data, temp) in blobs.iter().zip(&paths) {
+                let digest = Sha256Digest::of(data);
+                let at = group::key_path(&root, &Self::key_for(&digest));
+                let present = at.symlink_metadata().is_ok();
+                if !present {
+                    group::write_staged(None, temp, std::slice::from_ref(data))?;
+                }
+                written.push((digest, !present));
+            }
+            Ok(written)
+        })
+        .await?;
+        let mut digests = Vec::with_capacity(written.len());
+        for ((digest, staged), temp) in written.into_iter().zip(temps) {
+            if staged {
+                group.stage(temp.key.clone(), digest);
+            }
+            // Staged, or never written (already stored).
+            temp.disarm();
+            digests.push(digest);
+        }
+        Ok(digests)
+    }
+
+    /// [`size`](Self::size) of several blobs; on the local disk in one blocking call.
+    pub async fn sizes(&self, digests: Vec<Sha256Digest>) -> Result<Vec<Option<u64>>, StoreError> {
+        let Backend::Local { root } = &self.backend else {
+            let mut sizes = Vec::with_capacity(digests.len());
+            for digest in &digests {
+                sizes.push(self.size(digest).await?);
+            }
+            return Ok(sizes);
+        };
+        let root = root.clone();
+        run_blocking(root.clone(), move || {
+            digests
+                .iter()
+                .map(|d| match group::key_path(&root, &Self::key_for(d)).metadata() {
+                    Ok(m) => Ok(Some(m.len())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Whether a blob is stored under `digest` (its content is not checked).
     pub async fn exists(&self, digest: &Sha256Digest) -> Result<bool, StoreError> {
         Ok(self.size(digest).await?.is_some())

@@ -194,3 +194,36 @@ async fn a_staged_blob_of_several_write_batches_is_whole_and_a_bad_one_leaves_no
     assert!(!store.exists(&Sha256Digest::of(&other)).await.unwrap());
     assert!(store.temp_objects().await.unwrap().is_empty());
 }
+
+/// `put_many` stages several blobs at once on the local disk (an already stored one is not
+/// written again) and stores them at once elsewhere; `sizes` reads their lengths back.
+#[tokio::test]
+async fn put_many_stages_what_is_missing_and_sizes_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = BlobStore::local(dir.path()).unwrap();
+    let stored = content(1000, 1);
+    local.put_bytes(stored.clone()).await.unwrap();
+    let group = local.with_group_commit().unwrap();
+    let fresh = content(2000, 2);
+    let digests = group.put_many(vec![stored.clone(), fresh.clone()]).await.unwrap();
+    assert_eq!(digests, vec![Sha256Digest::of(&stored), Sha256Digest::of(&fresh)]);
+    assert_eq!(
+        group.temp_objects().await.unwrap().len(),
+        1,
+        "only the missing blob is staged"
+    );
+    assert_eq!(
+        group.sizes(digests.clone()).await.unwrap(),
+        vec![Some(1000), None]
+    );
+    assert_eq!(group.commit_group().await.unwrap(), 1);
+    assert_eq!(
+        group.sizes(digests.clone()).await.unwrap(),
+        vec![Some(1000), Some(2000)]
+    );
+    assert_eq!(group.get_verified(&digests[1]).await.unwrap(), fresh);
+
+    let memory = BlobStore::memory().with_group_commit().unwrap();
+    let digests = memory.put_many(vec![fresh.clone()]).await.unwrap();
+    assert_eq!(memory.sizes(digests).await.unwrap(), vec![Some(2000)]);
+}
