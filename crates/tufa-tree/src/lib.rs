@@ -176,25 +176,25 @@ pub fn parse_file_path(rest: &str) -> Option<FilePath> {
 
 /// Writes a project's manifest. Call only after every blob it names is stored.
 pub async fn write_manifest(store: &BlobStore, manifest: &ProjectManifest) -> Result<(), TreeError> {
+    store
+        .put_named(&manifest_key(&manifest.name), manifest_bytes(manifest)?)
+        .await?;
+    Ok(())
+}
+
+fn manifest_bytes(manifest: &ProjectManifest) -> Result<Bytes, TreeError> {
     let data = serde_json::to_vec(manifest).map_err(|source| TreeError::Corrupt {
         project: manifest.name.to_string(),
         source,
     })?;
-    store
-        .put_named(&manifest_key(&manifest.name), Bytes::from(data))
-        .await?;
-    Ok(())
+    Ok(Bytes::from(data))
 }
 
 /// [`write_manifest`] for a store in group-commit mode: the manifest replaces the published
 /// one at the next [`BlobStore::commit_group`], after the blobs staged with it (its pages).
 pub async fn stage_manifest(store: &BlobStore, manifest: &ProjectManifest) -> Result<(), TreeError> {
-    let data = serde_json::to_vec(manifest).map_err(|source| TreeError::Corrupt {
-        project: manifest.name.to_string(),
-        source,
-    })?;
     store
-        .put_named_staged(&manifest_key(&manifest.name), Bytes::from(data))
+        .put_named_staged(&manifest_key(&manifest.name), manifest_bytes(manifest)?)
         .await?;
     Ok(())
 }
