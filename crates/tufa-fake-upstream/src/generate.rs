@@ -8,7 +8,7 @@
 //!
 //! * Projects: `projects` of them, named like `alpha-bravo-17` and, one in five,
 //!   `Alpha_bravo.20` (so mirrors normalise). Most have 1–20 files (skewed to few:
-//!   `1 + ⌊20·u²⌋`); `big-projects` of them (default one per 400, at least one) have 500–800
+//!   `1 + ⌊20·u²⌋`; `max-files=M`: 1–M); `big-projects` of them (default one per 400, at least one) have 500–800
 //!   files, as releases of an sdist and 5–15 platform wheels.
 //! * Releases `0.<n>.0`: an sdist (85 %) and 0–3 wheels (`py3-none-any` alone, or platform
 //!   tags); one in 40 is yanked; a project has no, `>=3.8` or `>=3.9` `Requires-Python`.
@@ -34,7 +34,7 @@ use crate::dist::{dist_name, metadata_text};
 use crate::state::{NewFile, State};
 use crate::util::b64_urlsafe_nopad;
 
-/// What to generate: `projects=2000,seed=1,big-projects=5,big-file-mb=0,changed=1`
+/// What to generate: `projects=2000,seed=1,big-projects=5,big-file-mb=0,changed=1,max-files=20`
 /// ([`FromStr`]; every key optional).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenerateSpec {
@@ -48,6 +48,9 @@ pub struct GenerateSpec {
     pub big_file_mib: u64,
     /// Percent of the generated projects that get a new release per [`mutate`].
     pub changed_percent: f64,
+    /// Most files of a project that is not big (the default 20; 1 makes many projects cheap:
+    /// the scale benchmarks).
+    pub max_files: usize,
 }
 
 impl Default for GenerateSpec {
@@ -65,6 +68,7 @@ impl GenerateSpec {
             big_projects: default_big(projects),
             big_file_mib: 0,
             changed_percent: 1.0,
+            max_files: 20,
         }
     }
 }
@@ -83,6 +87,7 @@ impl fmt::Display for GenerateSpecError {
             f,
             "{}; expected comma-separated KEY=VALUE with keys projects (0-1000000), seed (u64), \
              big-projects (≤ projects), big-file-mb (MiB), changed (percent, >0 and ≤100), \
+             max-files (1-20), \
              e.g. `projects=2000,seed=1`",
             self.0
         )
@@ -126,6 +131,12 @@ impl FromStr for GenerateSpec {
                         return Err(bad(&"not in (0, 100]"));
                     }
                     spec.changed_percent = v;
+                }
+                "max-files" => {
+                    spec.max_files = value.parse().map_err(|e| bad(&e))?;
+                    if !(1..=20).contains(&spec.max_files) {
+                        return Err(bad(&"not in 1-20"));
+                    }
                 }
                 other => return Err(err(format!("unknown key `{other}`"))),
             }
@@ -277,7 +288,8 @@ pub(crate) fn generate(state: &mut State, spec: &GenerateSpec) -> GenerationRepo
             rng.range(500, 800) as usize
         } else {
             let u = rng.unit();
-            (1 + (20.0 * u * u) as usize).min(20)
+            let most = spec.max_files;
+            (1 + (most as f64 * u * u) as usize).min(most)
         };
         while left > 0 {
             let added = add_release(state, &mut gp, &mut rng, left, &mut report);
@@ -610,6 +622,8 @@ mod tests {
             (0, 2048, 2.5)
         );
         assert_eq!("projects=0".parse::<GenerateSpec>().unwrap().big_projects, 0);
+        assert_eq!("max-files=1".parse::<GenerateSpec>().unwrap().max_files, 1);
+        assert_eq!(GenerateSpec::default().max_files, 20);
     }
 
     #[test]
@@ -626,6 +640,21 @@ mod tests {
         assert!(e("projects=3,big-projects=4").starts_with("big-projects 4 is more than projects 3"));
         assert!(e("projects=2000000").contains("more than 1000000"));
         assert!(e("seed=-1").contains("e.g. `projects=2000,seed=1`"));
+        assert!(e("max-files=0").starts_with("invalid max-files `0`: not in 1-20"));
+        assert!(e("max-files=21").starts_with("invalid max-files `21`: not in 1-20"));
+    }
+
+    #[test]
+    fn max_files_caps_the_projects_that_are_not_big() {
+        let spec: GenerateSpec = "projects=60,big-projects=1,max-files=1".parse().unwrap();
+        let report = generate(&mut State::new("http://127.0.0.1:1".to_owned()), &spec);
+        // 59 projects of one file each, and the big one with 500-800.
+        assert!((59 + 500..=59 + 800).contains(&report.files), "{}", report.files);
+        let default = generate(
+            &mut State::new("http://127.0.0.1:1".to_owned()),
+            &"projects=60,big-projects=0".parse().unwrap(),
+        );
+        assert!(default.files > 120, "{}", default.files);
     }
 
     #[test]

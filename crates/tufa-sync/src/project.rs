@@ -168,15 +168,33 @@ pub(crate) async fn sync_project(
         false
     });
 
-    let results: Vec<(Candidate, Result<u64, String>)> = futures::stream::iter(candidates)
-        .map(|c| async move {
-            let r = ensure_stored(ctx, &c).await;
-            (c, r)
-        })
-        // The semaphore bounds downloads; this bounds the cheap existence checks.
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    // Which blobs are stored already: one look for the whole project (on the local disk one
+    // blocking call). When the look fails, every file is fetched (and found present when
+    // stored, which costs a download, not correctness).
+    let digests = candidates.iter().map(|c| c.record.sha256).collect();
+    let stored = match ctx.store.sizes(digests).await {
+        Ok(sizes) => sizes,
+        Err(e) => {
+            tracing::warn!(project = %name, error = %e, "cannot check which files are stored");
+            vec![None; candidates.len()]
+        }
+    };
+    let results: Vec<(Candidate, Result<u64, String>)> =
+        futures::stream::iter(candidates.into_iter().zip(stored))
+            .map(|(c, stored)| async move {
+                let r = match stored {
+                    Some(len) => {
+                        ctx.files_present.fetch_add(1, Ordering::Relaxed);
+                        check_size(&c, len)
+                    }
+                    None => download(ctx, &c).await,
+                };
+                (c, r)
+            })
+            // The semaphore bounds downloads; this bounds the futures waiting for it.
+            .buffer_unordered(64)
+            .collect()
+            .await;
 
     let mut files = Vec::new();
     for (c, result) in results {
@@ -535,14 +553,10 @@ impl Transient for DownloadError {
     }
 }
 
-/// Makes sure the file's blob is in the store, downloading and verifying it if needed.
-/// Returns the verified blob's size, for the record (HTML pages give none).
-async fn ensure_stored(ctx: &Ctx, c: &Candidate) -> Result<u64, String> {
+/// Downloads, verifies and stores the file's blob. Returns the verified blob's size, for the
+/// record (HTML pages give none).
+async fn download(ctx: &Ctx, c: &Candidate) -> Result<u64, String> {
     let digest = c.record.sha256;
-    if let Ok(Some(len)) = ctx.store.size(&digest).await {
-        ctx.files_present.fetch_add(1, Ordering::Relaxed);
-        return check_size(c, len);
-    }
     let _permit = ctx.downloads.acquire().await.map_err(|e| e.to_string())?;
     let max = ctx.upstream.limits().max_file_bytes;
     let expected_len = (c.record.size > 0).then_some(c.record.size);

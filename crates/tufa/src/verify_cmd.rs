@@ -142,6 +142,20 @@ async fn verify_tuf(
         problems.push(format!("TUF: {e}"));
         return Ok(0);
     }
+    // Root (and perhaps targets and bins) written by a first publish that stopped before its
+    // timestamp (a full disk, a kill), or a timestamp removed since: the next publish signs a
+    // new one (a missing timestamp is never left as it is).
+    if store
+        .get_named(&tufa_tree::tuf_key("timestamp.json"))
+        .await?
+        .is_none()
+    {
+        problems.push(format!(
+            "TUF: timestamp.json is not published: a publish of TUF metadata did not finish, or the file was removed (run `{}` to publish it)",
+            loaded.command("sync")
+        ));
+        return Ok(0);
+    }
     let handle = tokio::runtime::Handle::current();
     let fetch_store = store.clone();
     let verified = tokio::task::spawn_blocking(move || {

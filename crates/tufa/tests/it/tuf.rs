@@ -110,6 +110,21 @@ fn dev_keys_sign_and_verify_then_refresh_moves_only_the_timestamp() {
         stdout(&out)
     );
 
+    // A timestamp that is gone (a publish that stopped before it, or removed): verify says
+    // so and what to run, and the next sync signs a new one.
+    let timestamp = m.store().join("published/tuf/timestamp.json");
+    let signed = std::fs::read(&timestamp).unwrap();
+    std::fs::remove_file(&timestamp).unwrap();
+    let out = m.tufa(&["verify"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("TUF: timestamp.json is not published")
+            && stderr(&out).contains(" sync` to publish it)"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&timestamp, signed).unwrap();
+
     let out = m.tufa(&["refresh"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
