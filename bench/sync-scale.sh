@@ -108,7 +108,8 @@ echo "| projects in the allowlist | sync | wall s | CPU-s | peak RSS MiB | pages
 echo "|--:|---|--:|--:|--:|--:|--:|"
 for r in "${ROWS[@]}"; do
   read -r n phase wall cpu rss pages files <<<"$r"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(printf "%'d" "$n")" "$phase" "$wall" "$cpu" "$rss" "$(printf "%'d" "$pages")" "$(printf "%'d" "$files")"
+  python3 -c 'import sys; n, phase, wall, cpu, rss, pages, files = sys.argv[1:]
+print(f"| {int(n):,} | {phase} | {wall} | {cpu} | {rss} | {int(pages):,} | {int(files):,} |")' "$n" "$phase" "$wall" "$cpu" "$rss" "$pages" "$files"
 done
 echo
 echo "Upstream: fake-upstream --generate projects=N,seed=$SEED,max-files=$MAX_FILES,big-projects=0 on core $UPSTREAM_CORE; tufa on core(s) $MIRROR_CORES; every mirror passed \`tufa verify\`."
