@@ -39,7 +39,7 @@ build_tufa() {
 }
 
 # bench_workdir NAME: a temporary directory `$WORK` (under $TMPDIR), removed on exit together
-# with every process started by start_bg.
+# with every process started by start_bg (kept, for a look at the logs, with KEEP_WORK=1).
 bench_workdir() {
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
   PIDS=()
@@ -51,7 +51,7 @@ cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 
 # start_bg CORE LOG CMD...: runs CMD pinned to CORE in the background; its pid in $LAST_PID.
