@@ -27,8 +27,8 @@ use tufa_pypi::{DistKind, ProjectName, Sha256Digest, Version, render};
 use tufa_store::{BlobStore, StoreError};
 use tufa_tree::{BlobRef, Page, ProjectManifest, TreeError};
 
-/// Projects published at once.
-const CONCURRENCY: usize = 4;
+/// Projects published at once unless [`PublishOptions::concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Projects whose blobs and manifests are made durable in one group commit, after which their
 /// dirty marks are cleared (a crash re-publishes at most one batch).
 const BATCH: usize = 1024;
@@ -56,8 +56,9 @@ pub enum PublishError {
     },
 }
 
-/// How to publish. The default: PEP 458's 16,384 bins, unsigned.
-#[derive(Debug, Clone, Default)]
+/// How to publish. The default: PEP 458's 16,384 bins, unsigned, [`DEFAULT_CONCURRENCY`]
+/// projects at once.
+#[derive(Debug, Clone)]
 pub struct PublishOptions {
     /// The hashed-bin layout TUF targets are kept in (fixed once TUF metadata exists).
     pub layout: tufa_tuf::BinLayout,
@@ -66,6 +67,19 @@ pub struct PublishOptions {
     pub tuf: Option<tuf::TufSigning>,
     /// Sign a new timestamp even when nothing changed (`tufa refresh`).
     pub force_timestamp: bool,
+    /// Projects published at once (at least 1).
+    pub concurrency: usize,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            layout: tufa_tuf::BinLayout::default(),
+            tuf: None,
+            force_timestamp: false,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -107,7 +121,7 @@ pub async fn publish(
                     let r = publish_project(staged, deferred, &name, &options.layout).await;
                     (name, r)
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(options.concurrency.max(1))
                 .collect()
                 .await;
         let mut done = Vec::new();

@@ -76,6 +76,10 @@ pub struct Concurrency {
     pub projects: usize,
     /// File downloads in flight at once, across all projects.
     pub downloads: usize,
+    /// Projects published at once by the publish that follows a sync (METADATA extraction,
+    /// rendering, compression: CPU work, so about the number of cores). Not used by the sync
+    /// itself; kept here so `[sync.concurrency]` holds all of a sync run's knobs.
+    pub publish: usize,
 }
 
 impl Default for Concurrency {
@@ -83,6 +87,7 @@ impl Default for Concurrency {
         Self {
             projects: 8,
             downloads: 16,
+            publish: 4,
         }
     }
 }

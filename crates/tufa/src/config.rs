@@ -334,8 +334,15 @@ impl Config {
             &self.sync.file_hosts,
             self.sync.allow_private_addresses,
         )?;
-        if self.sync.concurrency.projects == 0 || self.sync.concurrency.downloads == 0 {
-            bail!("sync.concurrency values must be at least 1");
+        let c = &self.sync.concurrency;
+        for (key, value) in [
+            ("projects", c.projects),
+            ("downloads", c.downloads),
+            ("publish", c.publish),
+        ] {
+            if value == 0 {
+                bail!("sync.concurrency.{key} = 0: it must be at least 1");
+            }
         }
         self.tuf.validate()?;
         self.serve.limits.validate()?;
@@ -403,6 +410,8 @@ upstream = {upstream}
 [sync.concurrency]
 # projects = {cp}
 # downloads = {cd}
+# Projects the publish after a sync renders and compresses at once (about the core count).
+# publish = {cpub}
 
 [sync.limits]
 # max_page_bytes = {mpb}
@@ -522,6 +531,7 @@ bins_bit_length = {bits}
             },
             cp = c.projects,
             cd = c.downloads,
+            cpub = c.publish,
             mpb = l.max_page_bytes,
             mfb = l.max_file_bytes,
             mfp = l.max_files_per_project,
@@ -647,6 +657,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retries"), "{err}");
+        let err = Config::parse("[sync.concurrency]\npublish = 0", Path::new("t.toml"))
+            .and_then(|c| c.validate().map(|()| c))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "sync.concurrency.publish = 0: it must be at least 1");
+        let c = Config::parse("[sync.concurrency]\npublish = 2", Path::new("t.toml")).unwrap();
+        assert_eq!(c.sync.concurrency.publish, 2);
         let err = Config::parse("[serve]\nfile_verification = \"never\"", Path::new("t.toml"))
             .unwrap_err()
             .to_string();

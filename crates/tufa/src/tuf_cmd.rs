@@ -223,6 +223,7 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
             layout: layout.clone(),
             tuf: None,
             force_timestamp: false,
+            concurrency: loaded.config.sync.concurrency.publish,
         },
         status,
     };
@@ -272,6 +273,7 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
                 expiries,
             }),
             force_timestamp: false,
+            concurrency: loaded.config.sync.concurrency.publish,
         },
         status: KeyStatus::Loaded,
     })

@@ -28,6 +28,7 @@ fn options(bits: u8) -> PublishOptions {
             expiries: Expiries::default(),
         }),
         force_timestamp: false,
+        concurrency: 2,
     }
 }
 
