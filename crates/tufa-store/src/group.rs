@@ -88,9 +88,8 @@ impl Group {
         // so no crash leaves a named object pointing at a blob that is not there.
         if !staged.is_empty() {
             let root = self.root.clone();
-            let failures = tokio::task::spawn_blocking(move || link_blobs(&root, staged))
-                .await
-                .map_err(|e| StoreError::io(&self.root)(std::io::Error::other(e)))?;
+            let failures =
+                crate::run_blocking(self.root.clone(), move || Ok(link_blobs(&root, staged))).await?;
             if let Some((key, source)) = failures.into_iter().next() {
                 first_error = Some(StoreError::io(key_path(&self.root, &key))(source));
             }
@@ -113,9 +112,9 @@ impl Group {
                 }
                 Ok(()) => {
                     let root = self.root.clone();
-                    let failures = tokio::task::spawn_blocking(move || rename_named(&root, named))
-                        .await
-                        .map_err(|e| StoreError::io(&self.root)(std::io::Error::other(e)))?;
+                    let failures =
+                        crate::run_blocking(self.root.clone(), move || Ok(rename_named(&root, named)))
+                            .await?;
                     if let Some((key, source)) = failures.into_iter().next() {
                         first_error.get_or_insert(StoreError::io(key_path(&self.root, &key))(source));
                     }
@@ -132,13 +131,11 @@ impl Group {
 
     async fn syncfs(&self) -> Result<(), StoreError> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        crate::run_blocking(self.root.clone(), move || {
             let dir = std::fs::File::open(&root)?;
             rustix::fs::syncfs(&dir).map_err(std::io::Error::from)
         })
         .await
-        .map_err(|e| StoreError::io(&self.root)(std::io::Error::other(e)))?
-        .map_err(StoreError::io(&self.root))
     }
 }
 
@@ -158,30 +155,17 @@ pub(crate) fn write_staged(
 ) -> std::io::Result<std::fs::File> {
     let mut file = match file {
         Some(file) => file,
-        None => create_new(path)?,
+        None => with_parent(path, || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+        })?,
     };
     for chunk in chunks {
         file.write_all(chunk)?;
     }
     Ok(file)
-}
-
-fn create_new(path: &FsPath) -> std::io::Result<std::fs::File> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-    };
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            open()
-        }
-        other => other,
-    }
 }
 
 /// Runs `op`, creating the parent directory of `to` first when `op` says it is missing.

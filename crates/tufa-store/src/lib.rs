@@ -320,11 +320,7 @@ impl BlobStore {
     /// On the local backend, the file that holds (or would hold) the blob with this digest.
     pub fn local_path(&self, digest: &Sha256Digest) -> Option<PathBuf> {
         match &self.backend {
-            Backend::Local { root } => Some(
-                Self::key_for(digest)
-                    .parts()
-                    .fold(root.clone(), |path, part| path.join(part.as_ref())),
-            ),
+            Backend::Local { root } => Some(group::key_path(root, &Self::key_for(digest))),
             Backend::Memory | Backend::Other => None,
         }
     }

@@ -62,10 +62,7 @@ impl BlobStore {
     pub fn local_named_path(&self, key: &str) -> Option<std::path::PathBuf> {
         let key = named_key(key).ok()?;
         match &self.backend {
-            crate::Backend::Local { root } => Some(
-                key.parts()
-                    .fold(root.clone(), |path, part| path.join(part.as_ref())),
-            ),
+            crate::Backend::Local { root } => Some(crate::group::key_path(root, &key)),
             crate::Backend::Memory | crate::Backend::Other => None,
         }
     }
@@ -76,20 +73,7 @@ impl BlobStore {
     /// the writer's lease is held. Until then readers see the old object. Elsewhere, the same
     /// as [`put_named`](Self::put_named).
     pub async fn put_named_staged(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        let Some(group) = &self.group else {
-            return self.put_named(key, data).await;
-        };
-        let key = named_key(key)?;
-        self.check_fence(&key)?;
-        let temp = crate::TempObject::new(std::sync::Arc::clone(self.object_store()));
-        let path = group.path(&temp.key);
-        crate::run_blocking(path.clone(), move || {
-            crate::group::write_staged(None, &path, &[data]).map(drop)
-        })
-        .await?;
-        group.stage_named(temp.key.clone(), key);
-        temp.disarm();
-        Ok(())
+        self.put_named_staged_many(vec![(key.to_owned(), data)]).await
     }
 
     /// [`put_named_staged`](Self::put_named_staged) for many objects at once: on the local
