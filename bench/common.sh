@@ -38,6 +38,17 @@ build_tufa() {
   BIN=$TARGET/release/tufa
 }
 
+# build_fake_upstream: builds the benchmark upstream (crates/tufa-fake-upstream) in release
+# after build_tufa; sets `FAKE` to its binary.
+build_fake_upstream() {
+  echo "building fake-upstream (release)…" >&2
+  cargo build --release --quiet -p tufa-fake-upstream --bin fake-upstream
+  FAKE=$TARGET/release/fake-upstream
+}
+
+# upstat KEY: one counter of the fake upstream at `$UP` (`GET /_fake/stats`).
+upstat() { curl -fsS "$UP/_fake/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
 # bench_workdir NAME: a temporary directory `$WORK` (under $TMPDIR), removed on exit together
 # with every process started by start_bg (kept, for a look at the logs, with KEEP_WORK=1).
 bench_workdir() {

@@ -49,13 +49,13 @@ source "$ROOT/bench/common.sh"
 [ -x /usr/bin/time ] || apt_install time
 need_tools taskset curl python3
 build_tufa
-echo "building fake-upstream and seed-targets (release)…" >&2
-cargo build --release --quiet -p tufa-fake-upstream --bin fake-upstream
+build_fake_upstream
+echo "building seed-targets (release)…" >&2
 cargo build --release --quiet -p tufa-bench-tuf --bin seed-targets
 bench_workdir tufa-publish-scale
 
 port=$(free_port)
-start_bg "$UPSTREAM_CORE" "$WORK/upstream.log" "$TARGET/release/fake-upstream" --port "$port" \
+start_bg "$UPSTREAM_CORE" "$WORK/upstream.log" "$FAKE" --port "$port" \
   --generate "projects=$PROJECTS,seed=1,max-files=1,big-projects=0,changed=1"
 UP=http://127.0.0.1:$port
 wait_http "$UP/_fake/stats" fake-upstream "$LAST_PID" || { cat "$WORK/upstream.log" >&2; exit 1; }

@@ -49,12 +49,9 @@ source "$ROOT/bench/common.sh"
 [ -x /usr/bin/time ] || apt_install time
 need_tools taskset curl python3
 build_tufa
-echo "building fake-upstream (release)…" >&2
-cargo build --release --quiet -p tufa-fake-upstream --bin fake-upstream
-FAKE=$TARGET/release/fake-upstream
+build_fake_upstream
 bench_workdir tufa-sync-scale
 
-upstat() { curl -fsS "$UP/_fake/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 # measure NAME CMD...: sets ROW to "wall cpu rss_mib pages files".
 measure() {

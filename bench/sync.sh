@@ -128,9 +128,7 @@ fi
 BS_BIN=$BS_VENV/bin/bandersnatch
 
 build_tufa
-echo "building fake-upstream (release)…" >&2
-cargo build --release --quiet -p tufa-fake-upstream --bin fake-upstream
-FAKE=$TARGET/release/fake-upstream
+build_fake_upstream
 
 bench_workdir tufa-sync-bench
 export RUST_LOG=info
@@ -160,8 +158,6 @@ start_upstream() {
   grep -m1 'generated' "$WORK/$1.log" | sed 's/^fake-upstream: /upstream: /' >&2
 }
 
-# upstat KEY: one counter of the upstream's /_fake/stats.
-upstat() { curl -fsS "$UP/_fake/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 echo "generating the upstream (projects=$PROJECTS, seed=$SEED)…" >&2
 start_upstream upstream "projects=$PROJECTS,seed=$SEED,changed=$CHANGED"
