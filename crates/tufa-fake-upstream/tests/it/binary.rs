@@ -13,12 +13,14 @@ impl Drop for Child {
     }
 }
 
-#[tokio::test]
-async fn binary_prints_url_and_serves() {
+/// Starts the binary with `args` (stdout and stderr piped); the child and the URL it prints
+/// on its first line.
+fn spawn(args: &[&str]) -> (Child, String) {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_fake-upstream"))
-            .args(["--port", "0"])
+            .args(args)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
@@ -26,7 +28,13 @@ async fn binary_prints_url_and_serves() {
     BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = line.trim();
+    (child, line.trim().to_owned())
+}
+
+#[tokio::test]
+async fn binary_prints_url_and_serves() {
+    let (_child, url) = spawn(&["--port", "0"]);
+    let url = url.as_str();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(!url.ends_with('/'));
     let r = client()
@@ -51,19 +59,7 @@ fn binary_rejects_bad_args() {
 
 #[tokio::test]
 async fn binary_generates_and_mutates() {
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_fake-upstream"))
-            .args(["--generate", "projects=12,seed=4", "--port=0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().to_string();
+    let (mut child, url) = spawn(&["--generate", "projects=12,seed=4", "--port=0"]);
     let mut summary = String::new();
     BufReader::new(child.0.stderr.take().unwrap())
         .read_line(&mut summary)
