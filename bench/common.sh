@@ -49,6 +49,32 @@ build_fake_upstream() {
 # upstat KEY: one counter of the fake upstream at `$UP` (`GET /_fake/stats`).
 upstat() { curl -fsS "$UP/_fake/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
+# log_phases START LOG: "sync publish tuf" seconds of a `tufa --log-format json sync`, from
+# START (a file holding its start time, `date +%s.%N`) and its log's timestamps: start →
+# `sync finished` (pages fetched, files downloaded, verified, stored) → the last `published`
+# project → `TUF metadata published`.
+log_phases() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+from datetime import datetime
+start = float(open(sys.argv[1]).read())
+t = {}
+for line in open(sys.argv[2]):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    msg = rec.get("fields", {}).get("message", "")
+    ts = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
+    if msg in ("sync finished", "published", "TUF metadata published"):
+        t[msg] = ts  # the last one of each
+synced = t["sync finished"]
+pages = t.get("published", synced)
+tuf = t.get("TUF metadata published", pages)
+print(f"{synced - start:.2f} {pages - synced:.2f} {tuf - pages:.2f}")
+EOF
+}
+
 # bench_workdir NAME: a temporary directory `$WORK` (under $TMPDIR), removed on exit together
 # with every process started by start_bg (kept, for a look at the logs, with KEEP_WORK=1).
 bench_workdir() {

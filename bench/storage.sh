@@ -164,27 +164,7 @@ EOF
 # finished` (pages fetched, files downloaded, verified and stored), → the last `published`
 # project (pages and manifests written), → `TUF metadata published` (bins, snapshot,
 # timestamp signed and written, plus the pointer).
-phases() {
-  python3 - "$WORK/$1.start" "$WORK/$1.log" <<'EOF'
-import json, sys
-from datetime import datetime
-start = float(open(sys.argv[1]).read())
-t = {}
-for line in open(sys.argv[2]):
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        continue
-    msg = rec.get("fields", {}).get("message", "")
-    ts = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
-    if msg in ("sync finished", "published", "TUF metadata published", "publish finished"):
-        t[msg] = ts  # the last one of each
-synced = t["sync finished"]
-pages = t.get("published", synced)
-tuf = t.get("TUF metadata published", pages)
-print(f"{synced - start:.2f} {pages - synced:.2f} {tuf - pages:.2f}")
-EOF
-}
+phases() { log_phases "$WORK/$1.start" "$WORK/$1.log"; }
 
 # expect_downloaded NAME FILES BYTES: the sync's summary line says exactly that.
 expect_downloaded() {

@@ -307,26 +307,8 @@ TU_DU=$(du -sm "$TU" | cut -f1)
 
 # tufa's cold run from its JSON log: start → `sync finished` (pages fetched, files downloaded,
 # verified, stored), → the last `published` project, → `TUF metadata published`.
-TUFA_PHASES=$(python3 - "$WORK/tufa-cold.start" "$WORK/tufa-cold.log" <<'EOF'
-import json, sys
-from datetime import datetime
-start = float(open(sys.argv[1]).read())
-t = {}
-for line in open(sys.argv[2]):
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        continue
-    msg = rec.get("fields", {}).get("message", "")
-    ts = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
-    if msg in ("sync finished", "published", "TUF metadata published"):
-        t[msg] = ts
-synced = t.get("sync finished", start)
-pages = t.get("published", synced)
-tuf = t.get("TUF metadata published", pages)
-print(f"sync (pages, downloads, stores) {synced - start:.2f} s, publish {pages - synced:.2f} s, TUF {tuf - pages:.2f} s")
-EOF
-)
+read -r t_sync t_pub t_tuf < <(log_phases "$WORK/tufa-cold.start" "$WORK/tufa-cold.log")
+TUFA_PHASES="sync (pages, downloads, stores) $t_sync s, publish $t_pub s, TUF $t_tuf s"
 stop_bg "$UP_PID"
 
 # ---------------------------------------------------------------------------------------------
