@@ -101,7 +101,7 @@ mod files;
 mod local;
 mod metrics;
 mod middleware;
-mod negotiate;
+pub mod negotiate;
 mod pages;
 mod published;
 mod serve;

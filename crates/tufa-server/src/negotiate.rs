@@ -1,5 +1,6 @@
 //! PEP 691 content negotiation (`Accept`, `?format=`) and the choice of a pre-compressed
-//! variant by `Accept-Encoding` ([`choose_coding`]).
+//! variant by `Accept-Encoding` (`choose_coding`). [`choose`] and [`Format`] are public: `tufa
+//! proxy` answers pip and uv by the same rules.
 //!
 //! Each supported format gets the q-value of the most specific `Accept` range that matches it
 //! (RFC 9110 §12.5.1; among equally specific ranges the highest q). The best q wins; on a tie
@@ -14,7 +15,7 @@ use percent_encoding::percent_decode_str;
 
 /// A response format of the Simple API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     /// `application/vnd.pypi.simple.v1+json`
     Json,
     /// `application/vnd.pypi.simple.v1+html`
@@ -24,7 +25,7 @@ pub(crate) enum Format {
 }
 
 impl Format {
-    pub(crate) fn content_type(self) -> &'static str {
+    pub fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/vnd.pypi.simple.v1+json",
             Self::Html => "application/vnd.pypi.simple.v1+html",
@@ -120,7 +121,7 @@ fn parse_q(value: &str) -> Option<u16> {
 
 /// Chooses the format for an `Accept` header value (`None`: the header was absent).
 /// `None` as the result means nothing acceptable (406).
-pub(crate) fn negotiate(accept: Option<&str>) -> Option<Format> {
+pub fn negotiate(accept: Option<&str>) -> Option<Format> {
     let accept = match accept.map(str::trim) {
         None | Some("") => return Some(Format::TextHtml),
         Some(accept) => accept,
@@ -161,7 +162,7 @@ pub(crate) fn negotiate(accept: Option<&str>) -> Option<Format> {
 
 /// The format for a request: `?format=` (PyPI's override, read like a one-element `Accept`)
 /// wins over the `Accept` header. `None`: 406.
-pub(crate) fn choose(accept: Option<&str>, query: Option<&str>) -> Option<Format> {
+pub fn choose(accept: Option<&str>, query: Option<&str>) -> Option<Format> {
     match query.and_then(format_param) {
         Some(format) => negotiate(Some(&format)),
         None => negotiate(accept),

@@ -119,6 +119,26 @@ pub enum TufError {
         hint: String,
     },
 
+    /// Metadata older than the trusted copy: a rollback attack (or a repository that lost
+    /// its state). `what` is the role, or a snapshot entry such as `snapshot's bins.json`.
+    #[error("{what}: version {new} is older than the trusted version {trusted} (rollback refused)")]
+    Rollback { what: String, trusted: u64, new: u64 },
+
+    /// A new snapshot no longer lists a targets role the trusted snapshot listed.
+    #[error(
+        "snapshot v{version} no longer lists `{meta}`, which the trusted snapshot listed (rollback refused)"
+    )]
+    SnapshotDropsRole { version: u64, meta: String },
+
+    /// No trusted targets role lists this target (or none that is delegated its path).
+    #[error("target `{path}` is not signed: no trusted targets role lists it")]
+    TargetNotFound { path: String },
+
+    /// A client call out of the TUF workflow's order (timestamp before root, …): a bug in the
+    /// caller, not in the repository.
+    #[error("TUF client workflow: {0}")]
+    Workflow(&'static str),
+
     /// Signing failed (a hardware token refused, for instance).
     #[error("signing with key `{keyid}` failed: {reason}")]
     Signing { keyid: String, reason: String },
@@ -132,4 +152,69 @@ pub enum TufError {
     /// A builder was given arguments that cannot make valid metadata.
     #[error("cannot build `{role}` metadata: {reason}")]
     Build { role: String, reason: String },
+}
+
+/// The class of attack (or fault) a verification failure stands for, as a client reports it:
+/// one word in logs and error pages, so a refused install says *why* in terms an operator can
+/// look up (docs/CLIENTS.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttackClass {
+    /// Metadata older than what the client trusts, or not the version its parent lists.
+    Rollback,
+    /// Expired metadata: someone may be replaying a stale view of the repository.
+    Freeze,
+    /// Not signed by a threshold of the keys trusted for the role.
+    BadSignature,
+    /// Bytes whose length or hash is not what signed metadata says.
+    HashMismatch,
+    /// A target no trusted role lists (or that a role lists outside its delegation).
+    TargetNotSigned,
+    /// Metadata that cannot be parsed or is not what its name says.
+    Malformed,
+    /// Anything else (a missing file, an unsupported key, a limit).
+    Other,
+}
+
+impl AttackClass {
+    /// The stable name used in logs, error bodies and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::Freeze => "freeze",
+            Self::BadSignature => "bad-signature",
+            Self::HashMismatch => "hash-mismatch",
+            Self::TargetNotSigned => "target-not-signed",
+            Self::Malformed => "malformed-metadata",
+            Self::Other => "verification-failed",
+        }
+    }
+}
+
+impl std::fmt::Display for AttackClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TufError {
+    /// The attack class this failure stands for.
+    pub fn attack_class(&self) -> AttackClass {
+        match self {
+            Self::Rollback { .. }
+            | Self::SnapshotDropsRole { .. }
+            | Self::VersionMismatch { .. }
+            | Self::FileVersionMismatch { .. } => AttackClass::Rollback,
+            Self::Expired { .. } => AttackClass::Freeze,
+            Self::Threshold { .. } | Self::DuplicateSignature { .. } => AttackClass::BadSignature,
+            Self::LengthMismatch { .. } | Self::HashMismatch { .. } | Self::TooLarge { .. } => {
+                AttackClass::HashMismatch
+            }
+            Self::TargetNotFound { .. } | Self::TargetNotDelegated { .. } => AttackClass::TargetNotSigned,
+            Self::Malformed { .. }
+            | Self::WrongType { .. }
+            | Self::SpecVersion { .. }
+            | Self::Canonical { .. } => AttackClass::Malformed,
+            _ => AttackClass::Other,
+        }
+    }
 }

@@ -329,6 +329,23 @@ impl Delegations {
         Ok(())
     }
 
+    /// The delegated roles to search for `target`, in order, each with whether it is
+    /// terminating (python-tuf's `get_roles_for_target`): listed roles whose paths or hash
+    /// prefixes cover it, or the one succinct bin it hashes to.
+    pub fn roles_for_target(&self, target: &str) -> Vec<(RoleName, bool)> {
+        if let Some(roles) = &self.roles {
+            return roles
+                .iter()
+                .filter(|r| r.is_delegated_path(target))
+                .map(|r| (r.name.clone(), r.terminating))
+                .collect();
+        }
+        let Some(layout) = self.succinct_roles.as_ref().and_then(|s| s.layout().ok()) else {
+            return Vec::new();
+        };
+        vec![(layout.role_name(layout.bin_for_str(target)), true)]
+    }
+
     /// Keys and threshold for a delegated role name (listed, or one of the succinct bins).
     pub fn role_keys(&self, name: &RoleName) -> Option<RoleKeys> {
         if let Some(roles) = &self.roles {

@@ -23,6 +23,23 @@ fn echo(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// `urllib.parse.quote(s, safe="")`.
+pub fn quote(s: &str) -> std::borrow::Cow<'_, str> {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~');
+    if s.bytes().all(keep) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 macro_rules! string_serde {
     ($ty:ty) => {
         impl Serialize for $ty {
@@ -138,6 +155,26 @@ impl RoleName {
     }
 
     /// For names built from already-validated parts (bin names of a checked layout).
+    /// Longest role name accepted from metadata.
+    pub const MAX_METADATA_LEN: usize = 1024;
+
+    /// A role name as another repository's metadata may spell it: any string of 1 to
+    /// [`RoleName::MAX_METADATA_LEN`] bytes. Use [`RoleName::quoted`] to put it in a URL or a
+    /// file name.
+    pub fn from_metadata(name: &str) -> Result<Self, TufError> {
+        if name.is_empty() || name.len() > Self::MAX_METADATA_LEN {
+            return Err(TufError::InvalidRoleName(echo(name)));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name percent-encoded as python's `urllib.parse.quote(name, safe="")` does (what
+    /// python-tuf puts in metadata URLs and cache file names): ASCII letters, digits and
+    /// `_.-~` stay, every other byte becomes `%XX`. tufa's own names are unchanged by it.
+    pub fn quoted(&self) -> std::borrow::Cow<'_, str> {
+        quote(&self.0)
+    }
+
     pub(crate) fn new_unchecked(name: String) -> Self {
         Self(name)
     }
@@ -204,7 +241,21 @@ impl fmt::Debug for RoleName {
     }
 }
 
-string_serde!(RoleName);
+impl Serialize for RoleName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Role names read from metadata follow the TUF specification, not tufa's naming rule: any
+/// non-empty string (a delegation may be called `?` or `../x`). They are percent-encoded
+/// wherever they become part of a URL or a file name ([`RoleName::quoted`]).
+impl<'de> Deserialize<'de> for RoleName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        RoleName::from_metadata(&s).map_err(serde::de::Error::custom)
+    }
+}
 
 /// A TUF target path: a percent-decoded URL path relative to the server root, such as
 /// `simple/demo/index.html` or `files/ab/cd/…/demo-1.0-py3-none-any.whl`.
@@ -340,6 +391,14 @@ mod tests {
         ] {
             assert!(RoleName::new(bad).is_err(), "{bad}");
         }
+        for odd in ["?", "#", "/delegatedrole", "../delegatedrole", "rôle"] {
+            let role: RoleName = serde_json::from_str(&serde_json::to_string(odd).unwrap()).unwrap();
+            assert!(!role.quoted().contains(['/', '?', '#']), "{odd}");
+        }
+        assert_eq!(RoleName::from_metadata("../x").unwrap().quoted(), "..%2Fx");
+        assert_eq!(RoleName::from_metadata("rôle").unwrap().quoted(), "r%C3%B4le");
+        assert_eq!(RoleName::new("bin-0a_B").unwrap().quoted(), "bin-0a_B");
+        assert!(RoleName::from_metadata("").is_err());
         assert!(RoleName::root().is_top_level());
         assert!(!RoleName::bins().is_top_level());
         assert_eq!(RoleName::bins().snapshot_meta_key(), "bins.json");

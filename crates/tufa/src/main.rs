@@ -7,6 +7,7 @@ mod progress;
 mod rebuild_cmd;
 mod serve_cmd;
 mod sync_cmd;
+mod tuf_client_cmd;
 mod verify_cmd;
 
 // The config and `[tuf]` section live in the library (src/lib.rs) so the fuzz targets can use
@@ -264,6 +265,37 @@ enum Command {
         #[command(subcommand)]
         action: LeaseAction,
     },
+    /// tufa's TUF client, behind the tuf-conformance client CLI: `init ROOT` stores the trust
+    /// anchor in --metadata-dir; `refresh` updates root, timestamp, snapshot and targets from
+    /// --metadata-url; `download` also fetches each --target-name from --target-base-url into
+    /// --target-dir after verifying it. Exit 0 when everything verified, 1 otherwise (the
+    /// error names the attack class: rollback, freeze, bad-signature, hash-mismatch,
+    /// target-not-signed). Needs no tufa.toml.
+    TufClient(tuf_client_cmd::TufClientArgs),
+    /// A verifying local Simple API for pip and uv in front of a tufa mirror: every page,
+    /// `.metadata` and file is checked against the mirror's TUF metadata (from the trusted
+    /// root on) before pip or uv sees it. Point pip at http://ADDR/simple/ (docs/CLIENTS.md).
+    /// A refusal answers 502 (404 for a target nobody signed) naming the attack class:
+    /// rollback, freeze, bad-signature, hash-mismatch, target-not-signed. Needs no tufa.toml.
+    Proxy {
+        /// The mirror's server root (TUF metadata under URL/tuf/, pages under URL/simple/).
+        #[arg(long, value_name = "URL")]
+        mirror: Url,
+        /// The mirror's first root (1.root.json), obtained out of band: the trust anchor.
+        #[arg(long, value_name = "FILE")]
+        trusted_root: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3141", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Verified metadata and files [default: $XDG_CACHE_HOME/tufa-proxy or
+        /// ~/.cache/tufa-proxy].
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Seconds one verified view of the mirror is used before its timestamp is fetched
+        /// again (new releases appear within this time).
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        refresh_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -407,6 +439,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tufa::lease_cmd::as_writer(&loaded, &store, |_| rebuild_cmd::run(&loaded, force, bar)).await
             })
         }
+        Command::Proxy {
+            mirror,
+            trusted_root,
+            listen,
+            cache,
+            refresh_secs,
+        } => {
+            init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
+            let cache = match cache {
+                Some(dir) => dir,
+                None => default_proxy_cache().map_err(UsageError)?,
+            };
+            let proxy = tufa_proxy::Proxy::new(tufa_proxy::ProxyOptions {
+                mirror,
+                trusted_root,
+                cache,
+                refresh_interval: std::time::Duration::from_secs(refresh_secs),
+                http: tufa_client::HttpOptions::default(),
+            })
+            .map_err(|e| UsageError(e.into()))?;
+            runtime()?.block_on(tufa_proxy::run(proxy, listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TufClient(args) => {
+            init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);
+            runtime()?.block_on(tuf_client_cmd::run(args))
+        }
         Command::Lease { action } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
             match action {
@@ -474,6 +533,17 @@ fn load_config_and_log(
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<config::Loaded> {
     config::load(path).map_err(|e| UsageError(e).into())
+}
+
+/// `$XDG_CACHE_HOME/tufa-proxy`, else `$HOME/.cache/tufa-proxy`.
+fn default_proxy_cache() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("tufa-proxy"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .context("neither XDG_CACHE_HOME nor HOME is set: pass --cache DIR")?;
+    Ok(PathBuf::from(home).join(".cache").join("tufa-proxy"))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

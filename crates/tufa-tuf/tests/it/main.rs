@@ -7,5 +7,6 @@
 mod canonical;
 mod conformance;
 mod fixture;
+mod key_types;
 mod python;
 mod verify;

@@ -4,6 +4,7 @@
 
 mod attacks;
 mod ceremony;
+mod conformance;
 mod crash;
 mod disk_full;
 mod harness;
