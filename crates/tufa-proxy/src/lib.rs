@@ -357,8 +357,9 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
     }
 }
 
-/// The answer to a failed lookup. Refusals name their attack class in the status line's
-/// reason phrase (pip prints it), a header, the body and the log.
+/// The answer to a failed lookup. Refusals (403; 404 for a target nobody signed) name their
+/// attack class in the status line's reason phrase (pip prints it), the `X-Tufa-Refused`
+/// header, the body and the log; a mirror that cannot be reached is a 502.
 fn refusal(target: &str, e: &ClientError) -> Response {
     let class = e.attack_class();
     let (status, reason) = match (class, e) {
@@ -366,9 +367,11 @@ fn refusal(target: &str, e: &ClientError) -> Response {
             StatusCode::NOT_FOUND,
             "Not Found (tufa: target-not-signed)".to_owned(),
         ),
+        // 403, not a 5xx: pip and uv retry 5xx answers and then report only "too many 502
+        // error responses"; a 4xx fails at once with the status line, reason phrase included.
         (Some(class), _) => (
-            StatusCode::BAD_GATEWAY,
-            format!("Bad Gateway (tufa refused: {class})"),
+            StatusCode::FORBIDDEN,
+            format!("Forbidden (tufa refused: {class})"),
         ),
         (None, ClientError::Setup(_) | ClientError::Io { .. }) => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -275,7 +275,7 @@ enum Command {
     /// A verifying local Simple API for pip and uv in front of a tufa mirror: every page,
     /// `.metadata` and file is checked against the mirror's TUF metadata (from the trusted
     /// root on) before pip or uv sees it. Point pip at http://ADDR/simple/ (docs/CLIENTS.md).
-    /// A refusal answers 502 (404 for a target nobody signed) naming the attack class:
+    /// A refusal answers 403 (404 for a target nobody signed) naming the attack class:
     /// rollback, freeze, bad-signature, hash-mismatch, target-not-signed. Needs no tufa.toml.
     Proxy {
         /// The mirror's server root (TUF metadata under URL/tuf/, pages under URL/simple/).

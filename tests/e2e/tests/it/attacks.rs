@@ -27,19 +27,19 @@ use crate::tuf::{HTML_PAGE, current_targets, parse};
 use crate::tuf_client::{ClientRun, TufClient, copy_tree};
 
 /// `bins_bit_length = 4` in [`Mirror::start_signed`].
-const BIN_BITS: u8 = 4;
-const OLD_WHEEL: &str = "demo_lib-1.1-py3-none-any.whl";
-const NEW_WHEEL: &str = "demo_lib-1.2-py3-none-any.whl";
+pub(crate) const BIN_BITS: u8 = 4;
+pub(crate) const OLD_WHEEL: &str = "demo_lib-1.1-py3-none-any.whl";
+pub(crate) const NEW_WHEEL: &str = "demo_lib-1.2-py3-none-any.whl";
 
 /// The metadata file bytes of `signed`, signed by `signers`.
-fn sign<T: Serialize>(signed: T, signers: &[&dyn Signer]) -> Vec<u8> {
+pub(crate) fn sign<T: Serialize>(signed: T, signers: &[&dyn Signer]) -> Vec<u8> {
     tufa_tuf::sign_metadata(signed, signers)
         .unwrap()
         .to_bytes()
         .unwrap()
 }
 
-fn from_now(hours: i64) -> Time {
+pub(crate) fn from_now(hours: i64) -> Time {
     build::expires_after(Time::now(), SignedDuration::from_hours(hours)).unwrap()
 }
 
@@ -48,15 +48,15 @@ fn key(m: &Mirror, name: &str) -> Ed25519Signer {
 }
 
 /// A signed mirror synced twice (demo-lib 1.2 released in between).
-struct Scenario {
-    m: Mirror,
+pub(crate) struct Scenario {
+    pub(crate) m: Mirror,
     /// `timestamp.json` as the first sync published it.
-    old_timestamp: Vec<u8>,
-    online: Ed25519Signer,
+    pub(crate) old_timestamp: Vec<u8>,
+    pub(crate) online: Ed25519Signer,
 }
 
 impl Scenario {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let m = Mirror::start_signed();
         let old_timestamp = std::fs::read(m.tuf_dir().join("timestamp.json")).unwrap();
         m.upstream.add_release("demo-lib", ReleaseSpec::new("1.2"));
@@ -75,34 +75,34 @@ impl Scenario {
         s
     }
 
-    fn old_ts(&self) -> Timestamp {
+    pub(crate) fn old_ts(&self) -> Timestamp {
         parse("old timestamp.json", &self.old_timestamp)
     }
 
-    fn published_ts(&self) -> Timestamp {
+    pub(crate) fn published_ts(&self) -> Timestamp {
         parse(
             "timestamp.json",
             &std::fs::read(self.m.tuf_dir().join("timestamp.json")).unwrap(),
         )
     }
 
-    fn fixture(&self, name: &str) -> Fixture {
+    pub(crate) fn fixture(&self, name: &str) -> Fixture {
         Fixture::build(&self.m, name)
     }
 }
 
 /// A static copy of the published tree, served on loopback.
-struct Fixture {
+pub(crate) struct Fixture {
     name: String,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     source_tuf: PathBuf,
     clients: PathBuf,
-    anchor: PathBuf,
-    server: StaticServer,
+    pub(crate) anchor: PathBuf,
+    pub(crate) server: StaticServer,
 }
 
 impl Fixture {
-    fn build(m: &Mirror, name: &str) -> Self {
+    pub(crate) fn build(m: &Mirror, name: &str) -> Self {
         let dir = m.dir.path().join("fixture").join(name);
         let source_tuf = m.tuf_dir();
         let fx = Self {
@@ -132,7 +132,7 @@ impl Fixture {
     }
 
     /// Puts `tuf/` back as published.
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let tuf = self.dir.join("tuf");
         if tuf.exists() {
             std::fs::remove_dir_all(&tuf).unwrap();
@@ -144,11 +144,11 @@ impl Fixture {
         }
     }
 
-    fn client(&self, name: &str) -> TufClient {
+    pub(crate) fn client(&self, name: &str) -> TufClient {
         TufClient::new(&self.clients.join(name), &self.anchor)
     }
 
-    fn run(&self, client: &TufClient, targets: &[&str]) -> ClientRun {
+    pub(crate) fn run(&self, client: &TufClient, targets: &[&str]) -> ClientRun {
         let base = self.server.url();
         let run = client.run(&format!("{base}tuf/"), &base, targets);
         eprintln!(
@@ -166,30 +166,30 @@ impl Fixture {
 
     /// A client that has refreshed on the honest tree (and so trusts its timestamp, snapshot,
     /// targets, bins and the bin of `HTML_PAGE`).
-    fn trusting_client(&self, name: &str) -> TufClient {
+    pub(crate) fn trusting_client(&self, name: &str) -> TufClient {
         let client = self.client(name);
         self.run(&client, &[HTML_PAGE]).assert_ok();
         client
     }
 
-    fn tuf(&self, file: &str) -> PathBuf {
+    pub(crate) fn tuf(&self, file: &str) -> PathBuf {
         self.dir.join("tuf").join(file)
     }
 
-    fn read_tuf(&self, file: &str) -> Vec<u8> {
+    pub(crate) fn read_tuf(&self, file: &str) -> Vec<u8> {
         std::fs::read(self.tuf(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
     }
 
-    fn write_tuf(&self, file: &str, bytes: &[u8]) {
+    pub(crate) fn write_tuf(&self, file: &str, bytes: &[u8]) {
         std::fs::write(self.tuf(file), bytes).unwrap();
     }
 
-    fn timestamp(&self) -> Timestamp {
+    pub(crate) fn timestamp(&self) -> Timestamp {
         parse("timestamp.json", &self.read_tuf("timestamp.json"))
     }
 
     /// The current snapshot's file name, bytes and content.
-    fn snapshot(&self) -> (String, Vec<u8>, Snapshot) {
+    pub(crate) fn snapshot(&self) -> (String, Vec<u8>, Snapshot) {
         let v = self.timestamp().snapshot_meta().unwrap().version;
         let name = format!("{v}.snapshot.json");
         let bytes = self.read_tuf(&name);
@@ -198,7 +198,7 @@ impl Fixture {
     }
 
     /// The current bin holding `path`: its role name and version.
-    fn bin_of(&self, path: &str) -> (String, u64) {
+    pub(crate) fn bin_of(&self, path: &str) -> (String, u64) {
         let role = BinLayout::new(BIN_BITS)
             .unwrap()
             .role_for(&TargetPath::new(path).unwrap());
@@ -208,7 +208,7 @@ impl Fixture {
     }
 
     /// The signed description of target `path` in the current metadata.
-    fn target_info(&self, path: &str) -> TargetFile {
+    pub(crate) fn target_info(&self, path: &str) -> TargetFile {
         let (role, version) = self.bin_of(path);
         let name = format!("{version}.{role}.json");
         let bin: Targets = parse(&name, &self.read_tuf(&name));
@@ -216,7 +216,7 @@ impl Fixture {
     }
 
     /// The current target whose path ends with `/filename`.
-    fn find_target(&self, filename: &str) -> String {
+    pub(crate) fn find_target(&self, filename: &str) -> String {
         current_targets(&self.dir.join("tuf"))
             .into_keys()
             .find(|p| p.rsplit('/').next() == Some(filename))
@@ -224,13 +224,13 @@ impl Fixture {
     }
 
     /// Where the fixture keeps the bytes a client downloads for target `path` now.
-    fn target_file(&self, path: &str) -> PathBuf {
+    pub(crate) fn target_file(&self, path: &str) -> PathBuf {
         let sha = self.target_info(path).sha256().unwrap();
         self.dir.join(TargetPath::new(path).unwrap().hash_prefixed(&sha))
     }
 
     /// Stores `data` where a client fetches a target with these bytes.
-    fn put_target(&self, path: &str, data: &[u8]) {
+    pub(crate) fn put_target(&self, path: &str, data: &[u8]) {
         let to = self.dir.join(
             TargetPath::new(path)
                 .unwrap()
@@ -242,7 +242,7 @@ impl Fixture {
 
     /// Publishes, over `snapshot_meta`, a snapshot one version past the current one and a
     /// timestamp one version past the current one, both signed by `online`.
-    fn publish_snapshot(
+    pub(crate) fn publish_snapshot(
         &self,
         online: &dyn Signer,
         snapshot_meta: BTreeMap<String, tufa_tuf::MetaFile>,
