@@ -93,6 +93,12 @@ impl Http {
 }
 
 impl Http {
+    /// GETs `url`, reading at most `max` bytes; an HTTP error status is an error too. `what`
+    /// names the file in errors.
+    pub async fn get_bounded(&self, url: &Url, what: &str, max: u64) -> Result<Bytes, ClientError> {
+        self.get(url, what, max).await.map_err(|e| e.into_error(url))
+    }
+
     /// GETs the target `path` from `url` and returns its bytes once their length and every
     /// hash match `info`. Reads at most `info.length` bytes.
     pub async fn get_target(&self, url: &Url, path: &str, info: &TargetFile) -> Result<Bytes, ClientError> {

@@ -258,6 +258,19 @@ impl Updater {
         self.dir.write(role, &bytes)
     }
 
+    /// Makes the targets role `role` (delegated by `delegator`, `root` for `targets`) trusted
+    /// in this session, fetching it when the cached copy is not what snapshot lists. For tools
+    /// that need every role (the verifying replica), not one target's path.
+    pub async fn load_role(&mut self, role: &RoleName, delegator: &RoleName) -> Result<(), ClientError> {
+        self.load_targets(role, delegator).await
+    }
+
+    /// The bytes of `role` as this client last verified and stored them (the metadata
+    /// directory's copy, under its non-versioned name).
+    pub fn stored_bytes(&self, role: &RoleName) -> Result<Option<Vec<u8>>, ClientError> {
+        self.dir.read(role)
+    }
+
     /// The signed description of `path`: refreshes first if this session has not, then
     /// searches the delegations. A target no trusted role lists is refused
     /// ([`TufError::TargetNotFound`]).

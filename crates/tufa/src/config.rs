@@ -21,6 +21,11 @@ pub struct Config {
     /// XML-RPC endpoint for the changelog (full mode). Default: `/pypi` on the upstream host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmlrpc: Option<Url>,
+    /// Verifying replica: the upstream is another PEP 458 mirror, and this is its first root
+    /// (path relative to the config file). `tufa sync` then copies the upstream's signed tree,
+    /// verifying everything through TUF, and republishes its metadata unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_root: Option<PathBuf>,
     /// Allowlist: sync exactly these projects. Absent: mirror everything upstream has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projects: Option<Vec<ProjectName>>,
@@ -260,6 +265,7 @@ impl Config {
         Self {
             upstream,
             xmlrpc: None,
+            upstream_root: None,
             projects,
             storage: Storage::default(),
             sync: Sync::default(),
@@ -344,6 +350,9 @@ impl Config {
                 bail!("sync.concurrency.{key} = 0: it must be at least 1");
             }
         }
+        if self.upstream_root.is_some() {
+            self.validate_replica()?;
+        }
         self.tuf.validate()?;
         self.serve.limits.validate()?;
         self.lease.validate()?;
@@ -356,6 +365,41 @@ impl Config {
             bail!("`projects` is empty: list projects to mirror, or remove the key to mirror everything");
         }
         Ok(())
+    }
+
+    /// A verifying replica copies everything its upstream signs and holds no keys.
+    fn validate_replica(&self) -> anyhow::Result<()> {
+        if self.projects.is_some() {
+            bail!(
+                "`projects` with `upstream_root`: a verifying replica copies everything its upstream signs; remove `projects`"
+            );
+        }
+        let t = &self.tuf;
+        if t.online_key.is_some() || t.online_pkcs11.is_some() || t.insecure_dev_keys.is_some() {
+            bail!(
+                "[tuf] keys with `upstream_root`: a verifying replica republishes its upstream's signed metadata and holds no keys; remove them from [tuf]"
+            );
+        }
+        self.replica_primary()?;
+        Ok(())
+    }
+
+    /// A replica's upstream server root: `upstream` without its final `simple/`.
+    pub fn replica_primary(&self) -> anyhow::Result<Url> {
+        let path = self.upstream.path();
+        let Some(root) = path
+            .strip_suffix("simple/")
+            .or_else(|| path.strip_suffix("simple"))
+        else {
+            bail!(
+                "upstream `{}` must be the upstream mirror's Simple API root, ending in /simple/ (its TUF metadata is then at /tuf/)",
+                tufa_sync::redact(&self.upstream)
+            );
+        };
+        let mut url = self.upstream.clone();
+        url.set_path(root);
+        url.set_query(None);
+        Ok(url)
     }
 
     /// The file `tufa init` writes: every key shown, documented, defaults commented out.
@@ -375,7 +419,7 @@ impl Config {
 
 # Simple API root of the index to mirror.
 upstream = {upstream}
-# XML-RPC changelog endpoint used by full mirrors (default: /pypi on the upstream host).
+{upstream_root}# XML-RPC changelog endpoint used by full mirrors (default: /pypi on the upstream host).
 # xmlrpc = "https://pypi.org/pypi"
 
 # Allowlist: mirror exactly these projects (with all their files).
@@ -480,6 +524,13 @@ bins_bit_length = {bits}
 # format = "text"
 "#,
             upstream = toml_string(self.upstream.as_str()),
+            upstream_root = match &self.upstream_root {
+                Some(root) => format!(
+                    "# Verifying replica: the upstream is another PEP 458 mirror and this is its first root.\n# `tufa sync` verifies everything through TUF and republishes the upstream's metadata as is.\nupstream_root = {}\n",
+                    toml_string(&root.display().to_string())
+                ),
+                None => String::new(),
+            },
             listen = self.serve.listen,
             bits = self.tuf.bins_bit_length,
             tuf = {

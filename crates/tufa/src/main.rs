@@ -112,6 +112,13 @@ enum Command {
         /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP).
         #[arg(long, value_name = "URL", value_parser = parse_storage_url)]
         storage: Option<String>,
+        /// Make DIR a verifying replica of another PEP 458 mirror (a tufa primary): FILE is
+        /// that mirror's first root (1.root.json, obtained out of band) and --upstream its
+        /// /simple/ URL. `tufa sync` then copies the primary's signed tree, verifying every
+        /// piece through TUF, and republishes its metadata unchanged: the replica holds no
+        /// keys, and its clients trust the primary's root.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["dev_keys", "projects", "online_pkcs11_module"])]
+        upstream_root: Option<PathBuf>,
         /// Overwrite an existing tufa.toml.
         #[arg(long)]
         force: bool,
@@ -340,6 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             upstream,
             projects,
             storage,
+            upstream_root,
             force,
             dev_keys,
             online_pkcs11_module,
@@ -358,7 +366,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }),
                 _ => None,
             };
-            init(&dir, upstream, projects, storage, force, dev_keys, pkcs11)
+            match upstream_root {
+                Some(root) => init_replica(&dir, upstream, &root, storage, force),
+                None => init(&dir, upstream, projects, storage, force, dev_keys, pkcs11),
+            }
         }
         Command::OnlineKey {
             action,
@@ -635,6 +646,50 @@ fn init(
 
 /// Logs go to stderr (stdout is for command output). With a progress bar on a terminal the
 /// default level is `warn` so lines do not tear the bar; `-v` brings info back.
+/// `tufa init DIR --upstream URL --upstream-root FILE`: a verifying replica. The root is
+/// checked (a root signed by its own threshold) and copied to DIR/upstream-root.json.
+fn init_replica(
+    dir: &std::path::Path,
+    upstream: Url,
+    root: &std::path::Path,
+    storage: Option<String>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let bytes =
+        std::fs::read(root).with_context(|| format!("cannot read the upstream root `{}`", root.display()))?;
+    let parsed = tufa_tuf::verify_trusted_root(&root.display().to_string(), &bytes)
+        .map_err(|e| UsageError(anyhow::anyhow!("the upstream root is not usable: {e}")))?;
+    let mut config = Config::new(upstream, None);
+    config.storage.url = storage;
+    config.upstream_root = Some(PathBuf::from(REPLICA_ROOT_FILE));
+    config.validate().map_err(UsageError)?;
+    let path = dir.join("tufa.toml");
+    if path.exists() && !force {
+        return Err(UsageError(anyhow::anyhow!(
+            "`{}` already exists (use --force to overwrite)",
+            path.display()
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let copy = dir.join(REPLICA_ROOT_FILE);
+    std::fs::write(&copy, &bytes).with_context(|| format!("cannot write `{}`", copy.display()))?;
+    std::fs::write(&path, config.render_initial())
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    println!("wrote {}", path.display());
+    println!(
+        "verifying replica of {} (upstream root v{}, sha256 {}: check it against the primary's published digest)",
+        tufa_sync::redact(&config.upstream),
+        parsed.metadata.signed.version,
+        tufa_pypi::Sha256Digest::of(&bytes)
+    );
+    println!("next: {}", config::command_for(&path, "sync"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `tufa init --upstream-root` copies the upstream's root.
+const REPLICA_ROOT_FILE: &str = "upstream-root.json";
+
 fn init_logging(verbose: u8, quiet: bool, format: LogFormat, bar: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match (quiet, verbose, bar) {
@@ -648,7 +703,7 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat, bar: bool) {
     // of lines on SoftHSM and real HSMs, on every signing run); tufa reports token errors itself.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!(
-            "warn,cryptoki=off,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level},tufa_publish={level},tufa_server={level}"
+            "warn,cryptoki=off,tufa={level},tufa_sync={level},tufa_store={level},tufa_index={level},tufa_publish={level},tufa_server={level},tufa_client={level},tufa_proxy={level},tufa_replica={level}"
         )));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

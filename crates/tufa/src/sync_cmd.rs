@@ -21,6 +21,10 @@ pub async fn run(loaded: &Loaded, bar: bool) -> anyhow::Result<ExitCode> {
 async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) -> anyhow::Result<ExitCode> {
     let c = &loaded.config;
     let index = loaded.open_index().await?;
+    if let Some(root) = &c.upstream_root {
+        drop(index);
+        return run_replica(loaded, &store, root).await;
+    }
     // Uploads a killed run left behind. A live upload touches its temporary object at least
     // every read timeout, so anything this old is garbage.
     match store.remove_stale_temps(STALE_TEMP_AGE).await {
@@ -107,4 +111,73 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
         eprintln!("  {project}: publishing failed: {e}");
     }
     Ok(ExitCode::from(1))
+}
+
+/// `tufa sync` of a verifying replica (`upstream_root` set): see `tufa_replica`.
+async fn run_replica(
+    loaded: &Loaded,
+    store: &tufa_store::BlobStore,
+    root: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let c = &loaded.config;
+    let root_path = loaded.base_dir.join(root);
+    let anchor = std::fs::read(&root_path).with_context(|| {
+        format!(
+            "cannot read the upstream root `{}` (upstream_root)",
+            root_path.display()
+        )
+    })?;
+    let metadata_dir = loaded.base_dir.join("data").join("upstream-tuf");
+    match std::fs::read(metadata_dir.join(tufa_replica::ANCHOR_FILE)) {
+        Ok(existing) if existing != anchor => anyhow::bail!(
+            "`{}` holds the TUF state of a replica of another upstream root; move it away to start over",
+            metadata_dir.display()
+        ),
+        Ok(_) => {}
+        Err(_) => {
+            tufa_replica::init_metadata_dir(&metadata_dir, &anchor)?;
+        }
+    }
+    let options = tufa_replica::ReplicaOptions {
+        primary: c.replica_primary()?,
+        metadata_dir,
+        http: tufa_client::HttpOptions {
+            user_agent: concat!("tufa/", env!("CARGO_PKG_VERSION"), " (verifying replica)").to_owned(),
+            connect_timeout: std::time::Duration::from_secs(c.sync.limits.connect_timeout_secs),
+            read_timeout: std::time::Duration::from_secs(c.sync.limits.read_timeout_secs),
+        },
+        downloads: c.sync.concurrency.downloads,
+    };
+    match tufa_replica::sync(store, &options).await {
+        Ok(r) => {
+            println!(
+                "replicated {} from {}: root v{}, snapshot v{}, timestamp v{}; {} targets, {} files downloaded ({} bytes); published {} projects ({} removed), {} metadata files",
+                options.primary,
+                tufa_sync::redact(&c.upstream),
+                r.root_version,
+                r.snapshot_version,
+                r.timestamp_version,
+                r.targets,
+                r.downloaded,
+                r.bytes_downloaded,
+                r.projects_published,
+                r.projects_removed,
+                r.metadata_files_written
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let class = match &e {
+                tufa_replica::ReplicaError::Client(c) => c.attack_class().map(|a| format!(" ({a})")),
+                _ => None,
+            };
+            eprintln!(
+                "error: the upstream did not verify{}: {e}",
+                class.unwrap_or_default()
+            );
+            eprintln!("nothing new was published; readers keep serving the last verified copy");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod http;
 mod pip;
 mod proxy;
 mod rebuild;
+mod replica;
 mod runbook;
 mod s3;
 mod soak;
