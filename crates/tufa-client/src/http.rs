@@ -2,9 +2,11 @@
 //! the client's default for files metadata does not size), so an endless or oversized answer
 //! is cut off at the limit instead of filling memory.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt as _;
 use tufa_tuf::{TargetFile, TufError};
 use url::Url;
 
@@ -110,6 +112,138 @@ impl Http {
         info.verify(path, &bytes)?;
         Ok(bytes)
     }
+}
+
+impl Http {
+    /// GETs the target `path` from `url` into the file `dest`, checking the length and every
+    /// hash of `info` as the bytes arrive (never more than `info.length` are read). The bytes
+    /// go to a temporary file beside `dest`, which replaces `dest` only once everything
+    /// matched; on any failure it is removed. Returns the length.
+    pub async fn download_target_to(
+        &self,
+        url: &Url,
+        path: &str,
+        info: &TargetFile,
+        dest: &Path,
+    ) -> Result<u64, ClientError> {
+        tracing::debug!(%url, target = path, "fetching target to a file");
+        let mut verifier = info.verifier(path)?;
+        let fetch = |e: reqwest::Error| ClientError::Fetch {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        };
+        let mut response = self.client.get(url.clone()).send().await.map_err(fetch)?;
+        if !response.status().is_success() {
+            return Err(ClientError::Status {
+                url: url.to_string(),
+                status: response.status().as_u16(),
+            });
+        }
+        if let Some(len) = response.content_length()
+            && len > info.length
+        {
+            return Err(TufError::TooLarge {
+                what: path.to_owned(),
+                len,
+                max: info.length,
+            }
+            .into());
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dest.with_file_name(format!(".{name}.part-{}", std::process::id()));
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ClientError::Io { path, source }
+        };
+        let result: Result<u64, ClientError> = async {
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
+            let mut len = 0u64;
+            while let Some(chunk) = response.chunk().await.map_err(fetch)? {
+                verifier.update(&chunk)?;
+                file.write_all(&chunk).await.map_err(io(&tmp))?;
+                len += chunk.len() as u64;
+            }
+            verifier.finish()?;
+            file.sync_all().await.map_err(io(&tmp))?;
+            drop(file);
+            tokio::fs::rename(&tmp, dest).await.map_err(io(dest))?;
+            Ok(len)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    /// GETs `url` as a stream of chunks, for a caller that checks the bytes as it stores them
+    /// (the replica streams targets into its blob store, which bounds the length and checks
+    /// the sha256).
+    pub async fn get_stream(
+        &self,
+        url: &Url,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, ClientError>>, ClientError> {
+        use futures::StreamExt as _;
+        let shown = url.to_string();
+        let response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| ClientError::Fetch {
+                url: shown.clone(),
+                reason: error_chain(&e),
+            })?;
+        if !response.status().is_success() {
+            return Err(ClientError::Status {
+                url: shown,
+                status: response.status().as_u16(),
+            });
+        }
+        Ok(response
+            .bytes_stream()
+            .map(move |r| {
+                r.map_err(|e| ClientError::Fetch {
+                    url: shown.clone(),
+                    reason: error_chain(&e),
+                })
+            })
+            .boxed())
+    }
+}
+
+/// Checks the file at `file` against `info` (length and every hash), reading it in pieces.
+/// `Ok(false)` when it is missing or differs.
+pub fn file_matches(file: &Path, path: &str, info: &TargetFile) -> Result<bool, ClientError> {
+    use std::io::Read as _;
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(ClientError::Io {
+                path: file.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut verifier = info.verifier(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|source| ClientError::Io {
+            path: file.to_owned(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        if verifier.update(&buf[..n]).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(verifier.finish().is_ok())
 }
 
 impl GetError {

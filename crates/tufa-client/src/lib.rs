@@ -24,5 +24,5 @@ mod updater;
 
 pub use cache::{MetadataDir, write_atomic};
 pub use error::ClientError;
-pub use http::{Http, HttpOptions};
+pub use http::{Http, HttpOptions, file_matches};
 pub use updater::{Updater, UpdaterConfig, base_url, is_cached, target_file};

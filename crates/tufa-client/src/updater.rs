@@ -359,5 +359,5 @@ pub fn target_file(dir: &Path, path: &str) -> PathBuf {
 
 /// Whether `file` already holds the target `info` describes (length and every hash).
 pub fn is_cached(file: &Path, path: &str, info: &TargetFile) -> bool {
-    std::fs::read(file).is_ok_and(|bytes| info.verify(path, &bytes).is_ok())
+    crate::file_matches(file, path, info).unwrap_or(false)
 }

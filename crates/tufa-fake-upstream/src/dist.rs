@@ -37,6 +37,18 @@ pub(crate) fn metadata_text(display: &str, spec: &ReleaseSpec) -> String {
     m
 }
 
+/// `spec.payload` deterministic, incompressible bytes: a sha256 chain seeded by name and version.
+fn payload(display: &str, spec: &ReleaseSpec) -> Vec<u8> {
+    let mut out = Vec::with_capacity(spec.payload + 32);
+    let mut block = Sha256::digest(format!("{display} {}", spec.version).as_bytes());
+    while out.len() < spec.payload {
+        out.extend_from_slice(&block);
+        block = Sha256::digest(block);
+    }
+    out.truncate(spec.payload);
+    out
+}
+
 fn init_py(spec: &ReleaseSpec) -> String {
     format!("__version__ = \"{}\"\n", spec.version)
 }
@@ -53,6 +65,9 @@ pub(crate) fn build_wheel(display: &str, spec: &ReleaseSpec) -> Built {
         (format!("{dist_info}/METADATA"), metadata.clone()),
         (format!("{dist_info}/WHEEL"), wheel_txt),
     ];
+    if spec.payload > 0 {
+        entries.insert(1, (format!("{dist}/payload.bin"), payload(display, spec)));
+    }
     let mut record = String::new();
     for (path, data) in &entries {
         record.push_str(&format!(

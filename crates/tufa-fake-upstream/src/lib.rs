@@ -139,6 +139,9 @@ pub struct ReleaseSpec {
     pub wheel: bool,
     /// Build a `.tar.gz` sdist for this release.
     pub sdist: bool,
+    /// Bytes of incompressible padding stored in the wheel (`<dist>/payload.bin`), to make
+    /// a big wheel.
+    pub payload: usize,
 }
 
 impl ReleaseSpec {
@@ -151,7 +154,14 @@ impl ReleaseSpec {
             yanked: None,
             wheel: true,
             sdist: true,
+            payload: 0,
         }
+    }
+
+    /// Pads the wheel with `bytes` of incompressible data (a big wheel).
+    pub fn payload(mut self, bytes: usize) -> Self {
+        self.payload = bytes;
+        self
     }
 
     /// Adds a `Requires-Dist` entry.

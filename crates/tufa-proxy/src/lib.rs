@@ -94,9 +94,15 @@ struct Session {
 }
 
 /// A target the proxy answers: its verified bytes.
-struct Verified {
-    bytes: Bytes,
+enum Verified {
+    /// Small targets (and targets without a sha256, which are not cached), in memory.
+    Bytes(Bytes),
+    /// A verified file of the cache, streamed.
+    File { file: tokio::fs::File, len: u64 },
 }
+
+/// Targets up to this size are answered from memory; larger ones are streamed from the cache.
+const IN_MEMORY_MAX: u64 = 1 << 20;
 
 impl Proxy {
     /// Prepares the cache: `metadata/root.json` is the trusted root when the cache has none
@@ -191,23 +197,43 @@ impl Proxy {
             let url = session.updater.target_url(&inner.mirror, path, &info)?;
             (info, url)
         };
-        let cached = self.cache_file(&info);
-        if let Some(file) = &cached
-            && let Ok(bytes) = tokio::fs::read(file).await
-            && info.verify(path, &bytes).is_ok()
-        {
+        let Some(file) = self.cache_file(&info) else {
+            // No sha256 to name it by: not cached, fetched into memory (bounded by its length).
+            let bytes = inner.http.get_target(&url, path, &info).await?;
+            return Ok(Verified::Bytes(bytes));
+        };
+        // The cache is re-checked against the metadata just looked up, in pieces.
+        let (check_file, check_path, check_info) = (file.clone(), path.to_owned(), info.clone());
+        let cached = tokio::task::spawn_blocking(move || {
+            tufa_client::file_matches(&check_file, &check_path, &check_info)
+        })
+        .await
+        .map_err(|e| ClientError::Setup(format!("cache check failed: {e}")))??;
+        if cached {
             tracing::debug!(target = path, "answered from the verified cache");
-            return Ok(Verified { bytes: bytes.into() });
+        } else {
+            // Streamed to a temporary file, checked as it arrives, renamed into the cache.
+            inner.http.download_target_to(&url, path, &info, &file).await?;
         }
-        let bytes = inner.http.get_target(&url, path, &info).await?;
-        if let Some(file) = cached {
-            let bytes = bytes.clone();
-            let written = tokio::task::spawn_blocking(move || write_atomic(&file, &bytes)).await;
-            if let Ok(Err(e)) = written {
-                tracing::warn!(error = %e, "cannot cache a verified target");
-            }
+        if info.length <= IN_MEMORY_MAX {
+            let bytes = tokio::fs::read(&file).await.map_err(|source| ClientError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            // Read again after the check: answer only bytes that verify.
+            info.verify(path, &bytes)?;
+            return Ok(Verified::Bytes(bytes.into()));
         }
-        Ok(Verified { bytes })
+        let handle = tokio::fs::File::open(&file)
+            .await
+            .map_err(|source| ClientError::Io {
+                path: file.clone(),
+                source,
+            })?;
+        Ok(Verified::File {
+            file: handle,
+            len: info.length,
+        })
     }
 
     /// A new verified view: refresh from the mirror, or, when the mirror cannot be reached,
@@ -336,7 +362,17 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
             } else {
                 "application/octet-stream"
             });
-            let mut response = Response::new(Body::from(verified.bytes));
+            let mut response = match verified {
+                Verified::Bytes(bytes) => Response::new(Body::from(bytes)),
+                Verified::File { file, len } => {
+                    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 16));
+                    let mut response = Response::new(body);
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    response
+                }
+            };
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             if target.starts_with("simple/") {

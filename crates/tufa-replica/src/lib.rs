@@ -358,19 +358,17 @@ async fn fetch_targets(
             let url = updater
                 .target_url(primary, path.as_str(), file)
                 .map_err(|e| format!("{path}: {e}"))?;
-            let bytes = http
-                .get_target(&url, path.as_str(), file)
+            // Streamed into the store, which reads at most the signed length and makes the
+            // blob visible only once its sha256 and length match the signed target.
+            let stream = http
+                .get_stream(&url)
                 .await
                 .map_err(|e| format!("`{path}`: {e}"))?;
-            let len = bytes.len() as u64;
-            let stored = store
-                .put_bytes(bytes)
+            store
+                .put_stream(&digest, Some(file.length), file.length, stream)
                 .await
-                .map_err(|e| format!("`{path}`: {e}"))?;
-            if stored != digest {
-                return Err(format!("`{path}`: stored as {stored}, signed as {digest}"));
-            }
-            Ok(len)
+                .map_err(|e| format!("`{path}` ({}): {e}", refusal_class(&e)))?;
+            Ok(file.length)
         })
         .buffer_unordered(downloads)
         .collect()
@@ -393,6 +391,16 @@ async fn fetch_targets(
         return Err(ReplicaError::Targets(failures));
     }
     Ok(())
+}
+
+/// The attack class a store refusal stands for, named like [`tufa_tuf::AttackClass`].
+fn refusal_class(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Mismatch { .. } | StoreError::LengthMismatch { .. } | StoreError::TooLarge { .. } => {
+            tufa_tuf::AttackClass::HashMismatch.as_str()
+        }
+        _ => "not stored",
+    }
 }
 
 fn blob_ref(file: &TargetFile) -> Option<BlobRef> {

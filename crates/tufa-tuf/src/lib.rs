@@ -37,9 +37,9 @@ pub use error::{AttackClass, TufError};
 pub use expires::{format_expires, parse_expires};
 pub use keys::{Ed25519Signer, Key, KeyVal, Signer, sign_metadata};
 pub use metadata::{
-    DelegatedRole, Delegations, MetaFile, Metadata, ParsedMetadata, Role, RoleKeys, Root, SPEC_VERSION,
-    Signature, Signed, Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, check_file_version,
-    file_name_version,
+    DelegatedRole, Delegations, LengthAndHashes, MetaFile, Metadata, ParsedMetadata, Role, RoleKeys, Root,
+    SPEC_VERSION, Signature, Signed, Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp,
+    check_file_version, file_name_version,
 };
 pub use names::{KeyId, RoleName, TargetPath, quote};
 pub use trusted::{TimestampUpdate, TrustedMetadata};

@@ -217,6 +217,11 @@ impl TargetFile {
     pub fn verify(&self, what: &str, data: &[u8]) -> Result<(), TufError> {
         verify_length_and_hashes(what, data, Some(self.length), Some(&self.hashes))
     }
+
+    /// The same checks over bytes that arrive in pieces ([`LengthAndHashes`]).
+    pub fn verifier(&self, what: &str) -> Result<LengthAndHashes, TufError> {
+        LengthAndHashes::new(what, Some(self.length), Some(&self.hashes))
+    }
 }
 
 /// A delegation to one named role.
@@ -711,38 +716,137 @@ pub(crate) fn verify_length_and_hashes(
     length: Option<u64>,
     hashes: Option<&BTreeMap<String, String>>,
 ) -> Result<(), TufError> {
-    if let Some(expected) = length
-        && expected != data.len() as u64
-    {
-        return Err(TufError::LengthMismatch {
-            what: what.to_owned(),
-            expected,
-            found: data.len() as u64,
-        });
+    let mut check = LengthAndHashes::new(what, length, hashes)?;
+    check.update(data)?;
+    check.finish()
+}
+
+/// One running hash of [`LengthAndHashes`].
+#[derive(Clone)]
+enum Running {
+    Sha224(sha2::Sha224),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Running {
+    fn new(algorithm: &str) -> Option<Self> {
+        Some(match algorithm {
+            "sha224" => Self::Sha224(sha2::Sha224::new()),
+            "sha256" => Self::Sha256(sha2::Sha256::new()),
+            "sha384" => Self::Sha384(sha2::Sha384::new()),
+            "sha512" => Self::Sha512(sha2::Sha512::new()),
+            _ => return None,
+        })
     }
-    for (algorithm, expected) in hashes.into_iter().flatten() {
-        let found = match algorithm.as_str() {
-            "sha224" => hex::encode(sha2::Sha224::digest(data)),
-            "sha256" => hex::encode(sha2::Sha256::digest(data)),
-            "sha384" => hex::encode(sha2::Sha384::digest(data)),
-            "sha512" => hex::encode(sha2::Sha512::digest(data)),
-            _ => {
-                return Err(TufError::UnsupportedHash {
-                    what: what.to_owned(),
-                    algorithm: algorithm.clone(),
-                });
-            }
-        };
-        if &found != expected {
-            return Err(TufError::HashMismatch {
-                what: what.to_owned(),
-                algorithm: algorithm.clone(),
-                expected: expected.clone(),
-                found,
-            });
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha224(h) => h.update(data),
+            Self::Sha256(h) => h.update(data),
+            Self::Sha384(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
         }
     }
-    Ok(())
+
+    fn finish(self) -> String {
+        match self {
+            Self::Sha224(h) => hex::encode(h.finalize()),
+            Self::Sha256(h) => hex::encode(h.finalize()),
+            Self::Sha384(h) => hex::encode(h.finalize()),
+            Self::Sha512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// The length and hash checks of signed metadata over bytes that arrive in pieces (a target
+/// streamed to disk): [`LengthAndHashes::update`] fails as soon as more bytes arrive than
+/// the signed length, [`LengthAndHashes::finish`] checks the length and every hash.
+#[derive(Clone)]
+pub struct LengthAndHashes {
+    what: String,
+    length: Option<u64>,
+    seen: u64,
+    hashes: Vec<(String, String, Running)>,
+}
+
+impl std::fmt::Debug for LengthAndHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LengthAndHashes")
+            .field("what", &self.what)
+            .field("length", &self.length)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LengthAndHashes {
+    /// Checks for `length` and `hashes` (where given). An algorithm this crate cannot compute
+    /// fails here, before any byte is read.
+    pub fn new(
+        what: &str,
+        length: Option<u64>,
+        hashes: Option<&BTreeMap<String, String>>,
+    ) -> Result<Self, TufError> {
+        let mut running = Vec::new();
+        for (algorithm, expected) in hashes.into_iter().flatten() {
+            let hasher = Running::new(algorithm).ok_or_else(|| TufError::UnsupportedHash {
+                what: what.to_owned(),
+                algorithm: algorithm.clone(),
+            })?;
+            running.push((algorithm.clone(), expected.clone(), hasher));
+        }
+        Ok(Self {
+            what: what.to_owned(),
+            length,
+            seen: 0,
+            hashes: running,
+        })
+    }
+
+    /// Feeds the next bytes.
+    pub fn update(&mut self, data: &[u8]) -> Result<(), TufError> {
+        self.seen += data.len() as u64;
+        if let Some(expected) = self.length
+            && self.seen > expected
+        {
+            return Err(TufError::LengthMismatch {
+                what: self.what.clone(),
+                expected,
+                found: self.seen,
+            });
+        }
+        for (_, _, h) in &mut self.hashes {
+            h.update(data);
+        }
+        Ok(())
+    }
+
+    /// Checks the length and every hash of everything fed.
+    pub fn finish(self) -> Result<(), TufError> {
+        if let Some(expected) = self.length
+            && expected != self.seen
+        {
+            return Err(TufError::LengthMismatch {
+                what: self.what,
+                expected,
+                found: self.seen,
+            });
+        }
+        for (algorithm, expected, h) in self.hashes {
+            let found = h.finish();
+            if found != expected {
+                return Err(TufError::HashMismatch {
+                    what: self.what,
+                    algorithm,
+                    expected,
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -773,6 +877,20 @@ mod tests {
         file.verify("a/b.txt", b"abc").unwrap();
         assert!(file.verify("a/b.txt", b"abd").is_err());
         assert!(file.verify("a/b.txt", b"abcd").is_err());
+        // In pieces: the same verdicts, and too many bytes fail as they arrive.
+        let mut v = file.verifier("a/b.txt").unwrap();
+        v.update(b"a").unwrap();
+        v.update(b"bc").unwrap();
+        v.finish().unwrap();
+        let mut v = file.verifier("a/b.txt").unwrap();
+        v.update(b"ab").unwrap();
+        assert!(v.update(b"cd").is_err());
+        let mut v = file.verifier("a/b.txt").unwrap();
+        v.update(b"ab").unwrap();
+        assert!(matches!(v.finish(), Err(TufError::LengthMismatch { .. })));
+        let mut v = file.verifier("a/b.txt").unwrap();
+        v.update(b"abd").unwrap();
+        assert!(matches!(v.finish(), Err(TufError::HashMismatch { .. })));
     }
 
     #[test]

@@ -778,6 +778,33 @@ mod tests {
     }
 
     #[test]
+    fn replica_config_renders_back_and_refuses_what_a_replica_cannot_have() {
+        let mut c = Config::new(Url::parse("http://primary.example/base/simple/").unwrap(), None);
+        c.upstream_root = Some(PathBuf::from("upstream-root.json"));
+        c.validate().unwrap();
+        assert_eq!(
+            c.replica_primary().unwrap().as_str(),
+            "http://primary.example/base/"
+        );
+        let back = Config::parse(&c.render_initial(), Path::new("t.toml")).unwrap();
+        assert_eq!(back.upstream_root, c.upstream_root);
+        back.validate().unwrap();
+
+        let mut with_projects = c.clone();
+        with_projects.projects = Some(vec![ProjectName::new("demo").unwrap()]);
+        let err = with_projects.validate().unwrap_err().to_string();
+        assert!(err.contains("remove `projects`"), "{err}");
+        let mut with_key = c.clone();
+        with_key.tuf.online_key = Some(PathBuf::from("keys/online.json"));
+        let err = with_key.validate().unwrap_err().to_string();
+        assert!(err.contains("holds no keys"), "{err}");
+        let mut not_simple = c.clone();
+        not_simple.upstream = Url::parse("http://primary.example/tuf/").unwrap();
+        let err = not_simple.validate().unwrap_err().to_string();
+        assert!(err.contains("ending in /simple/"), "{err}");
+    }
+
+    #[test]
     fn storage_url_or_local_directory() {
         let base = Path::new("/srv/m");
         let c = Config::parse("", Path::new("t.toml")).unwrap();

@@ -314,3 +314,41 @@ fn attacks_through_the_proxy_fail_the_install_naming_the_attack() {
     let page_url = format!("{}evil-pkg/", proxy.index());
     assert_refused(&s, &proxy, "unsigned", "evil-pkg", &page_url, "target-not-signed");
 }
+
+#[test]
+fn a_large_wheel_is_streamed_from_the_verified_cache() {
+    let m = Mirror::start_signed();
+    // Above the proxy's in-memory answer size (1 MiB): answered by streaming the cache file.
+    m.upstream.add_release(
+        "demo-util",
+        tufa_fake_upstream::ReleaseSpec::new("0.2")
+            .wheel_only()
+            .payload(3 << 20),
+    );
+    m.sync();
+    let proxy = Proxy::start(
+        &m.root_url(),
+        &m.tuf_dir().join("1.root.json"),
+        &m.work_dir("proxy-cache"),
+        60,
+    );
+    let (out, site) = pip_install(&proxy, &m.work_dir("pip"), &["--no-cache-dir", "demo-util==0.2"]);
+    check(out, "pip install of a 3 MiB wheel through the proxy");
+    assert_eq!(dist_infos(&site), ["demo_util-0.2.dist-info"]);
+    let payload = std::fs::metadata(site.join("demo_util/payload.bin"))
+        .unwrap()
+        .len();
+    assert_eq!(payload, 3 << 20);
+    // Fetched once into the cache, then answered from it: byte-identical both times.
+    let targets = current_targets(&m.tuf_dir());
+    let (path, info) = targets
+        .iter()
+        .find(|(p, _)| p.ends_with("demo_util-0.2-py3-none-any.whl"))
+        .unwrap();
+    assert!(info.length > 3 << 20);
+    for _ in 0..2 {
+        let answer = get(&format!("{}/{path}", proxy.url), &[]);
+        assert_eq!(answer.status, 200);
+        assert_eq!(Sha256Digest::of(&answer.body), info.sha256().unwrap());
+    }
+}
