@@ -179,8 +179,8 @@ fn proxy_for(s: &Scenario, fx: &Fixture, name: &str) -> Proxy {
     Proxy::start(&fx.server.url(), &fx.anchor, &cache, 0)
 }
 
-/// pip fails on `requirement`, the proxy names `class` for `target`, and the log says it was
-/// refused. Returns pip's output.
+/// pip and uv fail on `requirement`, the proxy names `class` for `target`, and the log says it
+/// was refused. Returns pip's output.
 fn assert_refused(
     s: &Scenario,
     proxy: &Proxy,
@@ -200,6 +200,14 @@ fn assert_refused(
         dist_infos_or_empty(&site).is_empty(),
         "[{name}] {:?}",
         dist_infos_or_empty(&site)
+    );
+    let uv_home = s.m.work_dir(&format!("uv-client-{name}"));
+    let (uv, uv_site) = uv_install(proxy, &uv_home, &[requirement]);
+    assert!(!uv.status.success(), "[{name}] uv installed it:\n{}", text(&uv));
+    assert!(
+        dist_infos_or_empty(&uv_site).is_empty(),
+        "[{name}] uv: {:?}",
+        dist_infos_or_empty(&uv_site)
     );
     let answer = get(target_url, &[]);
     assert_eq!(
