@@ -225,8 +225,20 @@ impl Updater {
     /// Makes `role` (delegated by `delegator`) trusted: already in this session (and trusted
     /// by this delegator too), from the cache if it still matches snapshot, or fetched.
     async fn load_targets(&mut self, role: &RoleName, delegator: &RoleName) -> Result<(), ClientError> {
+        if self.trusted_or_cached(role, delegator)? {
+            return Ok(());
+        }
+        let (file, max) = self.role_file(role)?;
+        let bytes = self.fetch_required(&file, max).await?;
+        self.trust_fetched(role, delegator, &file, &bytes)
+    }
+
+    /// Whether `role` is trusted already (and by `delegator` too) or its cached copy is what
+    /// snapshot lists; `false` when it must be fetched.
+    fn trusted_or_cached(&mut self, role: &RoleName, delegator: &RoleName) -> Result<bool, ClientError> {
         if self.trusted.targets(role).is_some() {
-            return Ok(self.trusted.check_delegator(role, delegator)?);
+            self.trusted.check_delegator(role, delegator)?;
+            return Ok(true);
         }
         if let Some(local) = self.dir.read(role)? {
             let file = format!("{}.json", role.quoted());
@@ -234,10 +246,15 @@ impl Updater {
                 .trusted
                 .update_delegated_targets(&file, &local, role, delegator)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(true),
                 Err(e) => tracing::debug!(role = %role, error = %e, "cached targets role is not valid"),
             }
         }
+        Ok(false)
+    }
+
+    /// The file name `role` is fetched under and the most bytes read for it.
+    fn role_file(&self, role: &RoleName) -> Result<(String, u64), ClientError> {
         let snapshot = self
             .trusted
             .snapshot()
@@ -248,14 +265,21 @@ impl Updater {
             .ok_or_else(|| TufError::MissingRole {
                 role: role.to_string(),
                 listed_in: format!("snapshot v{}", snapshot.version),
-            })?
-            .clone();
+            })?;
         let file = metadata_file_name(role, meta.version, self.trusted.root().consistent_snapshot);
-        let max = meta.length.unwrap_or(self.config.targets_max_length);
-        let bytes = self.fetch_required(&file, max).await?;
+        Ok((file, meta.length.unwrap_or(self.config.targets_max_length)))
+    }
+
+    fn trust_fetched(
+        &mut self,
+        role: &RoleName,
+        delegator: &RoleName,
+        file: &str,
+        bytes: &[u8],
+    ) -> Result<(), ClientError> {
         self.trusted
-            .update_delegated_targets(&file, &bytes, role, delegator)?;
-        self.dir.write(role, &bytes)
+            .update_delegated_targets(file, bytes, role, delegator)?;
+        self.dir.write(role, bytes)
     }
 
     /// Makes the targets role `role` (delegated by `delegator`, `root` for `targets`) trusted
@@ -263,6 +287,40 @@ impl Updater {
     /// that need every role (the verifying replica), not one target's path.
     pub async fn load_role(&mut self, role: &RoleName, delegator: &RoleName) -> Result<(), ClientError> {
         self.load_targets(role, delegator).await
+    }
+
+    /// [`Updater::load_role`] for many `(role, delegator)` pairs whose delegators are trusted
+    /// already: the roles that must be fetched are fetched up to `concurrency` at once, then
+    /// verified and stored one by one, in order. The first failure is returned.
+    pub async fn load_roles(
+        &mut self,
+        roles: &[(RoleName, RoleName)],
+        concurrency: usize,
+    ) -> Result<(), ClientError> {
+        use futures::StreamExt as _;
+        let mut wanted = Vec::new();
+        for (role, delegator) in roles {
+            if !self.trusted_or_cached(role, delegator)? {
+                let (file, max) = self.role_file(role)?;
+                wanted.push((role, delegator, file, max));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(roles = wanted.len(), "fetching targets roles");
+        let this = &*self;
+        let mut fetched: Vec<(usize, Result<Bytes, ClientError>)> =
+            futures::stream::iter(wanted.iter().enumerate())
+                .map(|(i, (_, _, file, max))| async move { (i, this.fetch_required(file, *max).await) })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+        fetched.sort_by_key(|(i, _)| *i);
+        for ((role, delegator, file, _), (_, bytes)) in wanted.iter().zip(fetched) {
+            self.trust_fetched(role, delegator, file, &bytes?)?;
+        }
+        Ok(())
     }
 
     /// The bytes of `role` as this client last verified and stored them (the metadata

@@ -133,7 +133,7 @@ pub async fn sync(store: &BlobStore, options: &ReplicaOptions) -> Result<Replica
         UpdaterConfig::default(),
     )?;
     updater.refresh().await?;
-    let roles = load_every_role(&mut updater).await?;
+    let roles = load_every_role(&mut updater, options.downloads.max(1)).await?;
     let trusted = updater.trusted();
     let root = trusted.root().clone();
     let timestamp = trusted
@@ -244,41 +244,41 @@ fn now_rfc3339() -> String {
 }
 
 /// Every delegated targets role below `targets` (listed roles and succinct bins), loaded and
-/// verified by the updater, in the order of a breadth-first walk.
-async fn load_every_role(updater: &mut Updater) -> Result<Vec<RoleName>, ReplicaError> {
-    let mut roles = Vec::new();
-    let mut seen: BTreeSet<RoleName> = BTreeSet::new();
-    let mut queue = std::collections::VecDeque::from([RoleName::targets()]);
-    while let Some(parent) = queue.pop_front() {
-        let children: Vec<RoleName> = {
+/// verified by the updater level by level (a level's roles fetched `concurrency` at once).
+async fn load_every_role(updater: &mut Updater, concurrency: usize) -> Result<Vec<RoleName>, ReplicaError> {
+    let mut roles = vec![RoleName::targets()];
+    let mut seen: BTreeSet<RoleName> = BTreeSet::from([RoleName::targets()]);
+    let mut level = vec![RoleName::targets()];
+    while !level.is_empty() {
+        let mut next: Vec<(RoleName, RoleName)> = Vec::new();
+        for parent in &level {
             let targets = updater
                 .trusted()
-                .targets(&parent)
+                .targets(parent)
                 .ok_or(TufError::Workflow("a delegator is not trusted"))?;
-            match &targets.delegations {
+            let children: Vec<RoleName> = match &targets.delegations {
                 None => Vec::new(),
                 Some(d) => match (&d.roles, &d.succinct_roles) {
                     (Some(list), _) => list.iter().map(|r| r.name.clone()).collect(),
                     (None, Some(succinct)) => succinct.layout()?.all_roles().collect(),
                     (None, None) => Vec::new(),
                 },
+            };
+            for child in children {
+                if seen.insert(child.clone()) {
+                    next.push((child, parent.clone()));
+                }
             }
-        };
-        for child in children {
-            if !seen.insert(child.clone()) {
-                continue;
-            }
-            updater.load_role(&child, &parent).await?;
-            queue.push_back(child.clone());
-            roles.push(child);
         }
         if seen.len() > (1 << 16) + 1024 {
             return Err(ReplicaError::Setup(
                 "more than 66,560 delegated roles: refusing to walk on".into(),
             ));
         }
+        updater.load_roles(&next, concurrency).await?;
+        level = next.into_iter().map(|(role, _)| role).collect();
+        roles.extend(level.iter().cloned());
     }
-    roles.insert(0, RoleName::targets());
     Ok(roles)
 }
 
