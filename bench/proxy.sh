@@ -19,6 +19,9 @@
 #      Wall time of the whole client process (python start-up included: what a user waits).
 #   3. One markdown table on stdout: median and min wall per variant, and the median
 #      overhead over direct (ms and ratio); then versions, machine and the exact command.
+#   4. A verifying replica of the same mirror (`tufa init --upstream-root`, core 1): the wall
+#      time of its first sync (every role of the 16,384-bin snapshot and every target fetched
+#      and verified) and of a second one with nothing new.
 #
 # Usage: bench/proxy.sh            (table on stdout, progress on stderr; about a minute)
 # Environment: ROUNDS [7], CARGO_TARGET_DIR (release builds), TUFA_E2E_VENV (pip and uv; made
@@ -90,6 +93,20 @@ for tool in pip uv; do
   done
 done
 
+echo "verifying replica…" >&2
+"$BIN" init "$WORK/replica" --upstream "${M_URL}simple/" --upstream-root "$WORK/1.root.json" >"$WORK/replica-init.log" 2>&1 ||
+  { cat "$WORK/replica-init.log" >&2; exit 1; }
+replica_sync() {
+  local start end
+  start=$(date +%s%N)
+  taskset -c 1 "$BIN" --config "$WORK/replica/tufa.toml" -q sync >"$WORK/replica-sync.log" 2>&1 ||
+    { cat "$WORK/replica-sync.log" >&2; exit 1; }
+  end=$(date +%s%N)
+  echo $(((end - start) / 1000000))
+}
+R_COLD=$(replica_sync)
+R_NOOP=$(replica_sync)
+
 stats() { python3 -c 'import statistics, sys; v = [int(x) for x in sys.argv[1:]]; print(int(statistics.median(v)), min(v))' "$@"; }
 
 echo "| client | variant | median wall (ms) | min (ms) | overhead vs direct (median) |"
@@ -106,4 +123,10 @@ done
 echo
 echo "Each install: demo-app and its 2 dependencies (3 wheels + 3 PEP 658 .metadata, 3 pages), client cache off, fresh --target; $ROUNDS interleaved rounds."
 echo "tufa $rev; $("$VENV/bin/pip" --version | cut -d' ' -f1-2); $("$VENV/bin/uv" --version); $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); client on core 0, mirror and proxy on core 1"
+echo
+echo "| verifying replica of the same mirror (16,384 bins) | wall (ms) |"
+echo "|---|---:|"
+echo "| first sync (all roles and targets fetched and verified) | $R_COLD |"
+echo "| second sync, nothing new | $R_NOOP |"
+echo
 echo "command: bench/proxy.sh (ROUNDS=$ROUNDS)"

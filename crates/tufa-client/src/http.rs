@@ -118,7 +118,8 @@ impl Http {
     /// GETs the target `path` from `url` into the file `dest`, checking the length and every
     /// hash of `info` as the bytes arrive (never more than `info.length` are read). The bytes
     /// go to a temporary file beside `dest`, which replaces `dest` only once everything
-    /// matched; on any failure it is removed. Returns the length.
+    /// matched; on any failure it is removed. Returns the length. The file is not fsynced:
+    /// callers check what they read back (the proxy re-hashes every cached target it answers).
     pub async fn download_target_to(
         &self,
         url: &Url,
@@ -167,7 +168,9 @@ impl Http {
                 len += chunk.len() as u64;
             }
             verifier.finish()?;
-            file.sync_all().await.map_err(io(&tmp))?;
+            // Not fsynced: a file torn by a crash fails the length and hash check that every
+            // reader of the cache runs, and is fetched again.
+            file.flush().await.map_err(io(&tmp))?;
             drop(file);
             tokio::fs::rename(&tmp, dest).await.map_err(io(dest))?;
             Ok(len)
