@@ -255,17 +255,7 @@ impl Updater {
 
     /// The file name `role` is fetched under and the most bytes read for it.
     fn role_file(&self, role: &RoleName) -> Result<(String, u64), ClientError> {
-        let snapshot = self
-            .trusted
-            .snapshot()
-            .ok_or(TufError::Workflow("no trusted snapshot yet"))?;
-        let meta = snapshot
-            .meta
-            .get(&role.snapshot_meta_key())
-            .ok_or_else(|| TufError::MissingRole {
-                role: role.to_string(),
-                listed_in: format!("snapshot v{}", snapshot.version),
-            })?;
+        let meta = self.trusted.snapshot_meta(role)?;
         let file = metadata_file_name(role, meta.version, self.trusted.root().consistent_snapshot);
         Ok((file, meta.length.unwrap_or(self.config.targets_max_length)))
     }

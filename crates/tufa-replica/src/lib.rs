@@ -164,14 +164,7 @@ pub async fn sync(store: &BlobStore, options: &ReplicaOptions) -> Result<Replica
         stored(&RoleName::snapshot())?,
     );
     for role in &roles {
-        let version = snapshot
-            .meta
-            .get(&role.snapshot_meta_key())
-            .map(|m| m.version)
-            .ok_or_else(|| TufError::MissingRole {
-                role: role.to_string(),
-                listed_in: format!("snapshot v{}", snapshot.version),
-            })?;
+        let version = trusted.snapshot_meta(role)?.version;
         files.insert(
             metadata_file_name(role, version, root.consistent_snapshot),
             stored(role)?,

@@ -239,6 +239,19 @@ impl TrustedMetadata {
             .ok_or(TufError::Workflow("no trusted snapshot yet"))
     }
 
+    /// What the trusted snapshot lists for targets role `role` (version, maybe length and
+    /// hashes); a role it does not list is [`TufError::MissingRole`].
+    pub fn snapshot_meta(&self, role: &RoleName) -> Result<&crate::MetaFile, TufError> {
+        let snapshot = self.trusted_snapshot()?;
+        snapshot
+            .meta
+            .get(&role.snapshot_meta_key())
+            .ok_or_else(|| TufError::MissingRole {
+                role: role.to_string(),
+                listed_in: format!("snapshot v{}", snapshot.version),
+            })
+    }
+
     fn check_final_snapshot(&self) -> Result<(), TufError> {
         let snap = self.trusted_snapshot()?;
         check_expiry(RoleName::SNAPSHOT, snap.version, snap.expires, self.now)?;
@@ -289,14 +302,7 @@ impl TrustedMetadata {
         delegator: &RoleName,
     ) -> Result<&Targets, TufError> {
         self.check_final_snapshot()?;
-        let snapshot = self.trusted_snapshot()?;
-        let meta = snapshot
-            .meta
-            .get(&role.snapshot_meta_key())
-            .ok_or_else(|| TufError::MissingRole {
-                role: role.to_string(),
-                listed_in: format!("snapshot v{}", snapshot.version),
-            })?;
+        let meta = self.snapshot_meta(role)?;
         meta.verify(file, bytes)?;
         let expected = meta.version;
         let parsed = Signed::<Targets>::from_bytes(file, bytes)?;

@@ -594,15 +594,7 @@ fn init(
         config.tuf.insecure_dev_keys = Some(PathBuf::from("keys"));
     }
     config.validate().map_err(UsageError)?;
-    let path = dir.join("tufa.toml");
-    if path.exists() && !force {
-        return Err(UsageError(anyhow::anyhow!(
-            "`{}` already exists (use --force to overwrite)",
-            path.display()
-        ))
-        .into());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let path = new_config_path(dir, force)?;
     let keys = dir.join("keys");
     if dev_keys {
         tuf_cmd::write_dev_keys(&keys)?;
@@ -663,15 +655,7 @@ fn init_replica(
     config.storage.url = storage;
     config.upstream_root = Some(PathBuf::from(REPLICA_ROOT_FILE));
     config.validate().map_err(UsageError)?;
-    let path = dir.join("tufa.toml");
-    if path.exists() && !force {
-        return Err(UsageError(anyhow::anyhow!(
-            "`{}` already exists (use --force to overwrite)",
-            path.display()
-        ))
-        .into());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let path = new_config_path(dir, force)?;
     let copy = dir.join(REPLICA_ROOT_FILE);
     std::fs::write(&copy, &bytes).with_context(|| format!("cannot write `{}`", copy.display()))?;
     std::fs::write(&path, config.render_initial())
@@ -685,6 +669,21 @@ fn init_replica(
     );
     println!("next: {}", config::command_for(&path, "sync"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `DIR/tufa.toml` for `tufa init`, with DIR created: an existing file is a usage error
+/// unless `force`.
+fn new_config_path(dir: &std::path::Path, force: bool) -> anyhow::Result<PathBuf> {
+    let path = dir.join("tufa.toml");
+    if path.exists() && !force {
+        return Err(UsageError(anyhow::anyhow!(
+            "`{}` already exists (use --force to overwrite)",
+            path.display()
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    Ok(path)
 }
 
 /// Where `tufa init --upstream-root` copies the upstream's root.

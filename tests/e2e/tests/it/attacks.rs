@@ -229,6 +229,18 @@ impl Fixture {
         self.dir.join(TargetPath::new(path).unwrap().hash_prefixed(&sha))
     }
 
+    /// Flips one byte in the middle of target `path` as served (same length). Returns the
+    /// honest bytes and 32 bytes around the flipped one, to look for them in caches.
+    pub(crate) fn tamper_target(&self, path: &str) -> (Vec<u8>, Vec<u8>) {
+        let file = self.target_file(path);
+        let honest = std::fs::read(&file).unwrap();
+        let mut evil = honest.clone();
+        let mid = evil.len() / 2;
+        evil[mid] ^= 0xff;
+        std::fs::write(&file, &evil).unwrap();
+        (honest, evil[mid - 16..mid + 16].to_vec())
+    }
+
     /// Stores `data` where a client fetches a target with these bytes.
     pub(crate) fn put_target(&self, path: &str, data: &[u8]) {
         let to = self.dir.join(
