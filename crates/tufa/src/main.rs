@@ -377,6 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             public_out,
         } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            not_on_a_replica(&loaded, "online-key")?;
             match action {
                 OnlineKeyAction::Generate => {
                     tuf_cmd::online_key_generate(&loaded, next, public_out.as_deref())
@@ -389,6 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replace_dev_metadata,
         } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            not_on_a_replica(&loaded, "import-metadata")?;
             runtime()?.block_on(tufa::import_cmd::import_metadata(
                 &loaded,
                 &dir,
@@ -401,10 +403,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sha256,
         } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            not_on_a_replica(&loaded, "accept-change")?;
             runtime()?.block_on(accept_change(&loaded, &project, &filename, &sha256))
         }
         Command::Refresh => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            not_on_a_replica(&loaded, "refresh")?;
             runtime()?.block_on(tuf_cmd::refresh(&loaded))
         }
         Command::Sync => {
@@ -440,6 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::RebuildIndex { force } => {
             let loaded = load_config(&cli.config)?;
+            not_on_a_replica(&loaded, "rebuild-index")?;
             let fmt = cli.log_format.unwrap_or(loaded.config.log.format);
             let bar = std::io::stderr().is_terminal() && fmt == LogFormat::Text && !cli.quiet;
             init_logging(cli.verbose, cli.quiet, fmt, bar);
@@ -669,6 +674,20 @@ fn init_replica(
     );
     println!("next: {}", config::command_for(&path, "sync"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A verifying replica (`upstream_root`) is written by `tufa sync` alone: it republishes its
+/// upstream's signed metadata and has no keys, index or approvals of its own (exit 2).
+fn not_on_a_replica(loaded: &config::Loaded, command: &str) -> anyhow::Result<()> {
+    if loaded.config.upstream_root.is_some() {
+        return Err(UsageError(anyhow::anyhow!(
+            "`tufa {command}` does not apply to a verifying replica (`upstream_root` in {}): it copies its upstream's signed tree; run `{}` to update it",
+            loaded.path.display(),
+            loaded.command("sync")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// `DIR/tufa.toml` for `tufa init`, with DIR created: an existing file is a usage error

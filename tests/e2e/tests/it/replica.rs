@@ -77,6 +77,13 @@ fn primary_to_replica_to_proxy_to_pip() {
         );
     }
     check(tufa(&config, &["verify"]), "tufa verify on the replica");
+    // The replica's tree is the primary's: the commands that sign or change it are refused.
+    for command in ["refresh", "rebuild-index"] {
+        let out = tufa(&config, &[command]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("verifying replica"), "{command}: {stderr}");
+    }
     // A second sync with nothing new changes nothing.
     let out = check(tufa(&config, &["sync"]), "second replica sync");
     let summary = String::from_utf8_lossy(&out.stdout);
