@@ -17,7 +17,6 @@ pub mod rebuild;
 pub mod tuf;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -25,7 +24,7 @@ use tufa_index::{FileRecord, Index, IndexError, ProjectRecord};
 use tufa_pypi::simple::{CoreMetadata, File, ProjectPage, Yanked};
 use tufa_pypi::{DistKind, ProjectName, Sha256Digest, Version, render};
 use tufa_store::{BlobStore, StoreError};
-use tufa_tree::{BlobRef, Page, ProjectManifest, TreeError};
+use tufa_tree::{BlobRef, ProjectManifest, TreeError};
 
 /// Projects published at once unless [`PublishOptions::concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -48,12 +47,6 @@ pub enum PublishError {
     /// A broken promise between tufa's own parts (a bug).
     #[error("internal error: {0}")]
     Internal(&'static str),
-    #[error("cannot {coding}-compress a {len}-byte page: {source}")]
-    Compress {
-        coding: &'static str,
-        len: usize,
-        source: std::io::Error,
-    },
 }
 
 /// How to publish. The default: PEP 458's 16,384 bins, unsigned, [`DEFAULT_CONCURRENCY`]
@@ -224,7 +217,7 @@ async fn publish_project(
     let (metadata, extracted) = wheels_metadata(store, index, &wheels).await?;
 
     let page = project_page(&record, &files, &metadata);
-    let [html, json] = store_pages(
+    let [html, json] = tufa_tree::store_pages(
         store,
         [
             render::render_html(&page).into_bytes(),
@@ -386,66 +379,6 @@ async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<
     })
     .await
     .map_err(|e| e.to_string())?
-}
-
-/// zstd level of the page variants: 1, the fastest and here also the smallest of the usual
-/// levels. Measured with `examples/page_compression.rs` on a 5,000-file page (release build,
-/// this 2-core machine, mean of 5): HTML 2,422,693 B, gzip -9 (the gzip variant) 0.206 of it
-/// in 65 ms, zstd -1 0.165 in 2.8 ms, -3 0.195 in 7.6 ms, -9 0.193 in 30 ms, -12 0.191 in
-/// 93 ms, -19 0.173 in 1.4 s; JSON 2,820,470 B, gzip -9 0.212 in 69 ms, zstd -1 0.175 in
-/// 5.1 ms, -3 0.195, -9 0.189 in 38 ms, -19 0.158 in 1.6 s. A page is mostly sha256 hex, and
-/// the middle levels spend their time on short matches inside it that cost more than the
-/// literals they replace; only the optimal parsers (16+) gain, at 300x the time. So the zstd
-/// variant adds about 8 ms to the 135 ms gzip takes for such a project, and is 19% smaller.
-const ZSTD_LEVEL: i32 = 1;
-
-/// Stores rendered pages and their gzip and zstd variants (compressed off the reactor, all
-/// stored at once).
-async fn store_pages<const N: usize>(
-    store: &BlobStore,
-    raw: [Vec<u8>; N],
-) -> Result<[Page; N], PublishError> {
-    let variants = tokio::task::spawn_blocking(move || -> Result<Vec<[Bytes; 3]>, PublishError> {
-        raw.into_iter()
-            .map(|raw| {
-                let failed = |coding| {
-                    let len = raw.len();
-                    move |source| PublishError::Compress { coding, len, source }
-                };
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                e.write_all(&raw).map_err(failed("gzip"))?;
-                let gz = e.finish().map_err(failed("gzip"))?;
-                let zst = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(failed("zstd"))?;
-                Ok([Bytes::from(raw), Bytes::from(gz), Bytes::from(zst)])
-            })
-            .collect()
-    })
-    .await??;
-    let blobs: Vec<Bytes> = variants.iter().flatten().cloned().collect();
-    let digests = store.put_many(blobs).await?;
-    let mut refs = variants
-        .iter()
-        .flatten()
-        .zip(digests)
-        .map(|(data, sha256)| BlobRef {
-            sha256,
-            len: data.len() as u64,
-        });
-    let pages: Vec<Page> = (0..N)
-        .map(|_| -> Option<Page> {
-            Some(Page {
-                raw: refs.next()?,
-                gzip: Some(refs.next()?),
-                zstd: Some(refs.next()?),
-            })
-        })
-        .collect::<Option<_>>()
-        .ok_or(PublishError::Internal(
-            "the store returned fewer digests than pages",
-        ))?;
-    pages
-        .try_into()
-        .map_err(|_| PublishError::Internal("the store returned fewer digests than pages"))
 }
 
 /// The page model both formats are rendered from. Files are ordered by version, then name;

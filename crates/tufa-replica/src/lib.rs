@@ -14,7 +14,8 @@
 //! 4. every target (pages, files, PEP 658 metadata) not stored yet, fetched by its
 //!    hash-prefixed name and kept only when its length and hashes match the signed target;
 //! 5. only when all of that succeeded, the publish, in the order readers rely on: project
-//!    manifests (each naming the page and METADATA blobs just verified), then the primary's
+//!    manifests (each naming the page and METADATA blobs just verified, plus the pages' gzip
+//!    and zstd variants, [`tufa_tree::store_pages`]), then the primary's
 //!    metadata files byte for byte (roots, `targets`, `bins`, bins, snapshot), `timestamp.json`
 //!    last, then the publish pointer.
 //!
@@ -500,17 +501,30 @@ async fn publish_manifests(
             continue;
         };
         let json_bytes = store.get_verified(&json).await?;
-        let Some(manifest) = manifest_for(project, &json_bytes, targets) else {
+        let Some(mut manifest) = manifest_for(project, &json_bytes, targets) else {
             tracing::warn!(project = %project, "the primary signs a JSON page but no HTML page: not published");
             continue;
         };
         let same = match tufa_tree::read_manifest(store, project).await? {
             Some(old) => {
-                old.html == manifest.html && old.json == manifest.json && old.metadata == manifest.metadata
+                old.html.raw == manifest.html.raw
+                    && old.json.raw == manifest.json.raw
+                    && old.metadata == manifest.metadata
             }
             None => false,
         };
         if !same {
+            // The signed pages' gzip and zstd variants, as the primary serves them (only the
+            // raw bytes are signed; a variant is the same bytes compressed).
+            let html = store.get_verified(&manifest.html.raw.sha256).await?.to_vec();
+            let [html_page, json_page] = tufa_tree::store_pages(store, [html, json_bytes.to_vec()]).await?;
+            if html_page.raw != manifest.html.raw || json_page.raw != manifest.json.raw {
+                return Err(ReplicaError::Setup(format!(
+                    "{project}: stored page bytes changed while publishing"
+                )));
+            }
+            manifest.html = html_page;
+            manifest.json = json_page;
             tufa_tree::write_manifest(store, &manifest).await?;
             report.projects_published += 1;
         }

@@ -17,6 +17,8 @@
 
 use std::collections::BTreeMap;
 
+use std::io::Write as _;
+
 use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -86,6 +88,16 @@ pub enum TreeError {
     Pointer(serde_json::Error),
     #[error("manifest of project `{project}` has version {found}, expected {MANIFEST_VERSION}")]
     Version { project: String, found: u32 },
+    #[error("cannot {coding}-compress a {len}-byte page: {source}")]
+    Compress {
+        coding: &'static str,
+        len: usize,
+        source: std::io::Error,
+    },
+    #[error("background task failed: {0}")]
+    Task(String),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// A blob with its length.
@@ -243,6 +255,66 @@ pub fn published_projects(
             }
         })
         .boxed()
+}
+
+/// zstd level of the page variants: 1, the fastest and here also the smallest of the usual
+/// levels. Measured with `examples/page_compression.rs` on a 5,000-file page (release build,
+/// this 2-core machine, mean of 5): HTML 2,422,693 B, gzip -9 (the gzip variant) 0.206 of it
+/// in 65 ms, zstd -1 0.165 in 2.8 ms, -3 0.195 in 7.6 ms, -9 0.193 in 30 ms, -12 0.191 in
+/// 93 ms, -19 0.173 in 1.4 s; JSON 2,820,470 B, gzip -9 0.212 in 69 ms, zstd -1 0.175 in
+/// 5.1 ms, -3 0.195, -9 0.189 in 38 ms, -19 0.158 in 1.6 s. A page is mostly sha256 hex, and
+/// the middle levels spend their time on short matches inside it that cost more than the
+/// literals they replace; only the optimal parsers (16+) gain, at 300x the time. So the zstd
+/// variant adds about 8 ms to the 135 ms gzip takes for such a project, and is 19% smaller.
+const ZSTD_LEVEL: i32 = 1;
+
+/// Stores rendered pages and their gzip and zstd variants (compressed off the reactor, all
+/// stored at once): the publisher's pages, and the verifying replica's copies of its
+/// upstream's signed pages.
+pub async fn store_pages<const N: usize>(
+    store: &BlobStore,
+    raw: [Vec<u8>; N],
+) -> Result<[Page; N], TreeError> {
+    let variants = tokio::task::spawn_blocking(move || -> Result<Vec<[Bytes; 3]>, TreeError> {
+        raw.into_iter()
+            .map(|raw| {
+                let failed = |coding| {
+                    let len = raw.len();
+                    move |source| TreeError::Compress { coding, len, source }
+                };
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(&raw).map_err(failed("gzip"))?;
+                let gz = e.finish().map_err(failed("gzip"))?;
+                let zst = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(failed("zstd"))?;
+                Ok([Bytes::from(raw), Bytes::from(gz), Bytes::from(zst)])
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| TreeError::Task(e.to_string()))??;
+    let blobs: Vec<Bytes> = variants.iter().flatten().cloned().collect();
+    let digests = store.put_many(blobs).await?;
+    let mut refs = variants
+        .iter()
+        .flatten()
+        .zip(digests)
+        .map(|(data, sha256)| BlobRef {
+            sha256,
+            len: data.len() as u64,
+        });
+    let pages: Vec<Page> = (0..N)
+        .map(|_| -> Option<Page> {
+            Some(Page {
+                raw: refs.next()?,
+                gzip: Some(refs.next()?),
+                zstd: Some(refs.next()?),
+            })
+        })
+        .collect::<Option<_>>()
+        .ok_or(TreeError::Internal("the store returned fewer digests than pages"))?;
+    pages
+        .try_into()
+        .map_err(|_| TreeError::Internal("the store returned fewer digests than pages"))
 }
 
 #[cfg(test)]

@@ -77,6 +77,19 @@ fn primary_to_replica_to_proxy_to_pip() {
         );
     }
     check(tufa(&config, &["verify"]), "tufa verify on the replica");
+    // Pages carry compressed variants, as on the primary (pip and uv get gzip and zstd).
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("data/store/published/projects/demo-lib.json")).unwrap(),
+    )
+    .unwrap();
+    for format in ["html", "json"] {
+        for variant in ["gzip", "zstd"] {
+            assert!(
+                manifest[format][variant]["sha256"].is_string(),
+                "{format} {variant}: {manifest}"
+            );
+        }
+    }
     // The replica's tree is the primary's: the commands that sign or change it are refused.
     for command in ["refresh", "rebuild-index"] {
         let out = tufa(&config, &[command]);
