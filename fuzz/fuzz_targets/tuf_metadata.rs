@@ -6,7 +6,9 @@
 //! itself". Asserts: no panic; parsed metadata written back parses to the same signed payload;
 //! and the security property: with the fixture's root trusted, whatever the replaced file
 //! holds, a verification that succeeds yields exactly the fixture's targets (lengths and
-//! hashes). Nobody without the keys can change what verifies.
+//! hashes). Nobody without the keys can change what verifies. The same property for the
+//! client's state machine (`TrustedMetadata`, driven in the TUF workflow's order over the same
+//! files): when every step trusts its file, the roles it trusted list exactly those targets.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -15,7 +17,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use tufa_fuzz::{TufRepo, tuf_repo};
 use tufa_tuf::{
-    Metadata, Role, Root, Signed, Snapshot, Targets, Timestamp, VerifyOptions, verify_repository,
+    Metadata, Role, RoleName, Root, Signed, Snapshot, TargetFile, TargetPath, Targets, Timestamp,
+    TrustedMetadata, VerifyOptions, metadata_file_name, verify_repository,
 };
 
 fn fixture() -> &'static TufRepo {
@@ -27,6 +30,11 @@ fn fixture() -> &'static TufRepo {
         let verified = verify_repository(&root, &repo.files, &VerifyOptions::new(repo.now))
             .unwrap_or_else(|e| panic!("the untouched fixture must verify: {e}"));
         assert_eq!(verified.targets.len(), repo.targets.len());
+        assert_eq!(
+            client_targets(&root, &repo.files, repo.now).as_ref(),
+            Some(&repo.targets),
+            "the client must trust the untouched fixture's targets"
+        );
         repo
     })
 }
@@ -76,6 +84,53 @@ fn has_unknown_field(received: &serde_json::Value, model: &serde_json::Value) ->
     }
 }
 
+/// The client workflow over `files` from `trusted`: root rotation, timestamp, snapshot, then
+/// every targets role breadth-first. `None` as soon as a step refuses its file.
+fn client_targets(
+    trusted: &[u8],
+    files: &BTreeMap<String, Vec<u8>>,
+    now: jiff::Timestamp,
+) -> Option<BTreeMap<TargetPath, TargetFile>> {
+    let mut t = TrustedMetadata::new(trusted, now).ok()?;
+    let mut next = t.root().version + 1;
+    while let Some(bytes) = files.get(&format!("{next}.root.json")) {
+        t.update_root(&format!("{next}.root.json"), bytes).ok()?;
+        next += 1;
+    }
+    t.update_timestamp(files.get("timestamp.json")?).ok()?;
+    let consistent = t.root().consistent_snapshot;
+    let snap = metadata_file_name(
+        &RoleName::snapshot(),
+        t.timestamp()?.snapshot_meta().ok()?.version,
+        consistent,
+    );
+    t.update_snapshot(&snap, files.get(&snap)?, false).ok()?;
+    let mut found = BTreeMap::new();
+    let mut queue = vec![(RoleName::targets(), RoleName::root())];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((role, delegator)) = queue.pop() {
+        if !seen.insert(role.clone()) || seen.len() > 4096 {
+            continue;
+        }
+        let file = metadata_file_name(&role, t.snapshot_meta(&role).ok()?.version, consistent);
+        let targets = t
+            .update_delegated_targets(&file, files.get(&file)?, &role, &delegator)
+            .ok()?;
+        for (path, info) in &targets.targets {
+            found.entry(path.clone()).or_insert_with(|| info.clone());
+        }
+        if let Some(d) = &targets.delegations {
+            if let Some(list) = &d.roles {
+                queue.extend(list.iter().map(|r| (r.name.clone(), role.clone())));
+            } else if let Some(succinct) = &d.succinct_roles {
+                let layout = succinct.layout().ok()?;
+                queue.extend(layout.all_roles().map(|r| (r, role.clone())));
+            }
+        }
+    }
+    Some(found)
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, fuzzed)) = data.split_first() else {
         return;
@@ -99,8 +154,16 @@ fuzz_target!(|data: &[u8]| {
         files.insert(names[slot].to_owned(), fuzzed.to_vec());
     }
     let result = verify_repository(&trusted, &files, &VerifyOptions::new(repo.now));
+    let client = client_targets(&trusted, &files, repo.now);
     if replaces_trust_anchor {
         return; // Trusting the attacker's root proves nothing; it only must not crash.
+    }
+    if let Some(found) = client {
+        assert_eq!(
+            found, repo.targets,
+            "replacing `{}` changed what the client trusts",
+            names[slot]
+        );
     }
     if let Ok(verified) = result {
         let found: BTreeMap<_, _> = verified.targets.into_iter().map(|(p, t)| (p, t.file)).collect();
