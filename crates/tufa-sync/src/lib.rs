@@ -38,6 +38,7 @@ use url::Url;
 pub use client::{FetchError, Upstream};
 pub use hosts::{DEFAULT_FILE_HOSTS, HostPolicy, redact};
 pub use limits::{Concurrency, Limits};
+pub use project::{ListedFile, list_upstream_files};
 
 /// What to sync and how.
 #[derive(Debug, Clone)]
@@ -60,6 +61,11 @@ pub struct SyncOptions {
     pub file_hosts: Vec<String>,
     /// Let host names resolve to private, loopback and link-local addresses.
     pub allow_private_addresses: bool,
+    /// What may enter the mirror (`[policy]`): blocked files are not downloaded, and files a
+    /// rule newly blocks leave the index (and so the next publish's pages and TUF targets).
+    pub policy: Arc<tufa_policy::Policy>,
+    /// The time `min_release_age` is judged against (tests inject it). `None`: now.
+    pub now: Option<jiff::Timestamp>,
 }
 
 impl SyncOptions {
@@ -74,6 +80,8 @@ impl SyncOptions {
             user_agent: default_user_agent(),
             file_hosts: DEFAULT_FILE_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             allow_private_addresses: false,
+            policy: Arc::new(tufa_policy::Policy::default()),
+            now: None,
         }
     }
 }
@@ -124,6 +132,8 @@ pub struct SyncReport {
     pub bytes_downloaded: u64,
     pub files_already_present: u64,
     pub files_removed: u64,
+    /// Files the policy kept out (in report mode: files it would have kept out).
+    pub files_blocked: u64,
     pub failures: Vec<SyncFailure>,
 }
 
@@ -162,6 +172,9 @@ pub(crate) struct Ctx {
     pub bytes_downloaded: AtomicU64,
     pub files_present: AtomicU64,
     pub latest_releases: Option<usize>,
+    pub policy: Arc<tufa_policy::Policy>,
+    pub now: jiff::Timestamp,
+    pub files_blocked: AtomicU64,
     /// Records synced projects in the index in batches, after their blobs are durable.
     pub committer: commit::Committer,
 }
@@ -197,6 +210,9 @@ pub async fn sync(
         bytes_downloaded: AtomicU64::new(0),
         files_present: AtomicU64::new(0),
         latest_releases: options.latest_releases,
+        policy: Arc::clone(&options.policy),
+        now: options.now.unwrap_or_else(jiff::Timestamp::now),
+        files_blocked: AtomicU64::new(0),
         committer,
     });
 
@@ -260,6 +276,7 @@ pub async fn sync(
     report.files_downloaded = ctx.files_downloaded.load(Ordering::Relaxed);
     report.bytes_downloaded = ctx.bytes_downloaded.load(Ordering::Relaxed);
     report.files_already_present = ctx.files_present.load(Ordering::Relaxed);
+    report.files_blocked = ctx.files_blocked.load(Ordering::Relaxed);
     report
         .failures
         .sort_by(|a, b| (&a.project, &a.file).cmp(&(&b.project, &b.file)));

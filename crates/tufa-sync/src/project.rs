@@ -69,6 +69,14 @@ pub(crate) async fn sync_project(
     pending_serial: Option<u64>,
     full_mode: bool,
 ) -> Synced {
+    // A project the policy keeps out as a whole is not asked of upstream at all, and whatever
+    // an earlier sync took of it leaves the index (an internal name upstream also serves).
+    if let Some(verdict) = ctx.policy.project(name)
+        && ctx.policy.mode() == tufa_policy::Mode::Enforce
+    {
+        tracing::info!(project = %name, %verdict, "policy: project not taken from upstream");
+        return commit_blocked_project(ctx, name, pending_serial).await;
+    }
     let page_url = match ctx.base.join(&format!("{name}/")) {
         Ok(u) => u,
         Err(e) => return ProjectOutcome::failed(name, format!("cannot build page URL: {e}")).into(),
@@ -124,6 +132,7 @@ pub(crate) async fn sync_project(
     if let Some(n) = ctx.latest_releases {
         keep_latest_releases(&mut candidates, n);
     }
+    let blocked = apply_policy(ctx, name, &mut candidates);
 
     let index = ctx.index.clone();
     let project = name.clone();
@@ -228,8 +237,9 @@ pub(crate) async fn sync_project(
     let record = ProjectRecord {
         name: name.clone(),
         last_serial: page.meta.last_serial.or(doc.last_serial),
-        // With a release filter, only the kept releases are this mirror's versions.
-        versions: if ctx.latest_releases.is_some() {
+        // With a release filter or files the policy blocked, only the kept files' versions
+        // are this mirror's versions.
+        versions: if ctx.latest_releases.is_some() || blocked > 0 {
             Vec::new()
         } else {
             page.versions.clone().unwrap_or_default()
@@ -259,6 +269,63 @@ pub(crate) async fn sync_project(
             });
             Synced::Done(outcome)
         }
+    }
+}
+
+/// Drops the candidates the policy blocks (in report mode only logs them); returns how many
+/// were dropped.
+fn apply_policy(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>) -> u64 {
+    if ctx.policy.is_empty() {
+        return 0;
+    }
+    let enforce = ctx.policy.mode() == tufa_policy::Mode::Enforce;
+    let mut dropped = 0;
+    candidates.retain(|c| {
+        let facts = tufa_policy::FileFacts {
+            project: name,
+            filename: &c.record.filename,
+            upload_time: c.record.upload_time.as_deref(),
+        };
+        let verdict = ctx.policy.file(&facts, ctx.now);
+        if !verdict.is_blocked() {
+            return true;
+        }
+        ctx.files_blocked.fetch_add(1, Ordering::Relaxed);
+        if enforce {
+            tracing::info!(project = %name, file = %c.record.filename, %verdict, "policy: file kept out");
+            dropped += 1;
+            false
+        } else {
+            tracing::info!(project = %name, file = %c.record.filename, %verdict, "policy (report mode): file would be kept out");
+            true
+        }
+    });
+    dropped
+}
+
+/// Commits a project the policy keeps out as a whole with no files.
+async fn commit_blocked_project(ctx: &Ctx, name: &ProjectName, pending_serial: Option<u64>) -> Synced {
+    let record = ProjectRecord {
+        name: name.clone(),
+        last_serial: None,
+        versions: Vec::new(),
+        status: None,
+    };
+    let submitted = ctx
+        .committer
+        .submit(tufa_index::ProjectCommit {
+            record,
+            files: Vec::new(),
+            finish_pending: pending_serial,
+        })
+        .await;
+    match submitted {
+        Ok(answer) => Synced::Committing {
+            name: name.clone(),
+            outcome: ProjectOutcome::default(),
+            answer,
+        },
+        Err(error) => ProjectOutcome::failed(name, error).into(),
     }
 }
 
@@ -688,4 +755,61 @@ mod tests {
         assert!(page_format("text/plain").is_none());
         assert!(page_format("application/json").is_none());
     }
+}
+
+/// One file upstream lists, as `tufa policy explain` judges it.
+#[derive(Debug, Clone)]
+pub struct ListedFile {
+    pub filename: DistFilename,
+    pub upload_time: Option<String>,
+}
+
+/// The files upstream lists for `name` (its page fetched and parsed as a sync would, nothing
+/// downloaded), and the filenames that could not be parsed. `Ok(None)`: upstream has no
+/// such project.
+pub async fn list_upstream_files(
+    options: &crate::SyncOptions,
+    name: &ProjectName,
+) -> Result<Option<(Vec<ListedFile>, Vec<String>)>, String> {
+    let mut base = options.upstream.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    let policy = crate::HostPolicy::new(
+        &base,
+        options.xmlrpc.as_ref(),
+        &options.file_hosts,
+        options.allow_private_addresses,
+    )
+    .map_err(|e| e.to_string())?;
+    let upstream = crate::Upstream::new(options.limits.clone(), &options.user_agent, policy)
+        .map_err(|e| e.to_string())?;
+    let page_url = base
+        .join(&format!("{name}/"))
+        .map_err(|e| format!("cannot build page URL: {e}"))?;
+    let doc = upstream
+        .get_document(&page_url, ACCEPT_SIMPLE)
+        .await
+        .map_err(|e| e.to_string())?;
+    if doc.status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let page = parse_page(
+        name,
+        &doc.content_type,
+        &doc.body,
+        options.limits.max_files_per_project,
+    )?;
+    let mut files = Vec::new();
+    let mut unreadable = Vec::new();
+    for f in page.files {
+        match DistFilename::parse(&f.filename) {
+            Ok(filename) => files.push(ListedFile {
+                filename,
+                upload_time: f.upload_time,
+            }),
+            Err(e) => unreadable.push(format!("{}: {e}", f.filename)),
+        }
+    }
+    Ok(Some((files, unreadable)))
 }

@@ -41,6 +41,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub lease: crate::lease_cmd::LeaseConfig,
+    /// What may enter the mirror (`tufa-policy`).
+    #[serde(default)]
+    pub policy: tufa_policy::PolicyConfig,
 }
 
 fn default_upstream() -> Url {
@@ -273,7 +276,13 @@ impl Config {
             tuf: crate::tuf_cmd::TufConfig::default(),
             log: Log::default(),
             lease: crate::lease_cmd::LeaseConfig::default(),
+            policy: tufa_policy::PolicyConfig::default(),
         }
+    }
+
+    /// The `[policy]` section, checked.
+    pub fn policy(&self) -> anyhow::Result<tufa_policy::Policy> {
+        Ok(tufa_policy::Policy::from_config(&self.policy)?)
     }
 
     /// Parses TOML text; `origin` names the file in errors.
@@ -353,6 +362,7 @@ impl Config {
         if self.upstream_root.is_some() {
             self.validate_replica()?;
         }
+        self.policy()?;
         self.tuf.validate()?;
         self.serve.limits.validate()?;
         self.lease.validate()?;
@@ -522,6 +532,18 @@ bins_bit_length = {bits}
 [log]
 # "text" or "json"
 # format = "text"
+
+[policy]
+# What may enter the mirror, checked before a file is downloaded (docs/POLICY.md).
+# "enforce" keeps blocked files out; "report" only logs what would be blocked.
+# mode = "enforce"
+# Hold back files younger than this (by upstream upload-time): s, m, h, d or w.
+# min_release_age = "3d"
+# Project names (globs * ?) with optional PEP 440 versions.
+# deny = ["typo-*", "somepkg==1.2.3", "other>=2,<3"]
+# allow_only = ["requests", "idna"]
+# Names never taken from upstream (dependency confusion guard).
+# internal = ["acme-*"]
 "#,
             upstream = toml_string(self.upstream.as_str()),
             upstream_root = match &self.upstream_root {

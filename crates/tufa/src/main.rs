@@ -3,6 +3,7 @@
 //! Owns configuration, subcommands, progress display and logging; the work itself lives in
 //! the library crates. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
+mod policy_cmd;
 mod progress;
 mod rebuild_cmd;
 mod serve_cmd;
@@ -78,6 +79,21 @@ enum LeaseAction {
     Break {
         /// The lease's token, as `tufa lease show` printed it.
         token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyAction {
+    /// Read NAME's upstream page and print, for each file, whether `[policy]` admits it and
+    /// the rule and reason (deny entry, allow_only, internal name, upload time against
+    /// min_release_age). Nothing is downloaded or changed.
+    Explain {
+        /// A project, or one release of it: `NAME` or `NAME==VERSION`.
+        target: String,
+        /// Judge as of this time (RFC 3339, e.g. 2026-12-24T00:00:00Z) instead of now: when
+        /// will a held-back file be admitted?
+        #[arg(long, value_name = "TIME")]
+        at: Option<jiff::Timestamp>,
     },
 }
 
@@ -279,6 +295,11 @@ enum Command {
     /// error names the attack class: rollback, freeze, bad-signature, hash-mismatch,
     /// target-not-signed). Needs no tufa.toml.
     TufClient(tuf_client_cmd::TufClientArgs),
+    /// The `[policy]` section: what may enter the mirror.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// A verifying local Simple API for pip and uv in front of a tufa mirror: every page,
     /// `.metadata` and file is checked against the mirror's TUF metadata (from the trusted
     /// root on) before pip or uv sees it. Point pip at http://ADDR/simple/ (docs/CLIENTS.md).
@@ -477,6 +498,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map_err(|e| UsageError(e.into()))?;
             runtime()?.block_on(tufa_proxy::run(proxy, listen))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy { action } => {
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            match action {
+                PolicyAction::Explain { target, at } => {
+                    policy_cmd::parse_target(&target).map_err(UsageError)?;
+                    runtime()?.block_on(policy_cmd::explain(&loaded, &target, at))
+                }
+            }
         }
         Command::TufClient(args) => {
             init_logging(cli.verbose, cli.quiet, cli.log_format.unwrap_or_default(), false);

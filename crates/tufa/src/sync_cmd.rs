@@ -48,6 +48,7 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     options.latest_releases = c.sync.latest_releases;
     options.file_hosts = c.sync.file_hosts.clone();
     options.allow_private_addresses = c.sync.allow_private_addresses;
+    options.policy = Arc::new(c.policy()?);
 
     let progress = Progress::new("sync", bar);
     let p = progress.clone();
@@ -89,6 +90,17 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
         report.files_already_present,
         report.files_removed,
     );
+    if report.files_blocked > 0 {
+        let verb = match c.policy.mode {
+            tufa_policy::Mode::Enforce => "kept out",
+            tufa_policy::Mode::Report => "would keep out (report mode)",
+        };
+        println!(
+            "policy {verb} {} file(s); `{}` says why",
+            report.files_blocked,
+            loaded.command("policy explain NAME")
+        );
+    }
     println!(
         "published {} projects ({} unpublished, {} unchanged), {} wheel METADATA files extracted",
         published.projects_published,

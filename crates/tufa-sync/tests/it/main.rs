@@ -8,6 +8,7 @@ mod allowlist;
 mod faults;
 mod full;
 mod hostile;
+mod policy;
 mod resume;
 
 use std::collections::{BTreeMap, BTreeSet};

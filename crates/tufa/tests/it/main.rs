@@ -17,6 +17,7 @@ mod deploy_yaml;
 mod hardening;
 mod kill;
 mod lease;
+mod policy;
 mod rebuild;
 mod storage_azure;
 mod sync;

@@ -1,0 +1,110 @@
+//! `tufa policy explain NAME[==VERSION]`: the policy's verdict on each file upstream lists for
+//! a project, and why. Reads upstream's page (nothing is downloaded or changed).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tufa_policy::{FileFacts, Verdict};
+use tufa_pypi::{ProjectName, Version};
+
+use crate::config::Loaded;
+
+/// `NAME` or `NAME==VERSION`.
+pub fn parse_target(spec: &str) -> anyhow::Result<(ProjectName, Option<Version>)> {
+    let (name, version) = match spec.split_once("==") {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    };
+    let name = ProjectName::new(name.trim()).with_context(|| format!("`{spec}`"))?;
+    let version = version
+        .map(|v| {
+            v.trim()
+                .parse::<Version>()
+                .map_err(|e| anyhow::anyhow!("`{spec}`: bad version: {e}"))
+        })
+        .transpose()?;
+    Ok((name, version))
+}
+
+fn header(
+    name: &ProjectName,
+    version: Option<&Version>,
+    mode: tufa_policy::Mode,
+    at: jiff::Timestamp,
+) -> String {
+    format!(
+        "policy for {name}{} (mode {}, judged at {at})\n",
+        version.map(|v| format!("=={v}")).unwrap_or_default(),
+        match mode {
+            tufa_policy::Mode::Enforce => "enforce",
+            tufa_policy::Mode::Report => "report: nothing is blocked",
+        }
+    )
+}
+
+/// The report, as printed (snapshot-tested through the binary).
+pub fn render(
+    name: &ProjectName,
+    version: Option<&Version>,
+    mode: tufa_policy::Mode,
+    at: jiff::Timestamp,
+    verdicts: &[(String, Verdict)],
+    unreadable: &[String],
+) -> String {
+    let mut out = header(name, version, mode, at);
+    let width = verdicts.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
+    for (file, verdict) in verdicts {
+        out.push_str(&format!("  {file:<width$}  {verdict}\n"));
+    }
+    for bad in unreadable {
+        out.push_str(&format!("  not a distribution filename, never mirrored: {bad}\n"));
+    }
+    let blocked = verdicts.iter().filter(|(_, v)| v.is_blocked()).count();
+    out.push_str(&format!(
+        "{} file(s): {} admitted, {blocked} blocked\n",
+        verdicts.len(),
+        verdicts.len() - blocked
+    ));
+    out
+}
+
+pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -> anyhow::Result<ExitCode> {
+    let (name, version) = parse_target(spec)?;
+    let c = &loaded.config;
+    let policy = c.policy()?;
+    let at = at.unwrap_or_else(jiff::Timestamp::now);
+    if let Some(verdict) = policy.project(&name) {
+        print!("{}", header(&name, version.as_ref(), c.policy.mode, at));
+        println!("  the whole project: {verdict}");
+        println!("  (its upstream page is not read)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut options = tufa_sync::SyncOptions::new(c.upstream.clone());
+    options.xmlrpc = c.xmlrpc.clone();
+    options.limits = c.sync.limits.clone();
+    options.file_hosts = c.sync.file_hosts.clone();
+    options.allow_private_addresses = c.sync.allow_private_addresses;
+    let Some((files, unreadable)) = tufa_sync::list_upstream_files(&options, &name)
+        .await
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+    else {
+        anyhow::bail!("{name}: not found upstream ({})", tufa_sync::redact(&c.upstream));
+    };
+    let verdicts: Vec<(String, Verdict)> = files
+        .iter()
+        .filter(|f| version.is_none() || f.filename.version() == version.as_ref())
+        .map(|f| {
+            let facts = FileFacts {
+                project: &name,
+                filename: &f.filename,
+                upload_time: f.upload_time.as_deref(),
+            };
+            (f.filename.to_string(), policy.file(&facts, at))
+        })
+        .collect();
+    print!(
+        "{}",
+        render(&name, version.as_ref(), c.policy.mode, at, &verdicts, &unreadable)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,124 @@
+//! `[policy]` through the binary: `tufa policy explain` (snapshot of its output), bad policy
+//! values refused at load naming key, value and reason, and a sync that keeps a denied
+//! release off the published page.
+
+use tufa_fake_upstream::demo_projects;
+
+use crate::{MirrorDir, Upstream, tufa};
+
+fn with_policy(m: &MirrorDir, policy: &str) {
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    let text = text.replace("\n[policy]\n", &format!("\n[policy]\n{policy}\n"));
+    std::fs::write(m.config(), text).unwrap();
+}
+
+/// The upstream's URL varies per run; the rest of the output does not.
+fn explain(m: &MirrorDir, args: &[&str]) -> String {
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .args(["-q", "policy", "explain"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn explain_names_the_rule_for_every_file() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    with_policy(
+        &m,
+        "deny = [\"demo-lib==1.1\"]\nallow_only = [\"demo-*\"]\ninternal = [\"acme-*\"]\nmin_release_age = \"30d\"",
+    );
+    // The fake upstream's files were uploaded in 2024 (deterministic times).
+    insta::assert_snapshot!(
+        "explain_demo_lib",
+        explain(&m, &["demo-lib", "--at", "2024-01-05T00:00:00Z"])
+    );
+    insta::assert_snapshot!(
+        "explain_demo_lib_1_0_later",
+        explain(&m, &["demo-lib==1.0", "--at", "2025-01-01T00:00:00Z"])
+    );
+    insta::assert_snapshot!(
+        "explain_internal",
+        explain(&m, &["ACME_billing", "--at", "2025-01-01T00:00:00Z"])
+    );
+}
+
+#[test]
+fn a_bad_policy_is_refused_at_load_naming_key_value_and_reason() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    for (policy, needle) in [
+        (
+            "min_release_age = \"3 days\"",
+            "policy.min_release_age: `3 days` has unit `days`",
+        ),
+        (
+            "deny = [\"demo-lib>>1\"]",
+            "policy.deny: `demo-lib>>1` has a bad version specifier",
+        ),
+        ("denyy = [\"x\"]", "unknown field `denyy`"),
+    ] {
+        let original = std::fs::read_to_string(m.config()).unwrap();
+        with_policy(&m, policy);
+        let out = tufa()
+            .arg("--config")
+            .arg(m.config())
+            .arg("sync")
+            .output()
+            .unwrap();
+        std::fs::write(m.config(), original).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{policy}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{policy}: {stderr}");
+    }
+}
+
+#[test]
+fn a_denied_release_leaves_the_published_page() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    let sync = || {
+        tufa()
+            .arg("--config")
+            .arg(m.config())
+            .arg("sync")
+            .output()
+            .unwrap()
+    };
+    let page = || {
+        let out = sync();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = page();
+    assert!(!first.contains("policy"), "{first}");
+    with_policy(&m, "deny = [\"demo-lib==1.1\"]");
+    let second = page();
+    assert!(second.contains("policy kept out 2 file(s)"), "{second}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(m.dir.path().join("data/store/published/projects/demo-lib.json")).unwrap(),
+    )
+    .unwrap();
+    let json_page = manifest["json"]["raw"]["sha256"].as_str().unwrap();
+    let blob = m
+        .dir
+        .path()
+        .join("data/store/blobs/sha256")
+        .join(&json_page[..2])
+        .join(&json_page[2..4])
+        .join(json_page);
+    let page: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    let files: Vec<&str> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert!(!files.iter().any(|f| f.contains("-1.1")), "{files:?}");
+    assert!(files.iter().any(|f| f.contains("-1.0")), "{files:?}");
+}
