@@ -10,6 +10,7 @@ mod disk_full;
 mod harness;
 mod http;
 mod pip;
+mod policy;
 mod proxy;
 mod rebuild;
 mod replica;

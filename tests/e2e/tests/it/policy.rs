@@ -1,0 +1,79 @@
+//! `[policy]` end to end: with a release denied after it was mirrored, pip and uv resolve to
+//! the newest allowed version, and python-tuf verifies the pruned page and finds the denied
+//! files no longer signed.
+
+use crate::harness::{Mirror, check, dist_infos, venv_cmd};
+use crate::tuf::{HTML_PAGE, current_targets};
+use crate::tuf_client::TufClient;
+
+#[test]
+fn a_denied_release_is_pruned_and_installers_take_the_newest_allowed() {
+    let m = Mirror::start_signed();
+    let signed_before = current_targets(&m.tuf_dir());
+    assert!(
+        signed_before
+            .keys()
+            .any(|p| p.ends_with("demo_lib-1.1-py3-none-any.whl"))
+    );
+
+    let toml = std::fs::read_to_string(&m.config).unwrap();
+    assert!(toml.contains("\n[policy]\n"), "{toml}");
+    std::fs::write(
+        &m.config,
+        toml.replace("\n[policy]\n", "\n[policy]\ndeny = [\"demo-lib==1.1\"]\n"),
+    )
+    .unwrap();
+    let out = m.sync();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("policy kept out 2 file(s)"), "{summary}");
+
+    // The denied files are no longer TUF targets; the page python-tuf verifies lists 1.0.
+    let signed = current_targets(&m.tuf_dir());
+    assert!(
+        !signed.keys().any(|p| p.contains("demo_lib-1.1")),
+        "{:?}",
+        signed.keys()
+    );
+    assert!(
+        signed
+            .keys()
+            .any(|p| p.ends_with("demo_lib-1.0-py3-none-any.whl"))
+    );
+    let client = TufClient::new(&m.work_dir("tuf-client"), &m.tuf_dir().join("1.root.json"));
+    let wheel_1_0 = signed
+        .keys()
+        .find(|p| p.ends_with("demo_lib-1.0-py3-none-any.whl"))
+        .unwrap()
+        .to_string();
+    let run = client.run(
+        &format!("{}tuf/", m.root_url()),
+        &m.root_url(),
+        &[HTML_PAGE, &wheel_1_0],
+    );
+    run.assert_ok();
+    let page = String::from_utf8(run.target(HTML_PAGE).bytes()).unwrap();
+    assert!(
+        page.contains("demo_lib-1.0-py3-none-any.whl") && !page.contains("demo_lib-1.1"),
+        "{page}"
+    );
+
+    // pip and uv take 1.0, the newest allowed.
+    for tool in ["pip", "uv"] {
+        let home = m.work_dir(&format!("{tool}-home"));
+        let site = home.join("site");
+        let mut cmd = venv_cmd(tool, &home);
+        if tool == "uv" {
+            cmd.args(["pip", "install", "--no-cache"]);
+        } else {
+            cmd.args(["install", "--no-cache-dir"]);
+        }
+        let out = cmd
+            .args(["--index-url", &m.url, "--target"])
+            .arg(&site)
+            .arg("demo-lib")
+            .output()
+            .unwrap();
+        check(out, &format!("{tool} install demo-lib"));
+        assert_eq!(dist_infos(&site), ["demo_lib-1.0.dist-info"], "{tool}");
+    }
+}
