@@ -10,6 +10,8 @@
 //!   whatever upstream serves under them;
 //! - `deny = ["name", "name==1.2.3", "name>=2,<3", "typo-*"]`: project names (with `*` and `?`
 //!   globs, matched on normalised names) and, optionally, PEP 440 specifiers per project;
+//! - `[policy.advisories]`: an OSV dump ([`Advisories`]); `MAL-` records block the versions
+//!   they affect, vulnerabilities when their severity reaches `block_severity`;
 //! - `allow_only = [...]` (same syntax): when set, only what matches one entry;
 //! - `min_release_age = "3d"`: a file younger than this (by its upstream `upload-time`) is not
 //!   admitted yet; it is admitted by the first sync after it is old enough. A file without an
@@ -22,7 +24,12 @@
 
 #![forbid(unsafe_code)]
 
+mod osv;
+
+pub use osv::{Advisories, Advisory, Severity};
+
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
@@ -46,6 +53,22 @@ pub struct PolicyConfig {
     pub allow_only: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub internal: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisories: Option<AdvisoriesConfig>,
+}
+
+/// `[policy.advisories]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoriesConfig {
+    /// An OSV dump for PyPI: a directory of OSV JSON files or the ecosystem's `all.zip`
+    /// (relative to the config file). Read at the start of every sync, so a refreshed dump
+    /// takes effect at the next one.
+    pub osv: PathBuf,
+    /// Vulnerabilities at or above this severity block the versions they affect. Absent: only
+    /// malicious-package (`MAL-`) records block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_severity: Option<Severity>,
 }
 
 /// Whether verdicts are applied.
@@ -241,6 +264,7 @@ fn parse_age(raw: &str) -> Result<SignedDuration, PolicyError> {
 pub enum RuleKind {
     Internal,
     Deny,
+    Advisory,
     AllowOnly,
     MinReleaseAge,
 }
@@ -250,6 +274,7 @@ impl RuleKind {
         match self {
             Self::Internal => "internal",
             Self::Deny => "deny",
+            Self::Advisory => "advisories",
             Self::AllowOnly => "allow_only",
             Self::MinReleaseAge => "min_release_age",
         }
@@ -301,6 +326,7 @@ pub struct Policy {
     deny: Vec<Rule>,
     allow_only: Option<Vec<Rule>>,
     internal: Vec<NamePattern>,
+    advisories: Option<(Advisories, Option<Severity>)>,
 }
 
 impl Policy {
@@ -332,7 +358,42 @@ impl Policy {
                     NamePattern::parse("internal", raw, raw)
                 })
                 .collect::<Result<_, _>>()?,
+            advisories: None,
         })
+    }
+
+    /// [`Policy::from_config`], then the OSV dump `[policy.advisories] osv` names (relative
+    /// to `base`) read in. Returns the records that could not be read, for the caller to report.
+    pub fn load(c: &PolicyConfig, base: &Path) -> Result<(Self, Vec<String>), PolicyError> {
+        let mut policy = Self::from_config(c)?;
+        let Some(a) = &c.advisories else {
+            return Ok((policy, Vec::new()));
+        };
+        let path = base.join(&a.osv);
+        let (advisories, unreadable) = Advisories::load(&path)
+            .map_err(|reason| bad("advisories.osv", &a.osv.display().to_string(), reason))?;
+        policy.advisories = Some((advisories, a.block_severity));
+        Ok((policy, unreadable))
+    }
+
+    /// Checks that what [`Policy::load`] would read is there, without reading it.
+    pub fn check_paths(c: &PolicyConfig, base: &Path) -> Result<(), PolicyError> {
+        if let Some(a) = &c.advisories
+            && !base.join(&a.osv).exists()
+        {
+            return Err(bad(
+                "advisories.osv",
+                &a.osv.display().to_string(),
+                format!("does not exist (looked for `{}`)", base.join(&a.osv).display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The same policy with these advisories.
+    pub fn with_advisories(mut self, advisories: Advisories, block_severity: Option<Severity>) -> Self {
+        self.advisories = Some((advisories, block_severity));
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -345,6 +406,7 @@ impl Policy {
             && self.deny.is_empty()
             && self.allow_only.is_none()
             && self.internal.is_empty()
+            && self.advisories.is_none()
     }
 
     /// A verdict on a whole project, when one applies to all its files (an internal name, a
@@ -386,6 +448,27 @@ impl Policy {
                 rule: RuleKind::Deny,
                 reason: format!("{} {shown} matches deny entry `{}`", facts.project, r.text),
             };
+        }
+        if let (Some((advisories, threshold)), Some(v)) = (&self.advisories, version) {
+            for a in advisories.affecting(facts.project, v) {
+                let blocks = a.malicious || matches!((a.severity, threshold), (Some(s), Some(t)) if s >= *t);
+                if !blocks {
+                    continue;
+                }
+                let what = if a.malicious {
+                    "a malicious-package record".to_owned()
+                } else {
+                    format!(
+                        "severity {}, at or above block_severity {}",
+                        a.severity.map_or("?", Severity::as_str),
+                        threshold.map_or("?", Severity::as_str)
+                    )
+                };
+                return Verdict::Block {
+                    rule: RuleKind::Advisory,
+                    reason: format!("{} {shown} is affected by {} ({what})", facts.project, a.id),
+                };
+            }
         }
         let allowed_by = match &self.allow_only {
             None => None,

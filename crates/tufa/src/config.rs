@@ -231,6 +231,20 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// `[policy]` with its OSV dump read in (relative paths against the config's directory).
+    /// Records that could not be read are logged, once, as a warning.
+    pub fn load_policy(&self) -> anyhow::Result<tufa_policy::Policy> {
+        let (policy, unreadable) = tufa_policy::Policy::load(&self.config.policy, &self.base_dir)?;
+        if let Some(first) = unreadable.first() {
+            tracing::warn!(
+                unreadable = unreadable.len(),
+                first = %first,
+                "some OSV records could not be read and were skipped"
+            );
+        }
+        Ok(policy)
+    }
+
     /// The blob store the config names.
     pub fn open_store(&self) -> anyhow::Result<tufa_store::BlobStore> {
         tufa_store::BlobStore::open(&self.store_location, &self.config.storage.cloud_options())
@@ -544,6 +558,11 @@ bins_bit_length = {bits}
 # allow_only = ["requests", "idna"]
 # Names never taken from upstream (dependency confusion guard).
 # internal = ["acme-*"]
+# An OSV dump (directory or PyPI all.zip): MAL- records block; vulnerabilities at or above
+# block_severity (low, medium, high, critical) too.
+# [policy.advisories]
+# osv = "osv/all.zip"
+# block_severity = "high"
 "#,
             upstream = toml_string(self.upstream.as_str()),
             upstream_root = match &self.upstream_root {
@@ -665,6 +684,8 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     } else {
         base
     };
+    tufa_policy::Policy::check_paths(&config.policy, &base)
+        .with_context(|| format!("config `{}`", path.display()))?;
     let store_location = config
         .storage
         .location(&base)

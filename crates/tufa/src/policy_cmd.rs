@@ -71,7 +71,7 @@ pub fn render(
 pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -> anyhow::Result<ExitCode> {
     let (name, version) = parse_target(spec)?;
     let c = &loaded.config;
-    let policy = c.policy()?;
+    let policy = loaded.load_policy()?;
     let at = at.unwrap_or_else(jiff::Timestamp::now);
     if let Some(verdict) = policy.project(&name) {
         print!("{}", header(&name, version.as_ref(), c.policy.mode, at));

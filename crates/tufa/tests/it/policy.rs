@@ -122,3 +122,48 @@ fn a_denied_release_leaves_the_published_page() {
     assert!(!files.iter().any(|f| f.contains("-1.1")), "{files:?}");
     assert!(files.iter().any(|f| f.contains("-1.0")), "{files:?}");
 }
+
+#[test]
+fn a_malicious_release_in_the_osv_dump_is_kept_out() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    let original = std::fs::read_to_string(m.config()).unwrap();
+    let osv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tufa-policy/tests/fixtures/osv");
+    with_policy(
+        &m,
+        &format!("[policy.advisories]\nosv = {:?}", osv.display().to_string()),
+    );
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("policy kept out 2 file(s)"), "{stdout}");
+    // The unreadable fixture records are reported, not fatal.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("some OSV records could not be read"), "{stderr}");
+    let explained = explain(&m, &["demo-lib==1.1"]);
+    assert!(
+        explained.contains("is affected by MAL-2026-0001 (a malicious-package record)"),
+        "{explained}"
+    );
+
+    // A dump that is not there stops every command at load, naming it.
+    std::fs::write(m.config(), original).unwrap();
+    with_policy(&m, "[policy.advisories]\nosv = \"no/such/dump\"");
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("policy.advisories.osv: `no/such/dump` does not exist"),
+        "{stderr}"
+    );
+}
