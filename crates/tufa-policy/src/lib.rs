@@ -55,6 +55,61 @@ pub struct PolicyConfig {
     pub internal: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advisories: Option<AdvisoriesConfig>,
+    /// `false`: pre-, dev- and release-candidate versions are kept out.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub prereleases: bool,
+    /// `false`: yanked files (PEP 592) are kept out instead of served as yanked.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub yanked: bool,
+    /// Files larger than this (by the size upstream's page gives; `"500MB"`, `"2GiB"`) are
+    /// kept out. A page without sizes (PEP 503 HTML) gives nothing to judge by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<String>,
+    /// Wheel platform tags to keep (globs: `"manylinux*_x86_64"`, `"win_amd64"`, `"any"`);
+    /// a wheel none of whose tags matches is kept out. Sdists are always kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// Parses `"500MB"`, `"2GiB"`, `"100kB"`, `"1024"` (bytes).
+fn parse_size(raw: &str) -> Result<u64, PolicyError> {
+    let text = raw.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| {
+        bad(
+            "max_file_size",
+            raw,
+            "must start with a whole number (e.g. \"500MB\")",
+        )
+    })?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(bad(
+                "max_file_size",
+                raw,
+                format!("has unit `{other}`; use B, kB, MB, GB, KiB, MiB or GiB"),
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| bad("max_file_size", raw, "is too large"))
 }
 
 /// `[policy.advisories]`.
@@ -266,6 +321,10 @@ pub enum RuleKind {
     Deny,
     Advisory,
     AllowOnly,
+    Prereleases,
+    Yanked,
+    MaxFileSize,
+    Platforms,
     MinReleaseAge,
 }
 
@@ -276,6 +335,10 @@ impl RuleKind {
             Self::Deny => "deny",
             Self::Advisory => "advisories",
             Self::AllowOnly => "allow_only",
+            Self::Prereleases => "prereleases",
+            Self::Yanked => "yanked",
+            Self::MaxFileSize => "max_file_size",
+            Self::Platforms => "platforms",
             Self::MinReleaseAge => "min_release_age",
         }
     }
@@ -316,10 +379,14 @@ pub struct FileFacts<'a> {
     pub filename: &'a DistFilename,
     /// RFC 3339, as upstream gave it (PEP 700 `upload-time`).
     pub upload_time: Option<&'a str>,
+    /// Yanked upstream (PEP 592).
+    pub yanked: bool,
+    /// Bytes, when the page says (PEP 700 `size`).
+    pub size: Option<u64>,
 }
 
 /// The mirror's policy. See the crate docs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     mode: Mode,
     min_release_age: Option<(SignedDuration, String)>,
@@ -327,6 +394,27 @@ pub struct Policy {
     allow_only: Option<Vec<Rule>>,
     internal: Vec<NamePattern>,
     advisories: Option<(Advisories, Option<Severity>)>,
+    prereleases: bool,
+    yanked: bool,
+    max_file_size: Option<(u64, String)>,
+    platforms: Option<Vec<String>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            min_release_age: None,
+            deny: Vec::new(),
+            allow_only: None,
+            internal: Vec::new(),
+            advisories: None,
+            prereleases: true,
+            yanked: true,
+            max_file_size: None,
+            platforms: None,
+        }
+    }
 }
 
 impl Policy {
@@ -359,6 +447,30 @@ impl Policy {
                 })
                 .collect::<Result<_, _>>()?,
             advisories: None,
+            prereleases: c.prereleases,
+            yanked: c.yanked,
+            max_file_size: c
+                .max_file_size
+                .as_deref()
+                .map(|raw| parse_size(raw).map(|n| (n, raw.trim().to_owned())))
+                .transpose()?,
+            platforms: c
+                .platforms
+                .as_ref()
+                .map(|list| {
+                    list.iter()
+                        .map(|p| {
+                            let ok = !p.is_empty()
+                                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*' | '?'));
+                            if ok {
+                                Ok(p.to_ascii_lowercase())
+                            } else {
+                                Err(bad("platforms", p, "is not a wheel platform tag pattern (letters, digits, `_`, `.`, `*`, `?`)"))
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
         })
     }
 
@@ -407,6 +519,10 @@ impl Policy {
             && self.allow_only.is_none()
             && self.internal.is_empty()
             && self.advisories.is_none()
+            && self.prereleases
+            && self.yanked
+            && self.max_file_size.is_none()
+            && self.platforms.is_none()
     }
 
     /// A verdict on a whole project, when one applies to all its files (an internal name, a
@@ -432,6 +548,51 @@ impl Policy {
                 rule: RuleKind::AllowOnly,
                 reason: format!("`{name}` matches no allow_only entry"),
             });
+        }
+        None
+    }
+
+    /// The file filters: prereleases, yanked, size, platform tags.
+    fn filters(&self, facts: &FileFacts<'_>, shown: &str) -> Option<Verdict> {
+        let block = |rule, reason: String| Some(Verdict::Block { rule, reason });
+        if !self.prereleases && facts.filename.version().is_some_and(Version::any_prerelease) {
+            return block(
+                RuleKind::Prereleases,
+                format!("{} {shown} is a pre-release (prereleases = false)", facts.project),
+            );
+        }
+        if !self.yanked && facts.yanked {
+            return block(
+                RuleKind::Yanked,
+                format!("{} is yanked upstream (yanked = false)", facts.filename),
+            );
+        }
+        if let (Some((max, raw)), Some(size)) = (&self.max_file_size, facts.size)
+            && size > *max
+        {
+            return block(
+                RuleKind::MaxFileSize,
+                format!(
+                    "{} is {size} bytes, larger than max_file_size {raw}",
+                    facts.filename
+                ),
+            );
+        }
+        if let (Some(platforms), Some(wheel)) = (&self.platforms, facts.filename.as_wheel())
+            && !wheel.platform_tags.iter().any(|t| {
+                platforms
+                    .iter()
+                    .any(|p| glob(p.as_bytes(), t.to_ascii_lowercase().as_bytes()))
+            })
+        {
+            return block(
+                RuleKind::Platforms,
+                format!(
+                    "{} is for {}, which no platforms entry matches",
+                    facts.filename,
+                    wheel.platform_tags.join(".")
+                ),
+            );
         }
         None
     }
@@ -482,6 +643,9 @@ impl Policy {
                 }
             },
         };
+        if let Some(v) = self.filters(facts, &shown) {
+            return v;
+        }
         if let Some((age, raw)) = &self.min_release_age {
             match facts.upload_time.map(|t| t.parse::<Timestamp>()) {
                 Some(Ok(uploaded)) => {
@@ -544,6 +708,8 @@ mod tests {
                 project: &project,
                 filename: &filename,
                 upload_time: uploaded,
+                yanked: false,
+                size: None,
             },
             now.parse().unwrap(),
         )
@@ -656,6 +822,71 @@ mod tests {
         }
         assert!(toml::from_str::<PolicyConfig>(r#"mode = "audit""#).is_err());
         assert!(toml::from_str::<PolicyConfig>(r#"min_age = "3d""#).is_err());
+    }
+
+    #[test]
+    fn file_filters() {
+        let p = policy(
+            "prereleases = false\nyanked = false\nmax_file_size = \"1MB\"\nplatforms = [\"manylinux*_x86_64\", \"any\"]",
+        );
+        let facts = |file: &'static str, yanked, size| {
+            let filename = DistFilename::parse(file).unwrap();
+            (filename, yanked, size)
+        };
+        let project = ProjectName::new("demo").unwrap();
+        let judge = |(filename, yanked, size): (DistFilename, bool, Option<u64>)| {
+            p.file(
+                &FileFacts {
+                    project: &project,
+                    filename: &filename,
+                    upload_time: None,
+                    yanked,
+                    size,
+                },
+                NOW.parse().unwrap(),
+            )
+        };
+        let rule = |v: Verdict| match v {
+            Verdict::Block { rule, .. } => Some(rule),
+            Verdict::Admit { .. } => None,
+        };
+        assert_eq!(
+            rule(judge(facts("demo-2.0rc1.tar.gz", false, None))),
+            Some(RuleKind::Prereleases)
+        );
+        assert_eq!(
+            rule(judge(facts("demo-2.0.tar.gz", true, None))),
+            Some(RuleKind::Yanked)
+        );
+        assert_eq!(
+            rule(judge(facts("demo-2.0.tar.gz", false, Some(1_000_001)))),
+            Some(RuleKind::MaxFileSize)
+        );
+        assert_eq!(
+            rule(judge(facts("demo-2.0.tar.gz", false, Some(1_000_000)))),
+            None
+        );
+        assert_eq!(
+            rule(judge(facts("demo-2.0-cp312-cp312-win_amd64.whl", false, None))),
+            Some(RuleKind::Platforms)
+        );
+        assert_eq!(
+            rule(judge(facts(
+                "demo-2.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                false,
+                None
+            ))),
+            None
+        );
+        assert_eq!(rule(judge(facts("demo-2.0-py3-none-any.whl", false, None))), None);
+        for (text, needle) in [
+            ("max_file_size = \"1 TB\"", "has unit `TB`"),
+            ("platforms = [\"linux x86\"]", "not a wheel platform tag pattern"),
+        ] {
+            let c: PolicyConfig = toml::from_str(text).unwrap();
+            let e = Policy::from_config(&c).unwrap_err();
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
     }
 
     #[test]

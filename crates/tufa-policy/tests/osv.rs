@@ -20,6 +20,8 @@ fn verdict(p: &Policy, project: &str, file: &str) -> Verdict {
             project: &project,
             filename: &filename,
             upload_time: None,
+            yanked: false,
+            size: None,
         },
         "2026-12-03T00:00:00Z".parse().unwrap(),
     )

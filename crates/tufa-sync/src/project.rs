@@ -285,6 +285,9 @@ fn apply_policy(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>) 
             project: name,
             filename: &c.record.filename,
             upload_time: c.record.upload_time.as_deref(),
+            yanked: c.record.yanked.is_some(),
+            // HTML pages give no size (recorded as 0 until the download).
+            size: (c.record.size > 0).then_some(c.record.size),
         };
         let verdict = ctx.policy.file(&facts, ctx.now);
         if !verdict.is_blocked() {
@@ -762,6 +765,8 @@ mod tests {
 pub struct ListedFile {
     pub filename: DistFilename,
     pub upload_time: Option<String>,
+    pub yanked: bool,
+    pub size: Option<u64>,
 }
 
 /// The files upstream lists for `name` (its page fetched and parsed as a sync would, nothing
@@ -807,6 +812,8 @@ pub async fn list_upstream_files(
             Ok(filename) => files.push(ListedFile {
                 filename,
                 upload_time: f.upload_time,
+                yanked: !matches!(f.yanked, tufa_pypi::simple::Yanked::No),
+                size: f.size,
             }),
             Err(e) => unreadable.push(format!("{}: {e}", f.filename)),
         }

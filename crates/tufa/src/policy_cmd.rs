@@ -98,6 +98,8 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
                 project: &name,
                 filename: &f.filename,
                 upload_time: f.upload_time.as_deref(),
+                yanked: f.yanked,
+                size: f.size,
             };
             (f.filename.to_string(), policy.file(&facts, at))
         })
