@@ -30,6 +30,9 @@ pub(crate) fn metadata_text(display: &str, spec: &ReleaseSpec) -> String {
     if let Some(rp) = &spec.requires_python {
         m.push_str(&format!("Requires-Python: {rp}\n"));
     }
+    if let Some(license) = &spec.license_expression {
+        m.push_str(&format!("License-Expression: {license}\n"));
+    }
     for r in &spec.requires_dist {
         m.push_str(&format!("Requires-Dist: {r}\n"));
     }

@@ -142,6 +142,8 @@ pub struct ReleaseSpec {
     /// Bytes of incompressible padding stored in the wheel (`<dist>/payload.bin`), to make
     /// a big wheel.
     pub payload: usize,
+    /// `License-Expression` (PEP 639) in the core metadata.
+    pub license_expression: Option<String>,
 }
 
 impl ReleaseSpec {
@@ -155,7 +157,14 @@ impl ReleaseSpec {
             wheel: true,
             sdist: true,
             payload: 0,
+            license_expression: None,
         }
+    }
+
+    /// Sets the core metadata's `License-Expression`.
+    pub fn license(mut self, expression: &str) -> Self {
+        self.license_expression = Some(expression.to_string());
+        self
     }
 
     /// Pads the wheel with `bytes` of incompressible data (a big wheel).

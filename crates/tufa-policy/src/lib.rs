@@ -24,8 +24,10 @@
 
 #![forbid(unsafe_code)]
 
+mod license;
 mod osv;
 
+pub use license::LicensesConfig;
 pub use osv::{Advisories, Advisory, Severity};
 
 use std::fmt;
@@ -55,6 +57,9 @@ pub struct PolicyConfig {
     pub internal: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advisories: Option<AdvisoriesConfig>,
+    /// Licence rules over each distribution's core metadata (judged when the mirror has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licenses: Option<LicensesConfig>,
     /// `false`: pre-, dev- and release-candidate versions are kept out.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub prereleases: bool,
@@ -326,6 +331,7 @@ pub enum RuleKind {
     MaxFileSize,
     Platforms,
     MinReleaseAge,
+    License,
 }
 
 impl RuleKind {
@@ -339,6 +345,7 @@ impl RuleKind {
             Self::Yanked => "yanked",
             Self::MaxFileSize => "max_file_size",
             Self::Platforms => "platforms",
+            Self::License => "licenses",
             Self::MinReleaseAge => "min_release_age",
         }
     }
@@ -398,6 +405,7 @@ pub struct Policy {
     yanked: bool,
     max_file_size: Option<(u64, String)>,
     platforms: Option<Vec<String>>,
+    licenses: Option<license::Licenses>,
 }
 
 impl Default for Policy {
@@ -413,6 +421,7 @@ impl Default for Policy {
             yanked: true,
             max_file_size: None,
             platforms: None,
+            licenses: None,
         }
     }
 }
@@ -471,6 +480,7 @@ impl Policy {
                         .collect::<Result<Vec<_>, _>>()
                 })
                 .transpose()?,
+            licenses: c.licenses.as_ref().map(license::Licenses::from_config).transpose()?,
         })
     }
 
@@ -523,6 +533,25 @@ impl Policy {
             && self.yanked
             && self.max_file_size.is_none()
             && self.platforms.is_none()
+            && self.licenses.is_none()
+    }
+
+    /// Whether licence rules are set (they need each distribution's core metadata).
+    pub fn has_license_rules(&self) -> bool {
+        self.licenses.is_some()
+    }
+
+    /// The licence verdict on `filename`, whose core metadata is `metadata` (`None`: not
+    /// known, as for an sdist); `None` when no licence rule is set.
+    pub fn license(&self, filename: &DistFilename, metadata: Option<&str>) -> Option<Verdict> {
+        let rules = self.licenses.as_ref()?;
+        Some(match rules.judge(metadata) {
+            Ok(reason) => Verdict::Admit { reason },
+            Err(reason) => Verdict::Block {
+                rule: RuleKind::License,
+                reason: format!("{filename}: {reason}"),
+            },
+        })
     }
 
     /// A verdict on a whole project, when one applies to all its files (an internal name, a

@@ -62,6 +62,9 @@ pub struct PublishOptions {
     pub force_timestamp: bool,
     /// Projects published at once (at least 1).
     pub concurrency: usize,
+    /// `[policy]`: its licence rules are judged here, where each wheel's METADATA is known;
+    /// a blocked file is left off the pages and the TUF targets.
+    pub policy: Option<std::sync::Arc<tufa_policy::Policy>>,
 }
 
 impl Default for PublishOptions {
@@ -71,6 +74,7 @@ impl Default for PublishOptions {
             tuf: None,
             force_timestamp: false,
             concurrency: DEFAULT_CONCURRENCY,
+            policy: None,
         }
     }
 }
@@ -111,7 +115,7 @@ pub async fn publish(
         let results: Vec<(ProjectName, Result<Outcome, PublishError>)> =
             futures::stream::iter(batch.iter().cloned())
                 .map(|name| async move {
-                    let r = publish_project(staged, deferred, &name, &options.layout).await;
+                    let r = publish_project(staged, deferred, &name, options).await;
                     (name, r)
                 })
                 .buffer_unordered(options.concurrency.max(1))
@@ -194,8 +198,9 @@ async fn publish_project(
     store: &BlobStore,
     index: &Index,
     name: &ProjectName,
-    layout: &tufa_tuf::BinLayout,
+    options: &PublishOptions,
 ) -> Result<Outcome, PublishError> {
+    let layout = &options.layout;
     let idx = index.clone();
     let n = name.clone();
     let (record, files) = tokio::task::spawn_blocking(move || -> Result<_, IndexError> {
@@ -214,7 +219,15 @@ async fn publish_project(
     let files: Vec<FileRecord> = if quarantined { Vec::new() } else { files };
 
     let wheels: Vec<&FileRecord> = files.iter().filter(|f| f.kind() == DistKind::Wheel).collect();
-    let (metadata, extracted) = wheels_metadata(store, index, &wheels).await?;
+    let WheelsMetadata {
+        mut metadata,
+        extracted,
+        fresh,
+    } = wheels_metadata(store, index, &wheels).await?;
+    let files = match options.policy.as_deref().filter(|p| p.has_license_rules()) {
+        Some(policy) => license_rules(store, policy, name, files, &mut metadata, &fresh).await?,
+        None => files,
+    };
 
     let page = project_page(&record, &files, &metadata);
     let [html, json] = tufa_tree::store_pages(
@@ -270,11 +283,19 @@ fn now_rfc3339() -> String {
 /// The METADATA blobs of a project's wheels (by filename), extracting and storing those not
 /// extracted before; and how many were extracted now. One index read, one store check, one
 /// batch of stores and one index write for the whole project.
+/// The METADATA of a project's wheels: blob per wheel filename, how many were extracted now,
+/// and the bytes of those (their blobs are staged, not yet readable from the store).
+struct WheelsMetadata {
+    metadata: BTreeMap<String, BlobRef>,
+    extracted: usize,
+    fresh: BTreeMap<String, Bytes>,
+}
+
 async fn wheels_metadata(
     store: &BlobStore,
     index: &Index,
     wheels: &[&FileRecord],
-) -> Result<(BTreeMap<String, BlobRef>, usize), PublishError> {
+) -> Result<WheelsMetadata, PublishError> {
     let idx = index.clone();
     let digests: Vec<Sha256Digest> = wheels.iter().map(|f| f.sha256).collect();
     let known = tokio::task::spawn_blocking(move || idx.extracted_metadata_many(&digests)).await??;
@@ -298,7 +319,11 @@ async fn wheels_metadata(
         }
     }
     if to_extract.is_empty() {
-        return Ok((metadata, 0));
+        return Ok(WheelsMetadata {
+            metadata,
+            extracted: 0,
+            fresh: BTreeMap::new(),
+        });
     }
 
     let mut found = Vec::new();
@@ -332,7 +357,14 @@ async fn wheels_metadata(
     tokio::task::spawn_blocking(move || idx.set_extracted_metadata_many(&rows)).await??;
     // Counted as extracted only when there was a METADATA to extract (a wheel that is not a
     // readable zip was warned about above and is not a success).
-    Ok((metadata, found.len()))
+    Ok(WheelsMetadata {
+        metadata,
+        extracted: found.len(),
+        fresh: found
+            .into_iter()
+            .map(|(f, bytes)| (f.filename.as_str().to_owned(), bytes))
+            .collect(),
+    })
 }
 
 /// The METADATA of each wheel: on the local disk read in place (the zip's central directory,
@@ -379,6 +411,41 @@ async fn extract_from_store(store: &BlobStore, f: &FileRecord) -> Result<Option<
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// Judges every file by the licence rules (wheels by their METADATA, sdists as unknown) and,
+/// in enforce mode, leaves out the blocked ones (and their METADATA).
+async fn license_rules(
+    store: &BlobStore,
+    policy: &tufa_policy::Policy,
+    name: &ProjectName,
+    files: Vec<FileRecord>,
+    metadata: &mut BTreeMap<String, BlobRef>,
+    fresh: &BTreeMap<String, Bytes>,
+) -> Result<Vec<FileRecord>, PublishError> {
+    let enforce = policy.mode() == tufa_policy::Mode::Enforce;
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        let text = match (fresh.get(f.filename.as_str()), metadata.get(f.filename.as_str())) {
+            (Some(bytes), _) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            (None, Some(blob)) => {
+                Some(String::from_utf8_lossy(&store.get_verified(&blob.sha256).await?).into_owned())
+            }
+            (None, None) => None,
+        };
+        if let Some(verdict @ tufa_policy::Verdict::Block { .. }) =
+            policy.license(&f.filename, text.as_deref())
+        {
+            if enforce {
+                tracing::info!(project = %name, file = %f.filename, %verdict, "policy: file left off the page");
+                metadata.remove(f.filename.as_str());
+                continue;
+            }
+            tracing::info!(project = %name, file = %f.filename, %verdict, "policy (report mode): file would be left off the page");
+        }
+        kept.push(f);
+    }
+    Ok(kept)
 }
 
 /// The page model both formats are rendered from. Files are ordered by version, then name;

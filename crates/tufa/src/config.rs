@@ -563,6 +563,10 @@ bins_bit_length = {bits}
 # [policy.advisories]
 # osv = "osv/all.zip"
 # block_severity = "high"
+# SPDX licence rules, judged from each wheel's METADATA (License-Expression or classifiers).
+# [policy.licenses]
+# allow = ["MIT", "Apache-2.0", "BSD-3-Clause"]
+# deny = ["AGPL-3.0-only"]
 "#,
             upstream = toml_string(self.upstream.as_str()),
             upstream_root = match &self.upstream_root {

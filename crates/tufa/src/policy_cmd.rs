@@ -108,5 +108,10 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
         "{}",
         render(&name, version.as_ref(), c.policy.mode, at, &verdicts, &unreadable)
     );
+    if policy.has_license_rules() {
+        println!(
+            "[policy.licenses] is judged when the mirror publishes, from each wheel's METADATA (sdists count as unknown): see the sync's log"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

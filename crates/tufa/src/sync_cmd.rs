@@ -48,7 +48,9 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     options.latest_releases = c.sync.latest_releases;
     options.file_hosts = c.sync.file_hosts.clone();
     options.allow_private_addresses = c.sync.allow_private_addresses;
-    options.policy = Arc::new(loaded.load_policy()?);
+    // The policy `publishing` read (with its OSV dump): judged before download by the sync,
+    // licence rules at publish.
+    options.policy = publishing.options.policy.clone().unwrap_or_default();
 
     let progress = Progress::new("sync", bar);
     let p = progress.clone();

@@ -218,12 +218,14 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
     refuse_empty_index_over_published_store(loaded, store, index).await?;
     let t = &loaded.config.tuf;
     let layout = t.layout()?;
+    let policy = std::sync::Arc::new(loaded.load_policy()?);
     let unsigned = |status| Publishing {
         options: PublishOptions {
             layout: layout.clone(),
             tuf: None,
             force_timestamp: false,
             concurrency: loaded.config.sync.concurrency.publish,
+            policy: Some(std::sync::Arc::clone(&policy)),
         },
         status,
     };
@@ -274,6 +276,7 @@ pub async fn publishing(loaded: &Loaded, store: &BlobStore, index: &Index) -> an
             }),
             force_timestamp: false,
             concurrency: loaded.config.sync.concurrency.publish,
+            policy: Some(std::sync::Arc::clone(&policy)),
         },
         status: KeyStatus::Loaded,
     })

@@ -27,6 +27,7 @@ fn options(bits: u8) -> PublishOptions {
             }),
             expiries: Expiries::default(),
         }),
+        policy: None,
         force_timestamp: false,
         concurrency: 2,
     }

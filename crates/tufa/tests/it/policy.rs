@@ -100,25 +100,7 @@ fn a_denied_release_leaves_the_published_page() {
     with_policy(&m, "deny = [\"demo-lib==1.1\"]");
     let second = page();
     assert!(second.contains("policy kept out 2 file(s)"), "{second}");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(m.dir.path().join("data/store/published/projects/demo-lib.json")).unwrap(),
-    )
-    .unwrap();
-    let json_page = manifest["json"]["raw"]["sha256"].as_str().unwrap();
-    let blob = m
-        .dir
-        .path()
-        .join("data/store/blobs/sha256")
-        .join(&json_page[..2])
-        .join(&json_page[2..4])
-        .join(json_page);
-    let page: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
-    let files: Vec<&str> = page["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["filename"].as_str().unwrap())
-        .collect();
+    let files = published_files(&m, "demo-lib");
     assert!(!files.iter().any(|f| f.contains("-1.1")), "{files:?}");
     assert!(files.iter().any(|f| f.contains("-1.0")), "{files:?}");
 }
@@ -166,4 +148,76 @@ fn a_malicious_release_in_the_osv_dump_is_kept_out() {
         stderr.contains("policy.advisories.osv: `no/such/dump` does not exist"),
         "{stderr}"
     );
+}
+
+#[test]
+fn licence_rules_judge_each_wheel_by_its_license_expression() {
+    let up = Upstream::start(demo_projects());
+    up.add_release(
+        "demo-lib",
+        tufa_fake_upstream::ReleaseSpec::new("2.0")
+            .wheel_only()
+            .license("GPL-3.0-only"),
+    );
+    up.add_release(
+        "demo-lib",
+        tufa_fake_upstream::ReleaseSpec::new("2.1")
+            .wheel_only()
+            .license("MIT OR GPL-3.0-only"),
+    );
+    up.add_release(
+        "demo-lib",
+        tufa_fake_upstream::ReleaseSpec::new("2.2")
+            .wheel_only()
+            .license("MIT AND GPL-3.0-only"),
+    );
+    let m = MirrorDir::init(&up, &["demo-lib"]);
+    with_policy(&m, "[policy.licenses]\ndeny = [\"GPL-3.0-only\"]");
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let files = published_files(&m, "demo-lib");
+    // OR: satisfiable without GPL; AND: not; no expression (the older releases): admitted
+    // under a deny list.
+    assert!(
+        files.contains(&"demo_lib-2.1-py3-none-any.whl".to_owned()),
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.contains("-2.0-") || f.contains("-2.2-")),
+        "{files:?}"
+    );
+    assert!(files.contains(&"demo_lib-1.0.tar.gz".to_owned()), "{files:?}");
+}
+
+/// The filenames the published JSON page of `project` lists.
+fn published_files(m: &MirrorDir, project: &str) -> Vec<String> {
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            m.dir
+                .path()
+                .join(format!("data/store/published/projects/{project}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let digest = manifest["json"]["raw"]["sha256"].as_str().unwrap();
+    let blob = m
+        .dir
+        .path()
+        .join("data/store/blobs/sha256")
+        .join(&digest[..2])
+        .join(&digest[2..4])
+        .join(digest);
+    let page: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap().to_owned())
+        .collect()
 }
