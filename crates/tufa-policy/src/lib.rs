@@ -319,7 +319,7 @@ fn parse_age(raw: &str) -> Result<SignedDuration, PolicyError> {
 }
 
 /// The rule a verdict comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     Internal,
@@ -927,5 +927,59 @@ mod tests {
         assert!(glob(b"*", b""));
         assert!(glob(b"a*b*c", b"axxbyyc"));
         assert!(!glob(b"a*b*c", b"axxbyy"));
+    }
+}
+
+/// One file the policy keeps out, as the report records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub file: String,
+    pub rule: RuleKind,
+    pub reason: String,
+}
+
+/// What the policy keeps out of the mirror, project by project, kept up to date by every
+/// sync (`policy/report.json` in the store; `tufa policy report` prints it). Rules judged
+/// before download and licence rules (judged at publish) are kept apart, since each is
+/// brought up to date by a different step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    /// RFC 3339, UTC: the last update.
+    pub updated_at: String,
+    pub mode: Mode,
+    /// Kept out before download (every rule but licences).
+    #[serde(default)]
+    pub download: std::collections::BTreeMap<String, Vec<Blocked>>,
+    /// Left off the pages by licence rules.
+    #[serde(default)]
+    pub publish: std::collections::BTreeMap<String, Vec<Blocked>>,
+}
+
+impl Report {
+    pub const KEY: &'static str = "policy/report.json";
+
+    /// Replaces the entries of the projects just judged (`judged`: every such project, with
+    /// what was blocked, possibly nothing) in `download` or `publish`.
+    pub fn update(
+        map: &mut std::collections::BTreeMap<String, Vec<Blocked>>,
+        judged: &std::collections::BTreeMap<ProjectName, Vec<Blocked>>,
+    ) {
+        for (project, blocked) in judged {
+            if blocked.is_empty() {
+                map.remove(project.as_str());
+            } else {
+                map.insert(project.to_string(), blocked.clone());
+            }
+        }
+    }
+
+    /// Blocked files per rule, both steps together.
+    pub fn counts(&self) -> std::collections::BTreeMap<RuleKind, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for b in self.download.values().chain(self.publish.values()).flatten() {
+            *out.entry(b.rule).or_insert(0) += 1;
+        }
+        out
     }
 }

@@ -92,6 +92,8 @@ pub struct PublishReport {
     pub failures: Vec<(ProjectName, String)>,
     /// What TUF signing did; `None` when no keys are configured or none can bootstrap.
     pub tuf: Option<tuf::TufReport>,
+    /// With licence rules: every project published, with the files they left off its pages.
+    pub license_judged: BTreeMap<ProjectName, Vec<tufa_policy::Blocked>>,
 }
 
 /// Publishes every dirty project, then signs what changed (when keys are configured).
@@ -124,18 +126,24 @@ pub async fn publish(
         let mut done = Vec::new();
         for (name, r) in results {
             match r {
-                Ok(Outcome::Published { extracted }) => {
+                Ok(Outcome::Published { extracted, judged }) => {
                     report.projects_published += 1;
                     report.metadata_extracted += extracted;
+                    if let Some(judged) = judged {
+                        report.license_judged.insert(name.clone(), judged);
+                    }
                     done.push(name);
                 }
                 Ok(Outcome::Unpublished) => {
                     report.projects_unpublished += 1;
                     done.push(name);
                 }
-                Ok(Outcome::Unchanged { extracted }) => {
+                Ok(Outcome::Unchanged { extracted, judged }) => {
                     report.projects_unchanged += 1;
                     report.metadata_extracted += extracted;
+                    if let Some(judged) = judged {
+                        report.license_judged.insert(name.clone(), judged);
+                    }
                     done.push(name);
                 }
                 Err(e) => {
@@ -186,10 +194,12 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 enum Outcome {
     Published {
         extracted: usize,
+        judged: Option<Vec<tufa_policy::Blocked>>,
     },
     /// The pages and METADATA are the published ones: the manifest was not rewritten.
     Unchanged {
         extracted: usize,
+        judged: Option<Vec<tufa_policy::Blocked>>,
     },
     Unpublished,
 }
@@ -224,9 +234,12 @@ async fn publish_project(
         extracted,
         fresh,
     } = wheels_metadata(store, index, &wheels).await?;
-    let files = match options.policy.as_deref().filter(|p| p.has_license_rules()) {
-        Some(policy) => license_rules(store, policy, name, files, &mut metadata, &fresh).await?,
-        None => files,
+    let (files, judged) = match options.policy.as_deref().filter(|p| p.has_license_rules()) {
+        Some(policy) => {
+            let (kept, blocked) = license_rules(store, policy, name, files, &mut metadata, &fresh).await?;
+            (kept, Some(blocked))
+        }
+        None => (files, None),
     };
 
     let page = project_page(&record, &files, &metadata);
@@ -267,10 +280,10 @@ async fn publish_project(
     tuf::record_project_targets(index, layout, name, targets).await?;
     if unchanged {
         tracing::info!(project = %name, files = files.len(), "pages unchanged, manifest kept");
-        return Ok(Outcome::Unchanged { extracted });
+        return Ok(Outcome::Unchanged { extracted, judged });
     }
     tracing::info!(project = %name, files = files.len(), "published");
-    Ok(Outcome::Published { extracted })
+    Ok(Outcome::Published { extracted, judged })
 }
 
 fn now_rfc3339() -> String {
@@ -422,9 +435,10 @@ async fn license_rules(
     files: Vec<FileRecord>,
     metadata: &mut BTreeMap<String, BlobRef>,
     fresh: &BTreeMap<String, Bytes>,
-) -> Result<Vec<FileRecord>, PublishError> {
+) -> Result<(Vec<FileRecord>, Vec<tufa_policy::Blocked>), PublishError> {
     let enforce = policy.mode() == tufa_policy::Mode::Enforce;
     let mut kept = Vec::with_capacity(files.len());
+    let mut blocked = Vec::new();
     for f in files {
         let text = match (fresh.get(f.filename.as_str()), metadata.get(f.filename.as_str())) {
             (Some(bytes), _) => Some(String::from_utf8_lossy(bytes).into_owned()),
@@ -436,6 +450,13 @@ async fn license_rules(
         if let Some(verdict @ tufa_policy::Verdict::Block { .. }) =
             policy.license(&f.filename, text.as_deref())
         {
+            if let tufa_policy::Verdict::Block { rule, reason } = &verdict {
+                blocked.push(tufa_policy::Blocked {
+                    file: f.filename.to_string(),
+                    rule: *rule,
+                    reason: reason.clone(),
+                });
+            }
             if enforce {
                 tracing::info!(project = %name, file = %f.filename, %verdict, "policy: file left off the page");
                 metadata.remove(f.filename.as_str());
@@ -445,7 +466,7 @@ async fn license_rules(
         }
         kept.push(f);
     }
-    Ok(kept)
+    Ok((kept, blocked))
 }
 
 /// The page model both formats are rendered from. Files are ordered by version, then name;

@@ -134,6 +134,9 @@ pub struct SyncReport {
     pub files_removed: u64,
     /// Files the policy kept out (in report mode: files it would have kept out).
     pub files_blocked: u64,
+    /// Every project the policy judged, with what it kept out (maybe nothing): for the
+    /// policy report (`tufa_policy::Report`). Empty without a policy.
+    pub judged: std::collections::BTreeMap<ProjectName, Vec<tufa_policy::Blocked>>,
     pub failures: Vec<SyncFailure>,
 }
 
@@ -272,6 +275,9 @@ pub async fn sync(
         report.projects_removed += usize::from(o.removed);
         report.files_removed += o.files_removed;
         report.failures.extend(o.failures);
+        if let Some((project, blocked)) = o.judged {
+            report.judged.insert(project, blocked);
+        }
     }
     report.files_downloaded = ctx.files_downloaded.load(Ordering::Relaxed);
     report.bytes_downloaded = ctx.bytes_downloaded.load(Ordering::Relaxed);

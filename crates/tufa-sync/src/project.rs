@@ -41,6 +41,8 @@ pub(crate) struct ProjectOutcome {
     pub removed: bool,
     pub files_removed: u64,
     pub failures: Vec<SyncFailure>,
+    /// When a policy is set and the project was judged: what it kept out (maybe nothing).
+    pub judged: Option<(ProjectName, Vec<tufa_policy::Blocked>)>,
 }
 
 impl ProjectOutcome {
@@ -75,7 +77,15 @@ pub(crate) async fn sync_project(
         && ctx.policy.mode() == tufa_policy::Mode::Enforce
     {
         tracing::info!(project = %name, %verdict, "policy: project not taken from upstream");
-        return commit_blocked_project(ctx, name, pending_serial).await;
+        let blocked = match verdict {
+            tufa_policy::Verdict::Block { rule, reason } => vec![tufa_policy::Blocked {
+                file: "(every file)".to_owned(),
+                rule,
+                reason,
+            }],
+            tufa_policy::Verdict::Admit { .. } => Vec::new(),
+        };
+        return commit_blocked_project(ctx, name, pending_serial, blocked).await;
     }
     let page_url = match ctx.base.join(&format!("{name}/")) {
         Ok(u) => u,
@@ -132,7 +142,12 @@ pub(crate) async fn sync_project(
     if let Some(n) = ctx.latest_releases {
         keep_latest_releases(&mut candidates, n);
     }
-    let blocked = apply_policy(ctx, name, &mut candidates);
+    let judged = apply_policy(ctx, name, &mut candidates);
+    let blocked = if ctx.policy.mode() == tufa_policy::Mode::Enforce {
+        judged.len()
+    } else {
+        0
+    };
 
     let index = ctx.index.clone();
     let project = name.clone();
@@ -246,6 +261,9 @@ pub(crate) async fn sync_project(
         },
         status: page.project_status.clone(),
     };
+    if !ctx.policy.is_empty() {
+        outcome.judged = Some((name.clone(), judged));
+    }
     let ok = outcome.failures.is_empty();
     let submitted = ctx
         .committer
@@ -272,14 +290,14 @@ pub(crate) async fn sync_project(
     }
 }
 
-/// Drops the candidates the policy blocks (in report mode only logs them); returns how many
-/// were dropped.
-fn apply_policy(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>) -> u64 {
+/// Drops the candidates the policy blocks (in report mode only logs them); returns what it
+/// blocks (in report mode: would block).
+fn apply_policy(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>) -> Vec<tufa_policy::Blocked> {
     if ctx.policy.is_empty() {
-        return 0;
+        return Vec::new();
     }
     let enforce = ctx.policy.mode() == tufa_policy::Mode::Enforce;
-    let mut dropped = 0;
+    let mut blocked = Vec::new();
     candidates.retain(|c| {
         let facts = tufa_policy::FileFacts {
             project: name,
@@ -290,24 +308,33 @@ fn apply_policy(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>) 
             size: (c.record.size > 0).then_some(c.record.size),
         };
         let verdict = ctx.policy.file(&facts, ctx.now);
-        if !verdict.is_blocked() {
+        let tufa_policy::Verdict::Block { rule, reason } = &verdict else {
             return true;
-        }
+        };
         ctx.files_blocked.fetch_add(1, Ordering::Relaxed);
+        blocked.push(tufa_policy::Blocked {
+            file: c.record.filename.to_string(),
+            rule: *rule,
+            reason: reason.clone(),
+        });
         if enforce {
             tracing::info!(project = %name, file = %c.record.filename, %verdict, "policy: file kept out");
-            dropped += 1;
             false
         } else {
             tracing::info!(project = %name, file = %c.record.filename, %verdict, "policy (report mode): file would be kept out");
             true
         }
     });
-    dropped
+    blocked
 }
 
 /// Commits a project the policy keeps out as a whole with no files.
-async fn commit_blocked_project(ctx: &Ctx, name: &ProjectName, pending_serial: Option<u64>) -> Synced {
+async fn commit_blocked_project(
+    ctx: &Ctx,
+    name: &ProjectName,
+    pending_serial: Option<u64>,
+    blocked: Vec<tufa_policy::Blocked>,
+) -> Synced {
     let record = ProjectRecord {
         name: name.clone(),
         last_serial: None,
@@ -325,7 +352,10 @@ async fn commit_blocked_project(ctx: &Ctx, name: &ProjectName, pending_serial: O
     match submitted {
         Ok(answer) => Synced::Committing {
             name: name.clone(),
-            outcome: ProjectOutcome::default(),
+            outcome: ProjectOutcome {
+                judged: Some((name.clone(), blocked)),
+                ..ProjectOutcome::default()
+            },
             answer,
         },
         Err(error) => ProjectOutcome::failed(name, error).into(),

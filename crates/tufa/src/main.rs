@@ -95,6 +95,13 @@ enum PolicyAction {
         #[arg(long, value_name = "TIME")]
         at: Option<jiff::Timestamp>,
     },
+    /// Everything `[policy]` keeps out (every file, the rule and the reason, then the count
+    /// per rule), as the last `tufa sync` recorded it in the store (`policy/report.json`).
+    Report {
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,6 +513,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     policy_cmd::parse_target(&target).map_err(UsageError)?;
                     runtime()?.block_on(policy_cmd::explain(&loaded, &target, at))
                 }
+                PolicyAction::Report { json } => runtime()?.block_on(policy_cmd::report(&loaded, json)),
             }
         }
         Command::TufClient(args) => {

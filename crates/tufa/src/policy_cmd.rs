@@ -115,3 +115,91 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Brings `policy/report.json` up to date after a sync and its publish: the projects each
+/// step judged replace their entries; without a policy the report is emptied.
+pub async fn update_report(
+    store: &tufa_store::BlobStore,
+    config: &crate::config::Config,
+    policy: &tufa_policy::Policy,
+    synced: &tufa_sync::SyncReport,
+    published: &tufa_publish::PublishReport,
+) -> anyhow::Result<()> {
+    let existing = store.get_named(tufa_policy::Report::KEY).await?;
+    if policy.is_empty() && existing.is_none() {
+        return Ok(());
+    }
+    let mut report: tufa_policy::Report = match &existing {
+        Some(bytes) => serde_json::from_slice(bytes).unwrap_or_default(),
+        None => tufa_policy::Report::default(),
+    };
+    if policy.is_empty() {
+        report.download.clear();
+        report.publish.clear();
+    }
+    tufa_policy::Report::update(&mut report.download, &synced.judged);
+    if !policy.has_license_rules() {
+        report.publish.clear();
+    }
+    tufa_policy::Report::update(&mut report.publish, &published.license_judged);
+    report.version = 1;
+    report.mode = config.policy.mode;
+    report.updated_at = tufa_tuf::format_expires(jiff::Timestamp::now());
+    let bytes = serde_json::to_vec_pretty(&report)?;
+    store.put_named(tufa_policy::Report::KEY, bytes.into()).await?;
+    Ok(())
+}
+
+/// `tufa policy report [--json]`: everything the policy keeps out, as the last sync left it.
+pub async fn report(loaded: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
+    let store = loaded.open_store_reachable().await?;
+    let Some(bytes) = store.get_named(tufa_policy::Report::KEY).await? else {
+        println!(
+            "no policy report yet: `{}` writes one when [policy] is set",
+            loaded.command("sync")
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let report: tufa_policy::Report = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "`{}` in the store is not a policy report",
+            tufa_policy::Report::KEY
+        )
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render_report(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as text: one line per blocked file, then the count per rule.
+pub fn render_report(report: &tufa_policy::Report) -> String {
+    let mode = match report.mode {
+        tufa_policy::Mode::Enforce => "kept out",
+        tufa_policy::Mode::Report => "would be kept out (report mode)",
+    };
+    let mut out = format!("policy report, updated {}: files {mode}\n", report.updated_at);
+    for (step, map) in [
+        ("before download", &report.download),
+        ("at publish", &report.publish),
+    ] {
+        for (project, blocked) in map {
+            for b in blocked {
+                out.push_str(&format!(
+                    "  {project}  {}  [{} {step}] {}\n",
+                    b.file, b.rule, b.reason
+                ));
+            }
+        }
+    }
+    let counts = report.counts();
+    if counts.is_empty() {
+        out.push_str("nothing is blocked\n");
+    }
+    for (rule, n) in counts {
+        out.push_str(&format!("{rule}: {n} file(s)\n"));
+    }
+    out
+}

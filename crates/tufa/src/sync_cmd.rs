@@ -111,6 +111,9 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
         published.metadata_extracted
     );
     crate::tuf_cmd::mark_published(&store, &published).await?;
+    if let Err(e) = crate::policy_cmd::update_report(&store, c, &options.policy, &report, &published).await {
+        tracing::warn!(error = format!("{e:#}"), "cannot update the policy report");
+    }
     crate::tuf_cmd::report(loaded, &publishing, &published);
     crate::tuf_cmd::after_publish(loaded, &store, &publishing).await;
     if report.is_success() && published.failures.is_empty() {

@@ -103,6 +103,19 @@ fn a_denied_release_leaves_the_published_page() {
     let files = published_files(&m, "demo-lib");
     assert!(!files.iter().any(|f| f.contains("-1.1")), "{files:?}");
     assert!(files.iter().any(|f| f.contains("-1.0")), "{files:?}");
+    let text = policy_report(&m, &[]);
+    assert!(
+        text.contains("demo-lib  demo_lib-1.1.tar.gz  [deny before download]"),
+        "{text}"
+    );
+    assert!(text.contains("deny: 2 file(s)"), "{text}");
+
+    // The rule removed: the files come back and the report empties.
+    let config = std::fs::read_to_string(m.config()).unwrap();
+    std::fs::write(m.config(), config.replace("deny = [\"demo-lib==1.1\"]", "")).unwrap();
+    page();
+    assert!(published_files(&m, "demo-lib").iter().any(|f| f.contains("-1.1")));
+    assert!(policy_report(&m, &[]).contains("nothing is blocked"));
 }
 
 #[test]
@@ -192,6 +205,29 @@ fn licence_rules_judge_each_wheel_by_its_license_expression() {
         "{files:?}"
     );
     assert!(files.contains(&"demo_lib-1.0.tar.gz".to_owned()), "{files:?}");
+
+    // The report lists both, with the rule and the step.
+    let text = policy_report(&m, &[]);
+    assert!(
+        text.contains("demo-lib  demo_lib-2.2-py3-none-any.whl  [licenses at publish] demo_lib-2.2-py3-none-any.whl: License-Expression `MIT AND GPL-3.0-only` cannot be satisfied with licenses.deny in force"),
+        "{text}"
+    );
+    assert!(text.contains("licenses: 2 file(s)"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&policy_report(&m, &["--json"])).unwrap();
+    assert_eq!(json["publish"]["demo-lib"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["publish"]["demo-lib"][0]["rule"], "license");
+}
+
+fn policy_report(m: &MirrorDir, args: &[&str]) -> String {
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .args(["-q", "policy", "report"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The filenames the published JSON page of `project` lists.
