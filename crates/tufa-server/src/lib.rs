@@ -438,6 +438,14 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read the published TUF timestamp for /metrics"),
     }
+    match state.store().get_named(tufa_policy::Report::KEY).await {
+        Ok(Some(bytes)) => match serde_json::from_slice::<tufa_policy::Report>(&bytes) {
+            Ok(report) => metrics::render_policy_gauge(&mut text, &report),
+            Err(e) => tracing::warn!(error = %e, "the policy report in the store cannot be read"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the policy report for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -301,6 +301,19 @@ pub(crate) fn render_timestamp_gauge(out: &mut String, seconds: i64) {
     let _ = writeln!(out, "tufa_tuf_timestamp_expires_in_seconds {seconds}");
 }
 
+/// Appends `tufa_policy_blocked_files{rule}`: files `[policy]` keeps out, per rule, as the
+/// writer's last sync recorded them (`policy/report.json`).
+pub(crate) fn render_policy_gauge(out: &mut String, report: &tufa_policy::Report) {
+    let _ = writeln!(
+        out,
+        "# HELP tufa_policy_blocked_files Files the mirror's [policy] keeps out (in report mode: would keep out), per rule, as of the last sync."
+    );
+    let _ = writeln!(out, "# TYPE tufa_policy_blocked_files gauge");
+    for (rule, n) in report.counts() {
+        let _ = writeln!(out, "tufa_policy_blocked_files{{rule=\"{rule}\"}} {n}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,13 @@ fn a_denied_release_is_pruned_and_installers_take_the_newest_allowed() {
     let out = m.sync();
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("policy kept out 2 file(s)"), "{summary}");
+    // The readers count what is kept out, per rule.
+    let metrics = crate::http::get(&format!("{}metrics", m.root_url()), &[]);
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        metrics.contains("tufa_policy_blocked_files{rule=\"deny\"} 2"),
+        "{metrics}"
+    );
 
     // The denied files are no longer TUF targets; the page python-tuf verifies lists 1.0.
     let signed = current_targets(&m.tuf_dir());
