@@ -12,17 +12,21 @@ fn with_policy(m: &MirrorDir, policy: &str) {
     std::fs::write(m.config(), text).unwrap();
 }
 
-/// The upstream's URL varies per run; the rest of the output does not.
-fn explain(m: &MirrorDir, args: &[&str]) -> String {
+/// `tufa policy SUBCOMMAND ARGS…`'s standard output (it must succeed).
+fn policy(m: &MirrorDir, subcommand: &str, args: &[&str]) -> String {
     let out = tufa()
         .arg("--config")
         .arg(m.config())
-        .args(["-q", "policy", "explain"])
+        .args(["-q", "policy", subcommand])
         .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn explain(m: &MirrorDir, args: &[&str]) -> String {
+    policy(m, "explain", args)
 }
 
 #[test]
@@ -219,15 +223,7 @@ fn licence_rules_judge_each_wheel_by_its_license_expression() {
 }
 
 fn policy_report(m: &MirrorDir, args: &[&str]) -> String {
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .args(["-q", "policy", "report"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    policy(m, "report", args)
 }
 
 /// The filenames the published JSON page of `project` lists.
