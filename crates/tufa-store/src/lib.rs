@@ -747,6 +747,38 @@ impl BlobStore {
     }
 
     /// Removes the blob. Removing a missing blob is not an error.
+    /// Every stored blob: digest, size and last modification, in the backend's order, without
+    /// holding the listing in memory. Objects under the blob prefix whose name is not a digest
+    /// at its address are skipped (logged).
+    pub fn list_blobs(
+        &self,
+    ) -> futures::stream::BoxStream<'static, Result<(Sha256Digest, u64, SystemTime), StoreError>> {
+        let prefix = Key::from(BLOB_PREFIX);
+        self.store
+            .list(Some(&prefix))
+            .filter_map(move |r| {
+                let prefix = prefix.clone();
+                async move {
+                    match r {
+                        Ok(meta) => {
+                            let name = meta.location.filename().unwrap_or_default();
+                            match name.parse::<Sha256Digest>() {
+                                Ok(d) if Self::key_for(&d) == meta.location => {
+                                    Some(Ok((d, meta.size, SystemTime::from(meta.last_modified))))
+                                }
+                                _ => {
+                                    tracing::warn!(key = %meta.location, "not a blob at its address; skipped");
+                                    None
+                                }
+                            }
+                        }
+                        Err(e) => Some(Err(StoreError::backend(&prefix)(e))),
+                    }
+                }
+            })
+            .boxed()
+    }
+
     pub async fn delete(&self, digest: &Sha256Digest) -> Result<(), StoreError> {
         let key = Self::key_for(digest);
         match self.store.delete(&key).await {

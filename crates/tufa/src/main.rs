@@ -3,6 +3,7 @@
 //! Owns configuration, subcommands, progress display and logging; the work itself lives in
 //! the library crates. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 
+mod gc_cmd;
 mod policy_cmd;
 mod progress;
 mod rebuild_cmd;
@@ -302,6 +303,18 @@ enum Command {
     /// error names the attack class: rollback, freeze, bad-signature, hash-mismatch,
     /// target-not-signed). Needs no tufa.toml.
     TufClient(tuf_client_cmd::TufClientArgs),
+    /// Delete the blobs nothing references any more: not in the index, not on a published
+    /// page, not a target of any unexpired published snapshot (files removed upstream or by
+    /// `[policy]`, once the last snapshot listing them expired; old page variants; leftovers).
+    /// A dry run unless --apply. Safe while readers serve; holds the writer lease.
+    Gc {
+        /// Delete (without it, only report what would be deleted).
+        #[arg(long)]
+        apply: bool,
+        /// Keep unreferenced blobs younger than this many seconds.
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        min_age_secs: u64,
+    },
     /// The `[policy]` section: what may enter the mirror.
     Policy {
         #[command(subcommand)]
@@ -505,6 +518,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map_err(|e| UsageError(e.into()))?;
             runtime()?.block_on(tufa_proxy::run(proxy, listen))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Gc { apply, min_age_secs } => {
+            let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;
+            runtime()?.block_on(gc_cmd::run(
+                &loaded,
+                apply,
+                std::time::Duration::from_secs(min_age_secs),
+            ))
         }
         Command::Policy { action } => {
             let loaded = load_config_and_log(&cli.config, cli.verbose, cli.quiet, cli.log_format)?;

@@ -84,3 +84,30 @@ fn a_denied_release_is_pruned_and_installers_take_the_newest_allowed() {
         assert_eq!(dist_infos(&site), ["demo_lib-1.0.dist-info"], "{tool}");
     }
 }
+
+#[test]
+fn gc_keeps_what_an_unexpired_snapshot_still_signs() {
+    let m = Mirror::start_signed();
+    let gone = m.upstream.file_sha256("demo_lib-1.1-py3-none-any.whl").unwrap();
+    m.upstream.remove_release("demo-lib", "1.1");
+    m.sync();
+    assert!(
+        !current_targets(&m.tuf_dir())
+            .keys()
+            .any(|p| p.contains("demo_lib-1.1")),
+        "the current snapshot should no longer sign 1.1"
+    );
+    // The previous snapshot (unexpired) still lists it: a client that fetched it, or a
+    // reader serving the old page by its hash, can still ask for the file.
+    let out = check(
+        m.tufa(&["gc", "--apply", "--min-age-secs", "0"]),
+        "tufa gc --apply",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("unexpired snapshot(s)"), "{text}");
+    assert!(
+        m.blob_path(&gone).exists(),
+        "gc deleted a target of an unexpired snapshot: {text}"
+    );
+    check(m.tufa(&["verify"]), "tufa verify after gc");
+}
