@@ -74,6 +74,10 @@ pub struct PolicyConfig {
     /// a wheel none of whose tags matches is kept out. Sdists are always kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platforms: Option<Vec<String>>,
+    /// Python versions to keep files for (`["3.11", "3.12"]`): a file whose `Requires-Python`
+    /// admits none of them, or a wheel whose Python/ABI tags fit none, is kept out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_versions: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -318,6 +322,78 @@ fn parse_age(raw: &str) -> Result<SignedDuration, PolicyError> {
         .ok_or_else(|| bad("min_release_age", raw, "is longer than ten years"))
 }
 
+/// `"3.12"` → (3, 12).
+fn parse_python(raw: &str) -> Result<(u64, u64), PolicyError> {
+    let fail = || bad("python_versions", raw, "is not a Python version like \"3.12\"");
+    let (major, minor) = raw.trim().split_once('.').ok_or_else(fail)?;
+    Ok((
+        major.parse().map_err(|_| fail())?,
+        minor.parse().map_err(|_| fail())?,
+    ))
+}
+
+/// Whether one wheel tag set runs on Python `major.minor`: `py3`/`py2` any minor of the major;
+/// `py312`, `cp312`, `pp310` exactly; `cp37-abi3` 3.7 and later.
+fn tag_fits(python_tag: &str, abi3: bool, (major, minor): (u64, u64)) -> bool {
+    let digits = python_tag.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let interpreter = &python_tag[..python_tag.len() - digits.len()];
+    let Some(first) = digits.chars().next().and_then(|c| c.to_digit(10)) else {
+        return false;
+    };
+    if u64::from(first) != major {
+        return false;
+    }
+    let rest = &digits[1..];
+    if rest.is_empty() {
+        return interpreter == "py" || abi3;
+    }
+    let Ok(tag_minor) = rest.parse::<u64>() else {
+        return false;
+    };
+    if abi3 && interpreter == "cp" {
+        tag_minor <= minor
+    } else {
+        tag_minor == minor
+    }
+}
+
+/// Why a file fits none of `pythons`, or `None` when it fits one.
+fn python_mismatch(facts: &FileFacts<'_>, pythons: &[(u64, u64)]) -> Option<String> {
+    let listed = || {
+        pythons
+            .iter()
+            .map(|(a, b)| format!("{a}.{b}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(rp) = facts.requires_python
+        && let Ok(spec) = VersionSpecifiers::from_str(rp)
+        && !pythons.iter().any(|(a, b)| {
+            spec.contains(&Version::new([*a, *b])) || spec.contains(&Version::new([*a, *b, 99]))
+        })
+    {
+        return Some(format!(
+            "{} requires Python {rp}, which admits none of python_versions ({})",
+            facts.filename,
+            listed()
+        ));
+    }
+    let wheel = facts.filename.as_wheel()?;
+    let abi3 = wheel.abi_tags.iter().any(|t| t == "abi3");
+    let fits = pythons
+        .iter()
+        .any(|p| wheel.python_tags.iter().any(|t| tag_fits(t, abi3, *p)));
+    (!fits).then(|| {
+        format!(
+            "{} is for {}-{}, which runs on none of python_versions ({})",
+            facts.filename,
+            wheel.python_tags.join("."),
+            wheel.abi_tags.join("."),
+            listed()
+        )
+    })
+}
+
 /// The rule a verdict comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -330,6 +406,7 @@ pub enum RuleKind {
     Yanked,
     MaxFileSize,
     Platforms,
+    PythonVersions,
     MinReleaseAge,
     License,
 }
@@ -345,6 +422,7 @@ impl RuleKind {
             Self::Yanked => "yanked",
             Self::MaxFileSize => "max_file_size",
             Self::Platforms => "platforms",
+            Self::PythonVersions => "python_versions",
             Self::License => "licenses",
             Self::MinReleaseAge => "min_release_age",
         }
@@ -390,6 +468,8 @@ pub struct FileFacts<'a> {
     pub yanked: bool,
     /// Bytes, when the page says (PEP 700 `size`).
     pub size: Option<u64>,
+    /// The file's `Requires-Python`, as the page gives it.
+    pub requires_python: Option<&'a str>,
 }
 
 /// The mirror's policy. See the crate docs.
@@ -405,6 +485,7 @@ pub struct Policy {
     yanked: bool,
     max_file_size: Option<(u64, String)>,
     platforms: Option<Vec<String>>,
+    python_versions: Option<Vec<(u64, u64)>>,
     licenses: Option<license::Licenses>,
 }
 
@@ -421,6 +502,7 @@ impl Default for Policy {
             yanked: true,
             max_file_size: None,
             platforms: None,
+            python_versions: None,
             licenses: None,
         }
     }
@@ -481,6 +563,11 @@ impl Policy {
                 })
                 .transpose()?,
             licenses: c.licenses.as_ref().map(license::Licenses::from_config).transpose()?,
+            python_versions: c
+                .python_versions
+                .as_ref()
+                .map(|list| list.iter().map(|v| parse_python(v)).collect::<Result<Vec<_>, _>>())
+                .transpose()?,
         })
     }
 
@@ -533,6 +620,7 @@ impl Policy {
             && self.yanked
             && self.max_file_size.is_none()
             && self.platforms.is_none()
+            && self.python_versions.is_none()
             && self.licenses.is_none()
     }
 
@@ -622,6 +710,11 @@ impl Policy {
                     wheel.platform_tags.join(".")
                 ),
             );
+        }
+        if let Some(pythons) = &self.python_versions
+            && let Some(reason) = python_mismatch(facts, pythons)
+        {
+            return block(RuleKind::PythonVersions, reason);
         }
         None
     }
@@ -739,6 +832,7 @@ mod tests {
                 upload_time: uploaded,
                 yanked: false,
                 size: None,
+                requires_python: None,
             },
             now.parse().unwrap(),
         )
@@ -871,6 +965,7 @@ mod tests {
                     upload_time: None,
                     yanked,
                     size,
+                    requires_python: None,
                 },
                 NOW.parse().unwrap(),
             )
@@ -916,6 +1011,45 @@ mod tests {
             let e = Policy::from_config(&c).unwrap_err();
             assert!(e.to_string().contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn python_versions_by_requires_python_and_wheel_tags() {
+        let p = policy(r#"python_versions = ["3.11", "3.12"]"#);
+        let project = ProjectName::new("demo").unwrap();
+        let judge = |file: &str, rp: Option<&str>| {
+            let filename = DistFilename::parse(file).unwrap();
+            p.file(
+                &FileFacts {
+                    project: &project,
+                    filename: &filename,
+                    upload_time: None,
+                    yanked: false,
+                    size: None,
+                    requires_python: rp,
+                },
+                NOW.parse().unwrap(),
+            )
+            .is_blocked()
+        };
+        assert!(!judge("demo-1.0.tar.gz", Some(">=3.9")));
+        assert!(judge("demo-1.0.tar.gz", Some(">=3.13")));
+        assert!(judge("demo-1.0.tar.gz", Some("<3.11")));
+        assert!(!judge("demo-1.0.tar.gz", Some("==3.12.*")));
+        assert!(!judge("demo-1.0-py3-none-any.whl", None));
+        assert!(judge("demo-1.0-py2-none-any.whl", None));
+        assert!(!judge("demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", None));
+        assert!(judge("demo-1.0-cp310-cp310-manylinux_2_17_x86_64.whl", None));
+        assert!(!judge("demo-1.0-cp38-abi3-manylinux_2_17_x86_64.whl", None));
+        assert!(judge("demo-1.0-cp313-abi3-manylinux_2_17_x86_64.whl", None));
+        assert!(!judge("demo-1.0-py2.py3-none-any.whl", None));
+        let c: PolicyConfig = toml::from_str(r#"python_versions = ["3"]"#).unwrap();
+        assert!(
+            Policy::from_config(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("is not a Python version")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn verdict(p: &Policy, project: &str, file: &str) -> Verdict {
             upload_time: None,
             yanked: false,
             size: None,
+            requires_python: None,
         },
         "2026-12-03T00:00:00Z".parse().unwrap(),
     )

@@ -306,6 +306,7 @@ fn apply_policy(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>) 
             yanked: c.record.yanked.is_some(),
             // HTML pages give no size (recorded as 0 until the download).
             size: (c.record.size > 0).then_some(c.record.size),
+            requires_python: c.record.requires_python.as_deref(),
         };
         let verdict = ctx.policy.file(&facts, ctx.now);
         let tufa_policy::Verdict::Block { rule, reason } = &verdict else {
@@ -797,6 +798,7 @@ pub struct ListedFile {
     pub upload_time: Option<String>,
     pub yanked: bool,
     pub size: Option<u64>,
+    pub requires_python: Option<String>,
 }
 
 /// The files upstream lists for `name` (its page fetched and parsed as a sync would, nothing
@@ -844,6 +846,7 @@ pub async fn list_upstream_files(
                 upload_time: f.upload_time,
                 yanked: !matches!(f.yanked, tufa_pypi::simple::Yanked::No),
                 size: f.size,
+                requires_python: f.requires_python,
             }),
             Err(e) => unreadable.push(format!("{}: {e}", f.filename)),
         }

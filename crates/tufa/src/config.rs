@@ -558,6 +558,12 @@ bins_bit_length = {bits}
 # allow_only = ["requests", "idna"]
 # Names never taken from upstream (dependency confusion guard).
 # internal = ["acme-*"]
+# File filters: pre-releases, yanked files, size, wheel platform tags, Python versions.
+# prereleases = true
+# yanked = true
+# max_file_size = "500MB"
+# platforms = ["manylinux*_x86_64", "macosx*_arm64", "win_amd64", "any"]
+# python_versions = ["3.11", "3.12"]
 # An OSV dump (directory or PyPI all.zip): MAL- records block; vulnerabilities at or above
 # block_severity (low, medium, high, critical) too.
 # [policy.advisories]

@@ -100,6 +100,7 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
                 upload_time: f.upload_time.as_deref(),
                 yanked: f.yanked,
                 size: f.size,
+                requires_python: f.requires_python.as_deref(),
             };
             (f.filename.to_string(), policy.file(&facts, at))
         })
