@@ -791,6 +791,21 @@ mod tests {
     }
 }
 
+/// The PEP 658 metadata of `file` (at its URL plus `.metadata`), when it can be fetched and
+/// is text; the host rules of the sync apply.
+async fn core_metadata_of(upstream: &crate::Upstream, page_url: &Url, file: &simple::File) -> Option<String> {
+    let url = file.resolved_url(page_url).ok()?;
+    let mut url = url;
+    url.set_fragment(None);
+    let url = Url::parse(&format!("{url}.metadata")).ok()?;
+    upstream.check_url(&url).ok()?;
+    let doc = upstream.get_document(&url, "*/*").await.ok()?;
+    if !doc.status.is_success() {
+        return None;
+    }
+    String::from_utf8(doc.body.to_vec()).ok()
+}
+
 /// One file upstream lists, as `tufa policy explain` judges it.
 #[derive(Debug, Clone)]
 pub struct ListedFile {
@@ -799,6 +814,8 @@ pub struct ListedFile {
     pub yanked: bool,
     pub size: Option<u64>,
     pub requires_python: Option<String>,
+    /// The file's core metadata (PEP 658), when asked for and upstream offers it.
+    pub core_metadata: Option<String>,
 }
 
 /// The files upstream lists for `name` (its page fetched and parsed as a sync would, nothing
@@ -807,6 +824,7 @@ pub struct ListedFile {
 pub async fn list_upstream_files(
     options: &crate::SyncOptions,
     name: &ProjectName,
+    with_core_metadata: bool,
 ) -> Result<Option<(Vec<ListedFile>, Vec<String>)>, String> {
     let mut base = options.upstream.clone();
     if !base.path().ends_with('/') {
@@ -840,16 +858,29 @@ pub async fn list_upstream_files(
     let mut files = Vec::new();
     let mut unreadable = Vec::new();
     for f in page.files {
-        match DistFilename::parse(&f.filename) {
-            Ok(filename) => files.push(ListedFile {
-                filename,
-                upload_time: f.upload_time,
-                yanked: !matches!(f.yanked, tufa_pypi::simple::Yanked::No),
-                size: f.size,
-                requires_python: f.requires_python,
-            }),
-            Err(e) => unreadable.push(format!("{}: {e}", f.filename)),
-        }
+        let filename = match DistFilename::parse(&f.filename) {
+            Ok(filename) => filename,
+            Err(e) => {
+                unreadable.push(format!("{}: {e}", f.filename));
+                continue;
+            }
+        };
+        let core_metadata = match f
+            .core_metadata
+            .as_ref()
+            .filter(|m| with_core_metadata && m.is_present())
+        {
+            Some(_) => core_metadata_of(&upstream, &doc.final_url, &f).await,
+            None => None,
+        };
+        files.push(ListedFile {
+            filename,
+            upload_time: f.upload_time,
+            yanked: !matches!(f.yanked, tufa_pypi::simple::Yanked::No),
+            size: f.size,
+            requires_python: f.requires_python,
+            core_metadata,
+        });
     }
     Ok(Some((files, unreadable)))
 }

@@ -84,9 +84,10 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
     options.limits = c.sync.limits.clone();
     options.file_hosts = c.sync.file_hosts.clone();
     options.allow_private_addresses = c.sync.allow_private_addresses;
-    let Some((files, unreadable)) = tufa_sync::list_upstream_files(&options, &name)
-        .await
-        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+    let Some((files, unreadable)) =
+        tufa_sync::list_upstream_files(&options, &name, policy.has_license_rules())
+            .await
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
     else {
         anyhow::bail!("{name}: not found upstream ({})", tufa_sync::redact(&c.upstream));
     };
@@ -102,18 +103,29 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
                 size: f.size,
                 requires_python: f.requires_python.as_deref(),
             };
-            (f.filename.to_string(), policy.file(&facts, at))
+            let verdict = policy.file(&facts, at);
+            // Licence rules, where the page offers the file's METADATA (PEP 658); the mirror
+            // judges them at publish from the same METADATA.
+            let verdict = match (&verdict, policy.license(&f.filename, f.core_metadata.as_deref())) {
+                (tufa_policy::Verdict::Admit { .. }, Some(licence @ tufa_policy::Verdict::Block { .. })) => {
+                    licence
+                }
+                (
+                    tufa_policy::Verdict::Admit { reason },
+                    Some(tufa_policy::Verdict::Admit { reason: licence }),
+                ) => tufa_policy::Verdict::Admit {
+                    reason: format!("{reason}; {licence}"),
+                },
+                _ => verdict,
+            };
+            (f.filename.to_string(), verdict)
         })
         .collect();
     print!(
         "{}",
         render(&name, version.as_ref(), c.policy.mode, at, &verdicts, &unreadable)
     );
-    if policy.has_license_rules() {
-        println!(
-            "[policy.licenses] is judged when the mirror publishes, from each wheel's METADATA (sdists count as unknown): see the sync's log"
-        );
-    }
+
     Ok(ExitCode::SUCCESS)
 }
 

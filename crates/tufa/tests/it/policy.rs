@@ -210,6 +210,18 @@ fn licence_rules_judge_each_wheel_by_its_license_expression() {
     );
     assert!(files.contains(&"demo_lib-1.0.tar.gz".to_owned()), "{files:?}");
 
+    // explain reads the same METADATA from upstream (PEP 658) and says the same.
+    let blocked = explain(&m, &["demo-lib==2.2"]);
+    assert!(
+        blocked.contains("blocked by licenses: demo_lib-2.2-py3-none-any.whl: License-Expression `MIT AND GPL-3.0-only` cannot be satisfied"),
+        "{blocked}"
+    );
+    let admitted = explain(&m, &["demo-lib==2.1"]);
+    assert!(
+        admitted.contains("admitted: no rule blocks it; License-Expression `MIT OR GPL-3.0-only` is satisfied by the licence rules"),
+        "{admitted}"
+    );
+
     // The report lists both, with the rule and the step.
     let text = policy_report(&m, &[]);
     assert!(
