@@ -35,6 +35,19 @@ impl Severity {
         })
     }
 
+    /// CVSS v3 qualitative rating of a base score (0.0 is "none", counted as low).
+    fn from_score(score: f64) -> Self {
+        if score >= 9.0 {
+            Self::Critical
+        } else if score >= 7.0 {
+            Self::High
+        } else if score >= 4.0 {
+            Self::Medium
+        } else {
+            Self::Low
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Low => "low",
@@ -165,9 +178,20 @@ fn parse_record(data: &[u8]) -> Result<Vec<(ProjectName, Advisory)>, String> {
         return Ok(Vec::new());
     }
     let malicious = id.starts_with("MAL-");
+    // The label GitHub's records carry; else the highest CVSS v3 base score of the record.
     let severity = record["database_specific"]["severity"]
         .as_str()
-        .and_then(Severity::from_label);
+        .and_then(Severity::from_label)
+        .or_else(|| {
+            record["severity"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["score"].as_str())
+                .filter_map(cvss3_base_score)
+                .map(Severity::from_score)
+                .max()
+        });
     let mut out = Vec::new();
     for affected in record["affected"].as_array().into_iter().flatten() {
         let package = &affected["package"];
@@ -226,4 +250,107 @@ fn parse_record(data: &[u8]) -> Result<Vec<(ProjectName, Advisory)>, String> {
         ));
     }
     Ok(out)
+}
+
+/// The base score of a CVSS v3.0/v3.1 vector (`CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H`),
+/// by the specification's formula; `None` for anything else (CVSS v2 and v4 vectors included).
+pub(crate) fn cvss3_base_score(vector: &str) -> Option<f64> {
+    let mut parts = vector.split('/');
+    if !matches!(parts.next()?, "CVSS:3.0" | "CVSS:3.1") {
+        return None;
+    }
+    let metrics: std::collections::HashMap<&str, &str> = parts.filter_map(|p| p.split_once(':')).collect();
+    let get = |k: &str| metrics.get(k).copied();
+    let changed = match get("S")? {
+        "U" => false,
+        "C" => true,
+        _ => return None,
+    };
+    let av = match get("AV")? {
+        "N" => 0.85,
+        "A" => 0.62,
+        "L" => 0.55,
+        "P" => 0.2,
+        _ => return None,
+    };
+    let ac = match get("AC")? {
+        "L" => 0.77,
+        "H" => 0.44,
+        _ => return None,
+    };
+    let pr = match (get("PR")?, changed) {
+        ("N", _) => 0.85,
+        ("L", false) => 0.62,
+        ("L", true) => 0.68,
+        ("H", false) => 0.27,
+        ("H", true) => 0.5,
+        _ => return None,
+    };
+    let ui = match get("UI")? {
+        "N" => 0.85,
+        "R" => 0.62,
+        _ => return None,
+    };
+    let cia = |k: &str| match get(k) {
+        Some("H") => Some(0.56),
+        Some("L") => Some(0.22),
+        Some("N") => Some(0.0),
+        _ => None,
+    };
+    let (c, i, a) = (cia("C")?, cia("I")?, cia("A")?);
+    let iss: f64 = 1.0 - (1.0 - c) * (1.0 - i) * (1.0 - a);
+    let impact = if changed {
+        7.52 * (iss - 0.029) - 3.25 * (iss - 0.02).powi(15)
+    } else {
+        6.42 * iss
+    };
+    if impact <= 0.0 {
+        return Some(0.0);
+    }
+    let exploitability = 8.22 * av * ac * pr * ui;
+    let raw = if changed {
+        (1.08 * (impact + exploitability)).min(10.0)
+    } else {
+        (impact + exploitability).min(10.0)
+    };
+    Some(round_up(raw))
+}
+
+/// CVSS v3.1 `Roundup`: the smallest one-decimal number at or above `x`.
+fn round_up(x: f64) -> f64 {
+    let int = (x * 100_000.0).round() as i64;
+    if int % 10_000 == 0 {
+        int as f64 / 100_000.0
+    } else {
+        ((int / 10_000) as f64 + 1.0) / 10.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cvss3_base_scores_match_the_specification_examples() {
+        for (vector, score) in [
+            ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8),
+            ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1),
+            ("CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N", 5.5),
+            ("CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N", 5.9),
+            ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", 10.0),
+            ("CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N", 0.0),
+        ] {
+            assert_eq!(cvss3_base_score(vector), Some(score), "{vector}");
+        }
+        for bad in [
+            "AV:N/AC:L",
+            "CVSS:2.0/AV:N",
+            "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            "CVSS:3.1/AV:N",
+        ] {
+            assert_eq!(cvss3_base_score(bad), None, "{bad}");
+        }
+        assert_eq!(Severity::from_score(9.8), Severity::Critical);
+        assert_eq!(Severity::from_score(6.1), Severity::Medium);
+    }
 }

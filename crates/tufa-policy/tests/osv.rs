@@ -29,7 +29,7 @@ fn verdict(p: &Policy, project: &str, file: &str) -> Verdict {
 }
 
 fn check_dump(advisories: Advisories, unreadable: &[String]) {
-    assert_eq!(advisories.records(), 5, "{unreadable:?}");
+    assert_eq!(advisories.records(), 6, "{unreadable:?}");
     assert_eq!(unreadable.len(), 2, "{unreadable:?}");
     assert!(
         unreadable
@@ -75,6 +75,12 @@ fn check_dump(advisories: Advisories, unreadable: &[String]) {
     );
     assert!(!verdict(&p, "demo-util", "demo_util-0.2-py3-none-any.whl").is_blocked());
     assert!(!verdict(&p, "demo-app", "demo_app-1.0-py3-none-any.whl").is_blocked());
+    // A record with only a CVSS vector: its base score (9.8) rates it critical.
+    let p = Policy::default().with_advisories(advisories.clone(), Some(Severity::Critical));
+    let v = verdict(&p, "foo-bar-baz", "foo_bar_baz-2.0.tar.gz");
+    assert!(v.to_string().contains("PYSEC-2026-9 (severity critical"), "{v}");
+    assert!(!verdict(&p, "foo-bar-baz", "foo_bar_baz-2.1.tar.gz").is_blocked());
+    assert!(!verdict(&p, "demo-util", "demo_util-0.1-py3-none-any.whl").is_blocked());
     // block_severity = medium: the last_affected range covers exactly 1.0.
     let p = Policy::default().with_advisories(advisories, Some(Severity::Medium));
     assert!(verdict(&p, "demo-app", "demo_app-1.0-py3-none-any.whl").is_blocked());
