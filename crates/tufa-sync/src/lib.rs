@@ -66,6 +66,9 @@ pub struct SyncOptions {
     pub policy: Arc<tufa_policy::Policy>,
     /// The time `min_release_age` is judged against (tests inject it). `None`: now.
     pub now: Option<jiff::Timestamp>,
+    /// Full mode: projects to read again although upstream did not change them (those with
+    /// files `min_release_age` held back, so they are admitted once old enough).
+    pub recheck: Vec<ProjectName>,
 }
 
 impl SyncOptions {
@@ -82,6 +85,7 @@ impl SyncOptions {
             allow_private_addresses: false,
             policy: Arc::new(tufa_policy::Policy::default()),
             now: None,
+            recheck: Vec::new(),
         }
     }
 }
@@ -227,11 +231,24 @@ pub async fn sync(
             let unique: BTreeSet<_> = allow.iter().cloned().collect();
             unique.into_iter().map(|p| (p, None)).collect()
         }
-        None => plan_full(&ctx, options)
-            .await?
-            .into_iter()
-            .map(|(p, s)| (p, Some(s)))
-            .collect(),
+        None => {
+            let mut work: Vec<(ProjectName, Option<u64>)> = plan_full(&ctx, options)
+                .await?
+                .into_iter()
+                .map(|(p, s)| (p, Some(s)))
+                .collect();
+            let planned: BTreeSet<ProjectName> = work.iter().map(|(p, _)| p.clone()).collect();
+            let mut recheck: Vec<ProjectName> = options.recheck.clone();
+            recheck.sort();
+            recheck.dedup();
+            work.extend(
+                recheck
+                    .into_iter()
+                    .filter(|p| !planned.contains(p))
+                    .map(|p| (p, None)),
+            );
+            work
+        }
     };
     let full_mode = options.projects.is_none();
     (ctx.progress)(SyncEvent::Planned { projects: work.len() });
@@ -283,6 +300,14 @@ pub async fn sync(
     report.bytes_downloaded = ctx.bytes_downloaded.load(Ordering::Relaxed);
     report.files_already_present = ctx.files_present.load(Ordering::Relaxed);
     report.files_blocked = ctx.files_blocked.load(Ordering::Relaxed);
+    if !options.policy.is_empty() {
+        // The projects this run did not read (a full mirror reads only what changed upstream)
+        // are judged from their index records, so a new rule or advisory applies everywhere
+        // at once.
+        let swept = policy_sweep(&ctx, &report.judged).await?;
+        report.files_blocked += swept.values().map(|b| b.len() as u64).sum::<u64>();
+        report.judged.extend(swept);
+    }
     report
         .failures
         .sort_by(|a, b| (&a.project, &a.file).cmp(&(&b.project, &b.file)));
@@ -295,6 +320,66 @@ pub async fn sync(
         "sync finished"
     );
     Ok(report)
+}
+
+/// Judges the files of every indexed project not in `judged` (by what the index recorded of
+/// them from upstream's page) and, in enforce mode, removes the blocked ones from the index
+/// (the next publish drops them from the page and the TUF targets). Returns what it blocked,
+/// per project it judged.
+async fn policy_sweep(
+    ctx: &Arc<Ctx>,
+    judged: &std::collections::BTreeMap<ProjectName, Vec<tufa_policy::Blocked>>,
+) -> Result<std::collections::BTreeMap<ProjectName, Vec<tufa_policy::Blocked>>, SyncError> {
+    let index = ctx.index.clone();
+    let policy = Arc::clone(&ctx.policy);
+    let now = ctx.now;
+    let skip: BTreeSet<ProjectName> = judged.keys().cloned().collect();
+    let swept = tokio::task::spawn_blocking(move || -> Result<_, tufa_index::IndexError> {
+        let enforce = policy.mode() == tufa_policy::Mode::Enforce;
+        let mut out = std::collections::BTreeMap::new();
+        for name in index.project_names()? {
+            if skip.contains(&name) {
+                continue;
+            }
+            let Some(record) = index.project(&name)? else {
+                continue;
+            };
+            let files = index.files(&name)?;
+            let mut kept = Vec::with_capacity(files.len());
+            let mut blocked = Vec::new();
+            for f in files {
+                let facts = tufa_policy::FileFacts {
+                    project: &name,
+                    filename: &f.filename,
+                    upload_time: f.upload_time.as_deref(),
+                    yanked: f.yanked.is_some(),
+                    size: Some(f.size).filter(|s| *s > 0),
+                    requires_python: f.requires_python.as_deref(),
+                };
+                match policy.file(&facts, now) {
+                    tufa_policy::Verdict::Block { rule, reason } => {
+                        tracing::info!(project = %name, file = %f.filename, %rule, %reason, "policy: file kept out (index sweep)");
+                        blocked.push(tufa_policy::Blocked {
+                            file: f.filename.to_string(),
+                            rule,
+                            reason,
+                        });
+                        if !enforce {
+                            kept.push(f);
+                        }
+                    }
+                    tufa_policy::Verdict::Admit { .. } => kept.push(f),
+                }
+            }
+            if enforce && !blocked.is_empty() {
+                index.replace_project(&record, &kept)?;
+            }
+            out.insert(name, blocked);
+        }
+        Ok(out)
+    })
+    .await??;
+    Ok(swept)
 }
 
 /// Allowlist mode mirrors exactly the listed projects: ones no longer listed leave the index

@@ -216,3 +216,23 @@ pub fn render_report(report: &tufa_policy::Report) -> String {
     }
     out
 }
+
+/// Projects the last policy report says `min_release_age` held files of back.
+pub async fn held_back_projects(store: &tufa_store::BlobStore) -> Vec<ProjectName> {
+    let Ok(Some(bytes)) = store.get_named(tufa_policy::Report::KEY).await else {
+        return Vec::new();
+    };
+    let Ok(report) = serde_json::from_slice::<tufa_policy::Report>(&bytes) else {
+        return Vec::new();
+    };
+    report
+        .download
+        .iter()
+        .filter(|(_, blocked)| {
+            blocked
+                .iter()
+                .any(|b| b.rule == tufa_policy::RuleKind::MinReleaseAge)
+        })
+        .filter_map(|(project, _)| ProjectName::new(project).ok())
+        .collect()
+}

@@ -51,6 +51,9 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     // The policy `publishing` read (with its OSV dump): judged before download by the sync,
     // licence rules at publish.
     options.policy = publishing.options.policy.clone().unwrap_or_default();
+    // A full mirror reads only what changed upstream; projects with files min_release_age held
+    // back are read again, so those files are admitted once old enough.
+    options.recheck = crate::policy_cmd::held_back_projects(&store).await;
 
     let progress = Progress::new("sync", bar);
     let p = progress.clone();

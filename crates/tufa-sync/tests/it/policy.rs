@@ -114,3 +114,57 @@ async fn report_mode_blocks_nothing_but_counts() {
     assert_eq!(report.files_blocked, 6);
     assert_eq!(lib_versions(&m).len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_rule_applies_to_projects_a_full_sync_does_not_reread() {
+    let up = FakeUpstream::start(demo_projects()).await;
+    let m = Mirror::new();
+    let report = m.sync(&options(&up, None)).await;
+    assert!(report.is_success(), "{:#?}", report.failures);
+    assert!(lib_versions(&m).contains("1.1"));
+    // Nothing changed upstream: the next full sync reads no page, yet the new rule applies
+    // (from the index's records), and the report says so.
+    up.reset_counters();
+    let o = with_policy(options(&up, None), r#"deny = ["demo-lib==1.1"]"#);
+    let report = m.sync(&o).await;
+    assert!(report.is_success(), "{:#?}", report.failures);
+    assert!(
+        requests_mentioning(&up, "/simple/demo-lib/").is_empty(),
+        "{:?}",
+        up.requests()
+    );
+    assert!(!lib_versions(&m).contains("1.1"));
+    assert_eq!(report.files_blocked, 2);
+    assert_eq!(report.judged[&name("demo-lib")].len(), 2);
+    assert!(report.judged[&name("demo-util")].is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_rereads_projects_with_held_back_files() {
+    let up = FakeUpstream::start(demo_projects()).await;
+    up.add_release("demo-lib", ReleaseSpec::new("2.0"));
+    let m = Mirror::new();
+    let upload: jiff::Timestamp = up.project_json("demo-lib")["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == "demo_lib-2.0-py3-none-any.whl")
+        .unwrap()["upload-time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut o = with_policy(options(&up, None), r#"min_release_age = "2m""#);
+    o.now = Some(upload + jiff::SignedDuration::from_secs(60));
+    m.sync(&o).await;
+    assert!(!lib_versions(&m).contains("2.0"));
+    // Later, nothing changed upstream: without a recheck the project is not read again…
+    o.now = Some(upload + jiff::SignedDuration::from_secs(600));
+    m.sync(&o).await;
+    assert!(!lib_versions(&m).contains("2.0"));
+    // …with it (what `tufa sync` passes from the policy report), the file is admitted.
+    o.recheck = vec![name("demo-lib")];
+    let report = m.sync(&o).await;
+    assert!(report.is_success(), "{:#?}", report.failures);
+    assert!(lib_versions(&m).contains("2.0"));
+}
