@@ -150,6 +150,21 @@ fn a_malicious_release_in_the_osv_dump_is_kept_out() {
         "{explained}"
     );
 
+    // A vulnerability blocks once block_severity reaches its severity (HIGH in the fixture).
+    std::fs::write(m.config(), &original).unwrap();
+    with_policy(
+        &m,
+        &format!(
+            "[policy.advisories]\nosv = {:?}\nblock_severity = \"high\"",
+            osv.display().to_string()
+        ),
+    );
+    let vulnerable = explain(&m, &["demo-util==0.1"]);
+    assert!(
+        vulnerable.contains("blocked by advisories: demo-util 0.1 is affected by GHSA-aaaa-bbbb-cccc (severity high, at or above block_severity high)"),
+        "{vulnerable}"
+    );
+
     // A dump that is not there stops every command at load, naming it.
     std::fs::write(m.config(), original).unwrap();
     with_policy(&m, "[policy.advisories]\nosv = \"no/such/dump\"");
