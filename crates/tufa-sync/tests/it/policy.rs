@@ -15,6 +15,20 @@ fn with_policy(mut o: SyncOptions, toml_text: &str) -> SyncOptions {
     o
 }
 
+/// The upload time upstream's JSON page gives `filename`.
+fn upload_time(up: &FakeUpstream, project: &str, filename: &str) -> jiff::Timestamp {
+    up.project_json(project)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == filename)
+        .unwrap()["upload-time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn lib_versions(m: &Mirror) -> BTreeSet<String> {
     m.files("demo-lib")
         .values()
@@ -53,16 +67,7 @@ async fn a_cooldown_admits_a_release_once_the_clock_passes_its_age() {
     let up = FakeUpstream::start(demo_projects()).await;
     up.add_release("demo-lib", ReleaseSpec::new("2.0"));
     let m = Mirror::new();
-    let upload: jiff::Timestamp = up.project_json("demo-lib")["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["filename"] == "demo_lib-2.0-py3-none-any.whl")
-        .unwrap()["upload-time"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let upload = upload_time(&up, "demo-lib", "demo_lib-2.0-py3-none-any.whl");
     // The fake upstream uploads one release a minute (by serial): 2.0 came at least three
     // minutes after 1.1.
     let mut o = with_policy(options(&up, Some(&["demo-lib"])), r#"min_release_age = "2m""#);
@@ -144,16 +149,7 @@ async fn a_full_sync_rereads_projects_with_held_back_files() {
     let up = FakeUpstream::start(demo_projects()).await;
     up.add_release("demo-lib", ReleaseSpec::new("2.0"));
     let m = Mirror::new();
-    let upload: jiff::Timestamp = up.project_json("demo-lib")["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["filename"] == "demo_lib-2.0-py3-none-any.whl")
-        .unwrap()["upload-time"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let upload = upload_time(&up, "demo-lib", "demo_lib-2.0-py3-none-any.whl");
     let mut o = with_policy(options(&up, None), r#"min_release_age = "2m""#);
     o.now = Some(upload + jiff::SignedDuration::from_secs(60));
     m.sync(&o).await;

@@ -25,6 +25,16 @@ fn policy(m: &MirrorDir, subcommand: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `tufa sync` on `m` (its output, whatever the exit status).
+fn sync(m: &MirrorDir) -> std::process::Output {
+    tufa()
+        .arg("--config")
+        .arg(m.config())
+        .arg("sync")
+        .output()
+        .unwrap()
+}
+
 fn explain(m: &MirrorDir, args: &[&str]) -> String {
     policy(m, "explain", args)
 }
@@ -86,16 +96,8 @@ fn a_bad_policy_is_refused_at_load_naming_key_value_and_reason() {
 fn a_denied_release_leaves_the_published_page() {
     let up = Upstream::start(demo_projects());
     let m = MirrorDir::init(&up, &["demo-lib"]);
-    let sync = || {
-        tufa()
-            .arg("--config")
-            .arg(m.config())
-            .arg("sync")
-            .output()
-            .unwrap()
-    };
     let page = || {
-        let out = sync();
+        let out = sync(&m);
         assert!(out.status.success(), "{out:?}");
         String::from_utf8(out.stdout).unwrap()
     };
@@ -132,12 +134,7 @@ fn a_malicious_release_in_the_osv_dump_is_kept_out() {
         &m,
         &format!("[policy.advisories]\nosv = {:?}", osv.display().to_string()),
     );
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap();
+    let out = sync(&m);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("policy kept out 2 file(s)"), "{stdout}");
@@ -168,12 +165,7 @@ fn a_malicious_release_in_the_osv_dump_is_kept_out() {
     // A dump that is not there stops every command at load, naming it.
     std::fs::write(m.config(), original).unwrap();
     with_policy(&m, "[policy.advisories]\nosv = \"no/such/dump\"");
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap();
+    let out = sync(&m);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -205,12 +197,7 @@ fn licence_rules_judge_each_wheel_by_its_license_expression() {
     );
     let m = MirrorDir::init(&up, &["demo-lib"]);
     with_policy(&m, "[policy.licenses]\ndeny = [\"GPL-3.0-only\"]");
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap();
+    let out = sync(&m);
     assert!(out.status.success(), "{out:?}");
     let files = published_files(&m, "demo-lib");
     // OR: satisfiable without GPL; AND: not; no expression (the older releases): admitted
