@@ -137,6 +137,25 @@ pub struct Sync {
     pub concurrency: Concurrency,
     #[serde(default)]
     pub limits: Limits,
+    /// Also mirror what the allowlisted projects need: `Requires-Dist` of their wheels'
+    /// METADATA, transitively (dependencies needed only through an extra are not followed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_dependencies: bool,
+    /// Most projects the allowlist grows to by following dependencies.
+    #[serde(
+        default = "default_max_followed",
+        skip_serializing_if = "is_default_max_followed"
+    )]
+    pub max_projects: usize,
+}
+
+fn default_max_followed() -> usize {
+    5000
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_default_max_followed(n: &usize) -> bool {
+    *n == default_max_followed()
 }
 
 fn default_file_hosts() -> Vec<String> {
@@ -154,6 +173,8 @@ impl Default for Sync {
             allow_private_addresses: false,
             concurrency: Concurrency::default(),
             limits: Limits::default(),
+            follow_dependencies: false,
+            max_projects: default_max_followed(),
         }
     }
 }
@@ -377,6 +398,12 @@ impl Config {
             self.validate_replica()?;
         }
         self.policy()?;
+        if self.sync.follow_dependencies && self.projects.is_none() {
+            bail!("sync.follow_dependencies needs `projects` (a full mirror has every dependency already)");
+        }
+        if self.sync.max_projects == 0 {
+            bail!("sync.max_projects = 0: it must be at least 1");
+        }
         self.tuf.validate()?;
         self.serve.limits.validate()?;
         self.lease.validate()?;
@@ -466,6 +493,9 @@ upstream = {upstream}
 # index = "data/index.redb"
 
 [sync]
+# Also mirror what the listed projects need (Requires-Dist of their wheels, transitively).
+# follow_dependencies = false
+# max_projects = 5000
 # Mirror only the newest N releases of each project (default: all releases).
 {latest}
 # Hosts files may be downloaded from besides the upstream's own ("host" for any port, or

@@ -4,11 +4,13 @@
 //! mirror lives here too: the online key and its rotation ([`online_key`]), signing on publish
 //! and `tufa online-key` ([`tuf_cmd`]), and importing a key ceremony's export
 //! ([`import_cmd`]). The writer lease around every publishing command and `[lease]` are in
-//! [`lease_cmd`].
+//! [`lease_cmd`]. Following dependencies (`[sync] follow_dependencies`, quickstart) is
+//! [`deps`].
 //!
 //! Everything else (subcommands, progress, logging) stays in the binary (`main.rs`).
 
 pub mod config;
+pub mod deps;
 pub mod import_cmd;
 pub mod lease_cmd;
 pub mod online_key;

@@ -148,20 +148,8 @@ fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
 async fn missing_dependencies(loaded: &Loaded) -> anyhow::Result<BTreeSet<ProjectName>> {
     let store = loaded.open_store()?;
     let listed: BTreeSet<ProjectName> = loaded.config.projects.iter().flatten().cloned().collect();
-    let mut missing = BTreeSet::new();
-    for name in &listed {
-        let Some(manifest) = tufa_tree::read_manifest(&store, name).await? else {
-            continue;
-        };
-        for blob in manifest.metadata.values() {
-            let bytes = store.get_verified(&blob.sha256).await?;
-            let text = String::from_utf8_lossy(&bytes);
-            for dep in tufa_pypi::metadata::requires_dist(&text) {
-                if !dep.extra_only && !listed.contains(&dep.name) {
-                    missing.insert(dep.name);
-                }
-            }
-        }
-    }
-    Ok(missing)
+    Ok(tufa::deps::missing_dependencies(&store, &listed)
+        .await?
+        .into_keys()
+        .collect())
 }

@@ -55,6 +55,71 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     // back are read again, so those files are admitted once old enough.
     options.recheck = crate::policy_cmd::held_back_projects(&store).await;
 
+    if !c.sync.follow_dependencies {
+        return sync_and_publish(loaded, &store, &index, &publishing, &options, bar).await;
+    }
+    // The allowlist and, from what is published, everything it needs; then, round by round,
+    // what the newly synced wheels need, until nothing is missing or the bound is reached.
+    let roots = c.projects.clone().unwrap_or_default();
+    let max = c.sync.max_projects;
+    let (mut allow, mut why) = tufa::deps::closure(&store, &roots, max).await?;
+    let mut code = ExitCode::SUCCESS;
+    for _ in 0..MAX_DEPENDENCY_ROUNDS {
+        options.projects = Some(allow.iter().cloned().collect());
+        if sync_and_publish(loaded, &store, &index, &publishing, &options, bar).await? != ExitCode::SUCCESS {
+            code = ExitCode::from(1);
+        }
+        let missing = tufa::deps::missing_dependencies(&store, &allow).await?;
+        if missing.is_empty() {
+            break;
+        }
+        if allow.len() >= max {
+            eprintln!(
+                "warning: not following {} more dependencies: the allowlist reached sync.max_projects = {max}",
+                missing.len()
+            );
+            break;
+        }
+        let adding: Vec<_> = missing.into_iter().take(max - allow.len()).collect();
+        println!(
+            "following dependencies: adding {}",
+            adding
+                .iter()
+                .map(|(dep, by)| format!("{dep} (needed by {by})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (dep, by) in adding {
+            allow.insert(dep.clone());
+            why.insert(dep, by);
+        }
+    }
+    let added = allow.len() - roots.iter().collect::<std::collections::BTreeSet<_>>().len();
+    if added > 0 {
+        println!(
+            "mirrored {} project(s): {} listed, {added} followed as dependencies",
+            allow.len(),
+            allow.len() - added
+        );
+    }
+    Ok(code)
+}
+
+/// Rounds of "sync, then look for what the new wheels need" in one `tufa sync` at most.
+const MAX_DEPENDENCY_ROUNDS: usize = 20;
+
+/// One sync and the publish after it, with their summary.
+async fn sync_and_publish(
+    loaded: &Loaded,
+    store: &tufa_store::BlobStore,
+    index: &tufa_index::Index,
+    publishing: &crate::tuf_cmd::Publishing,
+    options: &SyncOptions,
+    bar: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = &loaded.config;
+    let store = store.clone();
+    let index = index.clone();
     let progress = Progress::new("sync", bar);
     let p = progress.clone();
     let on_event: tufa_sync::Progress = Arc::new(move |e| match e {
@@ -62,7 +127,7 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
         SyncEvent::Downloaded { bytes } => p.add_bytes(bytes),
         SyncEvent::ProjectDone { .. } => p.inc(),
     });
-    let report = tufa_sync::sync(&options, &store, &index, on_event).await;
+    let report = tufa_sync::sync(options, &store, &index, on_event).await;
     progress.finish();
     let report = report?;
     // Publish what synced, even when some of it failed: good projects should not wait.
@@ -117,8 +182,8 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     if let Err(e) = crate::policy_cmd::update_report(&store, c, &options.policy, &report, &published).await {
         tracing::warn!(error = format!("{e:#}"), "cannot update the policy report");
     }
-    crate::tuf_cmd::report(loaded, &publishing, &published);
-    crate::tuf_cmd::after_publish(loaded, &store, &publishing).await;
+    crate::tuf_cmd::report(loaded, publishing, &published);
+    crate::tuf_cmd::after_publish(loaded, &store, publishing).await;
     if report.is_success() && published.failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -14,6 +14,7 @@ mod deploy_config;
 mod deploy_kubernetes;
 mod deploy_nginx;
 mod deploy_yaml;
+mod deps;
 mod gc;
 mod hardening;
 mod kill;

@@ -6,6 +6,7 @@ mod attacks;
 mod ceremony;
 mod conformance;
 mod crash;
+mod deps;
 mod disk_full;
 mod harness;
 mod http;
