@@ -69,6 +69,17 @@ pub struct SyncOptions {
     /// Full mode: projects to read again although upstream did not change them (those with
     /// files `min_release_age` held back, so they are admitted once old enough).
     pub recheck: Vec<ProjectName>,
+    /// Versions and hashes requirements files pin, per project (allowlist mode).
+    pub pins: BTreeMap<ProjectName, Pins>,
+}
+
+/// What requirements say about one project: version ranges (a file is mirrored when its
+/// version satisfies any of them; `None`: every version) and, when pinned by hash, the
+/// sha256s its files must have (a file with another is refused, both hashes named).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pins {
+    pub specifiers: Vec<Option<pep440_rs::VersionSpecifiers>>,
+    pub sha256: BTreeSet<tufa_pypi::Sha256Digest>,
 }
 
 impl SyncOptions {
@@ -86,6 +97,7 @@ impl SyncOptions {
             policy: Arc::new(tufa_policy::Policy::default()),
             now: None,
             recheck: Vec::new(),
+            pins: BTreeMap::new(),
         }
     }
 }
@@ -182,6 +194,7 @@ pub(crate) struct Ctx {
     pub policy: Arc<tufa_policy::Policy>,
     pub now: jiff::Timestamp,
     pub files_blocked: AtomicU64,
+    pub pins: BTreeMap<ProjectName, Pins>,
     /// Records synced projects in the index in batches, after their blobs are durable.
     pub committer: commit::Committer,
 }
@@ -220,6 +233,7 @@ pub async fn sync(
         policy: Arc::clone(&options.policy),
         now: options.now.unwrap_or_else(jiff::Timestamp::now),
         files_blocked: AtomicU64::new(0),
+        pins: options.pins.clone(),
         committer,
     });
 

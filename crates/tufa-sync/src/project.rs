@@ -142,6 +142,7 @@ pub(crate) async fn sync_project(
     if let Some(n) = ctx.latest_releases {
         keep_latest_releases(&mut candidates, n);
     }
+    apply_pins(ctx, name, &mut candidates, &mut outcome);
     let judged = apply_policy(ctx, name, &mut candidates);
     let blocked = if ctx.policy.mode() == tufa_policy::Mode::Enforce {
         judged.len()
@@ -288,6 +289,41 @@ pub(crate) async fn sync_project(
             Synced::Done(outcome)
         }
     }
+}
+
+/// Keeps the candidates the requirements pin (versions; hashes, refusing a file whose sha256
+/// is not among them).
+fn apply_pins(ctx: &Ctx, name: &ProjectName, candidates: &mut Vec<Candidate>, outcome: &mut ProjectOutcome) {
+    let Some(pins) = ctx.pins.get(name) else {
+        return;
+    };
+    candidates.retain(|c| {
+        let version = c.record.filename.version();
+        pins.specifiers.iter().any(|spec| match (spec, version) {
+            (None, _) => true,
+            (Some(spec), Some(v)) => spec.contains(v),
+            (Some(_), None) => false,
+        })
+    });
+    if pins.sha256.is_empty() {
+        return;
+    }
+    candidates.retain(|c| {
+        if pins.sha256.contains(&c.record.sha256) {
+            return true;
+        }
+        let listed: Vec<String> = pins.sha256.iter().map(ToString::to_string).collect();
+        outcome.failures.push(file_failure(
+            name,
+            c.record.filename.as_str(),
+            format!(
+                "upstream's sha256 is {}, which the requirements' hash pins do not list ({}); refused",
+                c.record.sha256,
+                listed.join(", ")
+            ),
+        ));
+        false
+    });
 }
 
 /// Drops the candidates the policy blocks (in report mode only logs them); returns what it

@@ -29,6 +29,10 @@ pub struct Config {
     /// Allowlist: sync exactly these projects. Absent: mirror everything upstream has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projects: Option<Vec<ProjectName>>,
+    /// Requirements files (pip format, relative to this file) whose projects join the
+    /// allowlist; their version specifiers and `--hash` pins limit what is mirrored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<PathBuf>,
     #[serde(default)]
     pub storage: Storage,
     #[serde(default)]
@@ -249,6 +253,22 @@ pub struct Loaded {
     /// Where the store is (`[storage] url`, or the `blobs` directory made absolute).
     pub store_location: tufa_store::StoreLocation,
     pub index_path: PathBuf,
+    /// The projects `requirements` files name, with their pins (read at load).
+    pub pins: std::collections::BTreeMap<ProjectName, tufa_sync::Pins>,
+}
+
+impl Loaded {
+    /// The allowlist: `projects` and every project the requirements files name. `None`: a
+    /// full mirror.
+    pub fn allowlist(&self) -> Option<Vec<ProjectName>> {
+        if self.config.projects.is_none() && self.pins.is_empty() {
+            return None;
+        }
+        let mut all: std::collections::BTreeSet<ProjectName> =
+            self.config.projects.iter().flatten().cloned().collect();
+        all.extend(self.pins.keys().cloned());
+        Some(all.into_iter().collect())
+    }
 }
 
 impl Loaded {
@@ -305,6 +325,7 @@ impl Config {
             xmlrpc: None,
             upstream_root: None,
             projects,
+            requirements: Vec::new(),
             storage: Storage::default(),
             sync: Sync::default(),
             serve: Serve::default(),
@@ -398,8 +419,10 @@ impl Config {
             self.validate_replica()?;
         }
         self.policy()?;
-        if self.sync.follow_dependencies && self.projects.is_none() {
-            bail!("sync.follow_dependencies needs `projects` (a full mirror has every dependency already)");
+        if self.sync.follow_dependencies && self.projects.is_none() && self.requirements.is_empty() {
+            bail!(
+                "sync.follow_dependencies needs `projects` or `requirements` (a full mirror has every dependency already)"
+            );
         }
         if self.sync.max_projects == 0 {
             bail!("sync.max_projects = 0: it must be at least 1");
@@ -476,6 +499,8 @@ upstream = {upstream}
 # Allowlist: mirror exactly these projects (with all their files).
 # Remove the key to mirror every project upstream has.
 {projects}
+# Requirements files (pip format) whose projects join the allowlist, pinned as they say.
+# requirements = ["requirements.txt"]
 
 [storage]
 # Where blobs and the published tree live: file:///path, s3://bucket/prefix,
@@ -730,7 +755,11 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         .storage
         .location(&base)
         .with_context(|| format!("config `{}`", path.display()))?;
+    let requirement_files: Vec<PathBuf> = config.requirements.iter().map(|f| base.join(f)).collect();
+    let pins = crate::requirements::read(&requirement_files)
+        .with_context(|| format!("config `{}`: requirements", path.display()))?;
     Ok(Loaded {
+        pins,
         store_location,
         index_path: base.join(&config.storage.index),
         config,
@@ -934,6 +963,7 @@ mod tests {
             base_dir: PathBuf::from("."),
             store_location: tufa_store::StoreLocation::File(PathBuf::from("b")),
             index_path: PathBuf::from("i"),
+            pins: Default::default(),
         };
         assert_eq!(
             loaded("/srv/tufa/tufa.toml").command("sync"),

@@ -14,4 +14,5 @@ pub mod deps;
 pub mod import_cmd;
 pub mod lease_cmd;
 pub mod online_key;
+pub mod requirements;
 pub mod tuf_cmd;

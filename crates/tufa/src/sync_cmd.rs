@@ -42,7 +42,8 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
 
     let mut options = SyncOptions::new(c.upstream.clone());
     options.xmlrpc = c.xmlrpc.clone();
-    options.projects = c.projects.clone();
+    options.projects = loaded.allowlist();
+    options.pins = loaded.pins.clone();
     options.limits = c.sync.limits.clone();
     options.concurrency = c.sync.concurrency.clone();
     options.latest_releases = c.sync.latest_releases;
@@ -60,7 +61,7 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     }
     // The allowlist and, from what is published, everything it needs; then, round by round,
     // what the newly synced wheels need, until nothing is missing or the bound is reached.
-    let roots = c.projects.clone().unwrap_or_default();
+    let roots = loaded.allowlist().unwrap_or_default();
     let max = c.sync.max_projects;
     let (mut allow, mut why) = tufa::deps::closure(&store, &roots, max).await?;
     let mut code = ExitCode::SUCCESS;

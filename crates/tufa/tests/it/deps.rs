@@ -80,3 +80,72 @@ fn following_dependencies_mirrors_the_closure_and_keeps_it() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("sync.follow_dependencies needs `projects`"));
 }
+
+#[test]
+fn a_requirements_file_pins_versions_and_hashes() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-app"]);
+    let util_whl = up.file_sha256("demo_util-0.1-py3-none-any.whl").unwrap();
+    let wrong = "0".repeat(64);
+    std::fs::write(
+        m.dir.path().join("requirements.txt"),
+        format!(
+            "--index-url https://pypi.org/simple/\ndemo-lib==1.0  # only this version\ndemo-util==0.1 \\\n  --hash=sha256:{util_whl} --hash=sha256:{wrong}\n"
+        ),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    std::fs::write(
+        m.config(),
+        text.replacen(
+            "\n[storage]\n",
+            "\nrequirements = [\"requirements.txt\"]\n\n[storage]\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .arg("sync")
+        .output()
+        .unwrap();
+    // The sdist of demo-util is not among the hashes: refused, both hashes named.
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let sdist = up.file_sha256("demo_util-0.1.tar.gz").unwrap();
+    assert!(
+        stderr.contains(&format!("upstream's sha256 is {sdist}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&util_whl) && stderr.contains(&wrong), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("synced 3 projects"), "{stdout}");
+    // Only demo-lib 1.0 and demo-util's wheel were taken.
+    assert!(
+        m.blob_path(&up.file_sha256("demo_lib-1.0-py3-none-any.whl").unwrap())
+            .exists()
+    );
+    assert!(
+        !m.blob_path(&up.file_sha256("demo_lib-1.1-py3-none-any.whl").unwrap())
+            .exists()
+    );
+    assert!(m.blob_path(&util_whl).exists());
+    assert!(!m.blob_path(&sdist).exists());
+
+    // A malformed file stops the command before anything is synced, naming file and line.
+    std::fs::write(
+        m.dir.path().join("requirements.txt"),
+        "demo-lib==1.0\nnot a requirement!\n",
+    )
+    .unwrap();
+    let out = tufa()
+        .arg("--config")
+        .arg(m.config())
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("requirements.txt:2:"), "{stderr}");
+}
