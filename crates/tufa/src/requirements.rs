@@ -1,6 +1,9 @@
 //! Requirements files as an allowlist (`requirements = ["requirements.txt"]` in tufa.toml):
 //! every PEP 508 requirement names a project to mirror; a version specifier limits the
-//! versions mirrored, and `--hash=sha256:…` options pin the files.
+//! versions mirrored, and `--hash=sha256:…` options pin the files. Lock files pin exactly:
+//! a PEP 751 `pylock.toml` (or `pylock.<name>.toml`) and a `uv.lock` give each package's
+//! version and the sha256 of each of its files; packages not from an index (the project
+//! itself, paths, git, editable) are skipped.
 //!
 //! pip's format: one requirement per line, `#` comments, `\` continuations, `-r`/`--requirement`
 //! includes (relative to the including file). Options that are not about what to mirror
@@ -65,6 +68,16 @@ fn read_file(
         line,
         reason,
     };
+    let base = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if base == "uv.lock" {
+        return read_lock(file, LockFormat::Uv, out);
+    }
+    if base == "pylock.toml" || (base.starts_with("pylock.") && base.ends_with(".toml")) {
+        return read_lock(file, LockFormat::Pylock, out);
+    }
     if depth > 16 {
         return Err(err(0, "includes nest more than 16 deep".into()));
     }
@@ -173,6 +186,112 @@ fn read_file(
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+enum LockFormat {
+    Uv,
+    Pylock,
+}
+
+/// A lock file's packages from an index: `name==version` and every file's sha256.
+fn read_lock(
+    file: &Path,
+    format: LockFormat,
+    out: &mut BTreeMap<ProjectName, Pins>,
+) -> Result<(), RequirementsError> {
+    let err = |reason: String| RequirementsError {
+        file: file.to_owned(),
+        line: 0,
+        reason,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| err(format!("cannot read it: {e}")))?;
+    let doc: toml::Value = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        RequirementsError {
+            file: file.to_owned(),
+            line,
+            reason: format!("not a valid lock file: {}", e.message()),
+        }
+    })?;
+    let (key, hashes_of): (&str, fn(&toml::Value) -> Vec<String>) = match format {
+        LockFormat::Uv => ("package", uv_hashes),
+        LockFormat::Pylock => ("packages", pylock_hashes),
+    };
+    let packages = doc.get(key).and_then(toml::Value::as_array).ok_or_else(|| {
+        err(format!(
+            "no `[[{key}]]` tables: not a {} file",
+            match format {
+                LockFormat::Uv => "uv.lock",
+                LockFormat::Pylock => "pylock.toml",
+            }
+        ))
+    })?;
+    for (i, package) in packages.iter().enumerate() {
+        let what = || format!("[[{key}]] #{}", i + 1);
+        let name = package
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| err(format!("{} has no name", what())))?;
+        let from_index = match format {
+            LockFormat::Uv => package.get("source").and_then(|s| s.get("registry")).is_some(),
+            LockFormat::Pylock => package.get("wheels").is_some() || package.get("sdist").is_some(),
+        };
+        if !from_index {
+            continue;
+        }
+        let name = ProjectName::new(name).map_err(|e| err(format!("{}: {e}", what())))?;
+        let version = package
+            .get("version")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| err(format!("{} (`{name}`) has no version", what())))?;
+        let spec = VersionSpecifiers::from_str(&format!("=={version}"))
+            .map_err(|e| err(format!("`{name}` version `{version}`: {e}")))?;
+        let pins = out.entry(name.clone()).or_default();
+        pins.specifiers.push(Some(spec));
+        for hash in hashes_of(package) {
+            let hex = hash.strip_prefix("sha256:").unwrap_or(&hash);
+            let digest = hex
+                .parse::<Sha256Digest>()
+                .map_err(|e| err(format!("`{name}`: hash `{hash}`: {e}")))?;
+            pins.sha256.insert(digest);
+        }
+    }
+    Ok(())
+}
+
+/// uv.lock: `sdist.hash` and `wheels[].hash`, `sha256:HEX`.
+fn uv_hashes(package: &toml::Value) -> Vec<String> {
+    let sdist = package.get("sdist").and_then(|s| s.get("hash"));
+    let wheels = package
+        .get("wheels")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w.get("hash"));
+    sdist
+        .into_iter()
+        .chain(wheels)
+        .filter_map(|h| h.as_str().map(str::to_owned))
+        .filter(|h| h.starts_with("sha256:"))
+        .collect()
+}
+
+/// pylock.toml: `sdist.hashes.sha256` and `wheels[].hashes.sha256`.
+fn pylock_hashes(package: &toml::Value) -> Vec<String> {
+    let sdist = package.get("sdist");
+    let wheels = package
+        .get("wheels")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten();
+    sdist
+        .into_iter()
+        .chain(wheels)
+        .filter_map(|f| f.get("hashes")?.get("sha256")?.as_str().map(str::to_owned))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -214,6 +333,71 @@ mod tests {
                 .contains(&"1.1".parse().unwrap())
         );
         assert_eq!(lib.sha256.len(), 1);
+    }
+
+    #[test]
+    fn lock_files_pin_versions_and_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        let uv = write(
+            dir.path(),
+            "uv.lock",
+            &format!(
+                r#"version = 1
+requires-python = ">=3.8"
+
+[[package]]
+name = "demo-app"
+version = "1.0"
+source = {{ registry = "http://127.0.0.1:1/simple/" }}
+sdist = {{ url = "http://x/demo_app-1.0.tar.gz", hash = "sha256:{a}", size = 1 }}
+wheels = [{{ url = "http://x/demo_app-1.0-py3-none-any.whl", hash = "sha256:{b}", size = 1 }}]
+
+[[package]]
+name = "me"
+version = "0.1.0"
+source = {{ virtual = "." }}
+"#
+            ),
+        );
+        let pins = read(&[uv]).unwrap();
+        assert_eq!(pins.len(), 1, "the project itself is not from an index");
+        let app = &pins[&ProjectName::new("demo-app").unwrap()];
+        assert!(
+            app.specifiers[0]
+                .as_ref()
+                .unwrap()
+                .contains(&"1.0".parse().unwrap())
+        );
+        assert_eq!(app.sha256.len(), 2);
+
+        let pylock = write(
+            dir.path(),
+            "pylock.toml",
+            &format!(
+                r#"lock-version = "1.0"
+created-by = "pip"
+
+[[packages]]
+name = "demo-util"
+version = "0.1"
+index = "http://127.0.0.1:1/simple/"
+wheels = [{{ name = "demo_util-0.1-py3-none-any.whl", url = "http://x/w.whl", hashes = {{ sha256 = "{c}" }} }}]
+"#
+            ),
+        );
+        let pins = read(&[pylock]).unwrap();
+        assert_eq!(pins[&ProjectName::new("demo-util").unwrap()].sha256.len(), 1);
+
+        let broken = write(
+            dir.path(),
+            "uv.lock",
+            "version = 1
+[[package]
+",
+        );
+        let e = read(&[broken]).unwrap_err();
+        assert!(e.to_string().contains("uv.lock:2: not a valid lock file"), "{e}");
     }
 
     #[test]

@@ -41,3 +41,114 @@ fn one_listed_project_installs_with_its_dependencies() {
         );
     }
 }
+
+/// `tufa init` + `requirements = [FILE]` + sync against `upstream`: the published files.
+fn mirror_from(
+    upstream: &str,
+    file: &std::path::Path,
+    dir: &std::path::Path,
+) -> std::collections::BTreeSet<String> {
+    let out = std::process::Command::new(crate::harness::tufa_bin())
+        .arg("init")
+        .arg(dir)
+        .args(["--upstream", upstream])
+        .output()
+        .unwrap();
+    check(out, "tufa init");
+    let name = file.file_name().unwrap();
+    std::fs::copy(file, dir.join(name)).unwrap();
+    let config = dir.join("tufa.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let toml = toml
+        .replace("\nonline_key = \"keys/online.json\"\n", "\n")
+        .replacen(
+            "\n[storage]\n",
+            &format!("\nrequirements = [{:?}]\n\n[storage]\n", name.to_string_lossy()),
+            1,
+        );
+    std::fs::write(&config, toml).unwrap();
+    check(tufa_sync(&config), "tufa sync");
+    let mut files = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir.join("data/store/published/projects")).unwrap() {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        let digest = manifest["json"]["raw"]["sha256"].as_str().unwrap().to_owned();
+        let blob = dir
+            .join("data/store/blobs/sha256")
+            .join(&digest[..2])
+            .join(&digest[2..4])
+            .join(&digest);
+        let page: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+        for f in page["files"].as_array().unwrap() {
+            files.insert(f["filename"].as_str().unwrap().to_owned());
+        }
+    }
+    files
+}
+
+#[test]
+fn uv_lock_pylock_and_requirements_mirror_the_same_files() {
+    let (upstream, dir, _config) = Mirror::init(&["demo-app"], false);
+    let simple = upstream.simple_url();
+    // A project locked by real uv against the fake upstream, exported by uv as pylock.toml and
+    // as a hashed requirements file.
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[project]\nname = \"me\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = [\"demo-app\"]\n",
+    )
+    .unwrap();
+    let uv = |args: &[&str]| {
+        let out = venv_cmd("uv", dir.path())
+            .current_dir(&project)
+            .args(args)
+            .args(["--index-url", &simple])
+            .output()
+            .unwrap();
+        check(out, &format!("uv {}", args.join(" ")));
+    };
+    uv(&["lock"]);
+    uv(&[
+        "export",
+        "--format",
+        "pylock.toml",
+        "--no-emit-project",
+        "-o",
+        "pylock.toml",
+    ]);
+    uv(&[
+        "export",
+        "--format",
+        "requirements-txt",
+        "--no-emit-project",
+        "-o",
+        "requirements.txt",
+    ]);
+    let from_lock = mirror_from(&simple, &project.join("uv.lock"), &dir.path().join("m-uv"));
+    let from_pylock = mirror_from(
+        &simple,
+        &project.join("pylock.toml"),
+        &dir.path().join("m-pylock"),
+    );
+    let from_requirements = mirror_from(
+        &simple,
+        &project.join("requirements.txt"),
+        &dir.path().join("m-req"),
+    );
+    // The locked versions only: demo-lib 1.1 (newest), not 1.0 or 0.9.
+    assert!(
+        from_lock.contains("demo_lib-1.1-py3-none-any.whl"),
+        "{from_lock:?}"
+    );
+    assert!(
+        !from_lock.iter().any(|f| f.contains("demo_lib-1.0")),
+        "{from_lock:?}"
+    );
+    assert!(
+        from_lock.contains("demo_util-0.1-py3-none-any.whl"),
+        "{from_lock:?}"
+    );
+    assert_eq!(from_lock, from_pylock);
+    assert_eq!(from_lock, from_requirements);
+}
