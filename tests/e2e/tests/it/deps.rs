@@ -152,3 +152,58 @@ fn uv_lock_pylock_and_requirements_mirror_the_same_files() {
     assert_eq!(from_lock, from_pylock);
     assert_eq!(from_lock, from_requirements);
 }
+
+/// The user story of issue 16 against the real PyPI (opt-in: it reaches the internet, for a
+/// short named allowlist only): `projects = ["python-dateutil"]` alone, with
+/// follow_dependencies, and pip installs python-dateutil (whose newest release needs more than
+/// itself) through tufa. Run with `cargo test -p tufa-e2e -- --ignored real_pypi`.
+#[test]
+#[ignore = "reaches the real PyPI; run with -- --ignored real_pypi"]
+fn real_pypi_python_dateutil_installs_from_its_name_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::harness::tufa_bin())
+        .arg("init")
+        .arg(dir.path())
+        .args(["--project", "python-dateutil"])
+        .output()
+        .unwrap();
+    check(out, "tufa init");
+    let config = dir.path().join("tufa.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        toml.replace("\nonline_key = \"keys/online.json\"\n", "\n")
+            .replace(
+                "\n[sync]\n",
+                // Some sandboxes reach PyPI through a proxy on a reserved address.
+            "\n[sync]\nfollow_dependencies = true\nlatest_releases = 1\nmax_projects = 20\nallow_private_addresses = true\n",
+            ),
+    )
+    .unwrap();
+    let out = check(tufa_sync(&config), "tufa sync from PyPI");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("followed as dependencies"), "{summary}");
+    let m = Mirror::serve(
+        crate::harness::runtime().block_on(tufa_fake_upstream::FakeUpstream::start(
+            tufa_fake_upstream::demo_projects(),
+        )),
+        dir,
+        config,
+    );
+    let home = m.work_dir("pip-home");
+    let site = home.join("site");
+    let out = venv_cmd("pip", &home)
+        .args(["install", "--no-cache-dir", "--index-url", &m.url, "--target"])
+        .arg(&site)
+        .arg("python-dateutil")
+        .output()
+        .unwrap();
+    check(out, "pip install python-dateutil through tufa");
+    assert!(
+        dist_infos(&site)
+            .iter()
+            .any(|d| d.starts_with("python_dateutil-")),
+        "{:?}",
+        dist_infos(&site)
+    );
+}
