@@ -3,7 +3,7 @@
 
 use tufa_fake_upstream::demo_projects;
 
-use crate::{MirrorDir, Upstream, tufa};
+use crate::{MirrorDir, Upstream};
 
 #[test]
 fn following_dependencies_mirrors_the_closure_and_keeps_it() {
@@ -16,12 +16,7 @@ fn following_dependencies_mirrors_the_closure_and_keeps_it() {
     )
     .unwrap();
     let sync = || {
-        let out = tufa()
-            .arg("--config")
-            .arg(m.config())
-            .arg("sync")
-            .output()
-            .unwrap();
+        let out = m.tufa(&["sync"]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
         String::from_utf8(out.stdout).unwrap()
     };
@@ -71,12 +66,7 @@ fn following_dependencies_mirrors_the_closure_and_keeps_it() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(m.config(), full).unwrap();
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap();
+    let out = m.tufa(&["sync"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("sync.follow_dependencies needs `projects`"));
 }
@@ -104,12 +94,7 @@ fn a_requirements_file_pins_versions_and_hashes() {
         ),
     )
     .unwrap();
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap();
+    let out = m.tufa(&["sync"]).output().unwrap();
     // The sdist of demo-util is not among the hashes: refused, both hashes named.
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -139,12 +124,7 @@ fn a_requirements_file_pins_versions_and_hashes() {
         "demo-lib==1.0\nnot a requirement!\n",
     )
     .unwrap();
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap();
+    let out = m.tufa(&["sync"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("requirements.txt:2:"), "{stderr}");

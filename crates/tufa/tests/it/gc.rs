@@ -3,15 +3,10 @@
 
 use tufa_fake_upstream::demo_projects;
 
-use crate::{MirrorDir, Upstream, tufa};
+use crate::{MirrorDir, Upstream};
 
 fn run(m: &MirrorDir, args: &[&str]) -> String {
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
-        .args(args)
-        .output()
-        .unwrap();
+    let out = m.tufa(args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }

@@ -4,7 +4,7 @@
 
 use tufa_fake_upstream::demo_projects;
 
-use crate::{MirrorDir, Upstream, tufa};
+use crate::{MirrorDir, Upstream};
 
 fn with_policy(m: &MirrorDir, policy: &str) {
     let text = std::fs::read_to_string(m.config()).unwrap();
@@ -14,9 +14,8 @@ fn with_policy(m: &MirrorDir, policy: &str) {
 
 /// `tufa policy SUBCOMMAND ARGS…`'s standard output (it must succeed).
 fn policy(m: &MirrorDir, subcommand: &str, args: &[&str]) -> String {
-    let out = tufa()
-        .arg("--config")
-        .arg(m.config())
+    let out = m
+        .tufa(&[])
         .args(["-q", "policy", subcommand])
         .args(args)
         .output()
@@ -27,12 +26,7 @@ fn policy(m: &MirrorDir, subcommand: &str, args: &[&str]) -> String {
 
 /// `tufa sync` on `m` (its output, whatever the exit status).
 fn sync(m: &MirrorDir) -> std::process::Output {
-    tufa()
-        .arg("--config")
-        .arg(m.config())
-        .arg("sync")
-        .output()
-        .unwrap()
+    m.tufa(&["sync"]).output().unwrap()
 }
 
 fn explain(m: &MirrorDir, args: &[&str]) -> String {
@@ -79,12 +73,7 @@ fn a_bad_policy_is_refused_at_load_naming_key_value_and_reason() {
     ] {
         let original = std::fs::read_to_string(m.config()).unwrap();
         with_policy(&m, policy);
-        let out = tufa()
-            .arg("--config")
-            .arg(m.config())
-            .arg("sync")
-            .output()
-            .unwrap();
+        let out = m.tufa(&["sync"]).output().unwrap();
         std::fs::write(m.config(), original).unwrap();
         assert_eq!(out.status.code(), Some(2), "{policy}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,7 +1,7 @@
 //! `[sync] follow_dependencies` end to end: `projects = ["demo-app"]` alone, and pip and uv
 //! install demo-app (and what it needs) through tufa.
 
-use crate::harness::{Mirror, check, dist_infos, tufa_sync, venv_cmd};
+use crate::harness::{Mirror, check, dist_infos, install_uncached, tufa_sync, venv_cmd};
 
 #[test]
 fn one_listed_project_installs_with_its_dependencies() {
@@ -15,21 +15,7 @@ fn one_listed_project_installs_with_its_dependencies() {
     check(tufa_sync(&config), "tufa sync");
     let m = Mirror::serve(upstream, dir, config);
     for tool in ["pip", "uv"] {
-        let home = m.work_dir(&format!("{tool}-home"));
-        let site = home.join("site");
-        let mut cmd = venv_cmd(tool, &home);
-        if tool == "uv" {
-            cmd.args(["pip", "install", "--no-cache"]);
-        } else {
-            cmd.args(["install", "--no-cache-dir"]);
-        }
-        let out = cmd
-            .args(["--index-url", &m.url, "--target"])
-            .arg(&site)
-            .arg("demo-app")
-            .output()
-            .unwrap();
-        check(out, &format!("{tool} install demo-app"));
+        let site = install_uncached(tool, &m.work_dir(&format!("{tool}-home")), &m.url, "demo-app");
         assert_eq!(
             dist_infos(&site),
             [

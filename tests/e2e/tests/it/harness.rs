@@ -370,6 +370,26 @@ pub fn venv_cmd(tool: &str, home: &Path) -> Command {
     c
 }
 
+/// `pip install` or `uv pip install` (`tool`) of `requirement` from `index_url`, with the
+/// client's cache off, into `home/site`; panics unless it succeeds. Returns the site.
+pub fn install_uncached(tool: &str, home: &Path, index_url: &str, requirement: &str) -> PathBuf {
+    let site = home.join("site");
+    let mut cmd = venv_cmd(tool, home);
+    if tool == "uv" {
+        cmd.args(["pip", "install", "--no-cache"]);
+    } else {
+        cmd.args(["install", "--no-cache-dir"]);
+    }
+    let out = cmd
+        .args(["--index-url", index_url, "--target"])
+        .arg(&site)
+        .arg(requirement)
+        .output()
+        .unwrap();
+    check(out, &format!("{tool} install {requirement}"));
+    site
+}
+
 /// Waits for `cond`, at most `secs`.
 #[allow(dead_code)]
 pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {

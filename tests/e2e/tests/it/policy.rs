@@ -2,7 +2,7 @@
 //! the newest allowed version, and python-tuf verifies the pruned page and finds the denied
 //! files no longer signed.
 
-use crate::harness::{Mirror, check, dist_infos, venv_cmd};
+use crate::harness::{Mirror, check, dist_infos, install_uncached};
 use crate::tuf::{HTML_PAGE, current_targets};
 use crate::tuf_client::TufClient;
 
@@ -66,21 +66,7 @@ fn a_denied_release_is_pruned_and_installers_take_the_newest_allowed() {
 
     // pip and uv take 1.0, the newest allowed.
     for tool in ["pip", "uv"] {
-        let home = m.work_dir(&format!("{tool}-home"));
-        let site = home.join("site");
-        let mut cmd = venv_cmd(tool, &home);
-        if tool == "uv" {
-            cmd.args(["pip", "install", "--no-cache"]);
-        } else {
-            cmd.args(["install", "--no-cache-dir"]);
-        }
-        let out = cmd
-            .args(["--index-url", &m.url, "--target"])
-            .arg(&site)
-            .arg("demo-lib")
-            .output()
-            .unwrap();
-        check(out, &format!("{tool} install demo-lib"));
+        let site = install_uncached(tool, &m.work_dir(&format!("{tool}-home")), &m.url, "demo-lib");
         assert_eq!(dist_infos(&site), ["demo_lib-1.0.dist-info"], "{tool}");
     }
 }
