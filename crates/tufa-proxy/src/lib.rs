@@ -202,7 +202,25 @@ impl Proxy {
             let bytes = inner.http.get_target(&url, path, &info).await?;
             return Ok(Verified::Bytes(bytes));
         };
-        // The cache is re-checked against the metadata just looked up, in pieces.
+        if info.length <= IN_MEMORY_MAX {
+            // Small: read once and checked against the metadata just looked up; fetched into
+            // the cache first when missing or different.
+            if let Ok(bytes) = tokio::fs::read(&file).await
+                && info.verify(path, &bytes).is_ok()
+            {
+                tracing::debug!(target = path, "answered from the verified cache");
+                return Ok(Verified::Bytes(bytes.into()));
+            }
+            inner.http.download_target_to(&url, path, &info, &file).await?;
+            let bytes = tokio::fs::read(&file).await.map_err(|source| ClientError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            // Read again after the download: answer only bytes that verify.
+            info.verify(path, &bytes)?;
+            return Ok(Verified::Bytes(bytes.into()));
+        }
+        // Large: the cache is re-checked in pieces, then streamed.
         let (check_file, check_path, check_info) = (file.clone(), path.to_owned(), info.clone());
         let cached = tokio::task::spawn_blocking(move || {
             tufa_client::file_matches(&check_file, &check_path, &check_info)
@@ -214,15 +232,6 @@ impl Proxy {
         } else {
             // Streamed to a temporary file, checked as it arrives, renamed into the cache.
             inner.http.download_target_to(&url, path, &info, &file).await?;
-        }
-        if info.length <= IN_MEMORY_MAX {
-            let bytes = tokio::fs::read(&file).await.map_err(|source| ClientError::Io {
-                path: file.clone(),
-                source,
-            })?;
-            // Read again after the check: answer only bytes that verify.
-            info.verify(path, &bytes)?;
-            return Ok(Verified::Bytes(bytes.into()));
         }
         let handle = tokio::fs::File::open(&file)
             .await
