@@ -144,6 +144,10 @@ pub struct ReleaseSpec {
     pub payload: usize,
     /// `License-Expression` (PEP 639) in the core metadata.
     pub license_expression: Option<String>,
+    /// `Metadata-Version` of the core metadata; `None` writes `2.1`.
+    pub metadata_version: Option<String>,
+    /// Fields marked `Dynamic` (PEP 643), one `Dynamic:` line each, in order.
+    pub dynamic: Vec<String>,
 }
 
 impl ReleaseSpec {
@@ -158,7 +162,22 @@ impl ReleaseSpec {
             sdist: true,
             payload: 0,
             license_expression: None,
+            metadata_version: None,
+            dynamic: Vec::new(),
         }
+    }
+
+    /// Sets the core metadata's `Metadata-Version` (default `2.1`), in both the wheel's
+    /// METADATA and the sdist's PKG-INFO.
+    pub fn metadata_version(mut self, version: &str) -> Self {
+        self.metadata_version = Some(version.to_string());
+        self
+    }
+
+    /// Adds a `Dynamic` field (PEP 643) to the core metadata, e.g. `"Requires-Dist"`.
+    pub fn dynamic(mut self, field: &str) -> Self {
+        self.dynamic.push(field.to_string());
+        self
     }
 
     /// Sets the core metadata's `License-Expression`.

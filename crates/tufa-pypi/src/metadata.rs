@@ -1,14 +1,11 @@
 //! Reading core metadata (`METADATA` / `PKG-INFO`, an RFC 822-style header block).
 
-use crate::ProjectName;
+use std::collections::BTreeSet;
+use std::str::FromStr as _;
 
-/// One `Requires-Dist` entry, reduced to what a mirror needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dependency {
-    pub name: ProjectName,
-    /// Only needed with an extra (`; extra == "..."` in its marker).
-    pub extra_only: bool,
-}
+use pep508_rs::{ExtraName, MarkerTree, MarkerTreeKind};
+
+use crate::ProjectName;
 
 /// The values of header `field` (case-insensitive), with continuation lines joined, up to the
 /// blank line that starts the body.
@@ -41,28 +38,141 @@ pub fn header_values(metadata: &str, field: &str) -> Vec<String> {
     out
 }
 
+/// One `Requires-Dist` entry, parsed with `pep508_rs`.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    pub name: ProjectName,
+    /// The extras it asks of `name` (`foo[bar]`), normalized.
+    pub extras: Vec<String>,
+    /// When it applies (`; python_version < "3.9"`, `; extra == "socks"`); `true` if none.
+    pub marker: MarkerTree,
+    /// The entry as the metadata spells it, for reports.
+    pub text: String,
+}
+
+/// The longest `Requires-Dist` value parsed (real ones are well under 200 bytes); a longer one
+/// is followed by its name alone.
+const MAX_REQUIREMENT_LEN: usize = 4096;
+
+impl Dependency {
+    /// Parses one `Requires-Dist` value. An entry `pep508_rs` cannot read (old metadata has
+    /// some) keeps its name and is taken as unconditional: a mirror errs on the side of
+    /// mirroring. `None` when not even a project name can be read.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.len() <= MAX_REQUIREMENT_LEN
+            && let Ok(req) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(text)
+        {
+            return Some(Self {
+                name: ProjectName::new(req.name.as_ref()).ok()?,
+                extras: req.extras.iter().map(ToString::to_string).collect(),
+                marker: req.marker,
+                text: text.to_owned(),
+            });
+        }
+        let end = text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .unwrap_or(text.len());
+        Some(Self {
+            name: ProjectName::new(&text[..end]).ok()?,
+            extras: Vec::new(),
+            marker: MarkerTree::TRUE,
+            text: text.chars().take(200).collect(),
+        })
+    }
+
+    /// Whether it is needed by a project installed with `extras`, in at least one of
+    /// `environments` (PEP 508 markers describing where the organisation installs, as in uv's
+    /// `environments` setting). No environments: in any environment, which follows every
+    /// conditional dependency. A marker too complex to decide is taken as applying.
+    pub fn applies(&self, extras: &BTreeSet<String>, environments: &[MarkerTree]) -> bool {
+        if environments.is_empty() {
+            let extras: Vec<ExtraName> = extras
+                .iter()
+                .filter_map(|e| ExtraName::from_str(e).ok())
+                .collect();
+            return self.marker.evaluate_extras(&extras);
+        }
+        let fixed = with_extras(&self.marker, extras);
+        environments.iter().any(|env| !fixed.is_disjoint(env))
+    }
+}
+
+/// `marker` with every extra it mentions decided: `true` if in `extras`, else `false`.
+fn with_extras(marker: &MarkerTree, extras: &BTreeSet<String>) -> MarkerTree {
+    let mut mentioned = BTreeSet::new();
+    let mut budget = 10_000usize;
+    collect_extras(marker, &mut mentioned, &mut budget);
+    let mut fixed = marker.clone();
+    for extra in mentioned {
+        let op = if extras.contains(&extra) { "==" } else { "!=" };
+        if let Ok(decided) = MarkerTree::from_str(&format!("extra {op} '{extra}'")) {
+            fixed.and(decided);
+        }
+    }
+    fixed
+}
+
+/// The extras a marker mentions (visiting at most `budget` nodes).
+fn collect_extras(marker: &MarkerTree, out: &mut BTreeSet<String>, budget: &mut usize) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    let children: Vec<MarkerTree> = match marker.kind() {
+        MarkerTreeKind::True | MarkerTreeKind::False => return,
+        MarkerTreeKind::Version(m) => m.edges().map(|(_, t)| t).collect(),
+        MarkerTreeKind::String(m) => m.children().map(|(_, t)| t).collect(),
+        MarkerTreeKind::In(m) => m.children().map(|(_, t)| t).collect(),
+        MarkerTreeKind::Contains(m) => m.children().map(|(_, t)| t).collect(),
+        MarkerTreeKind::Extra(m) => {
+            out.insert(m.name().to_string());
+            m.children().map(|(_, t)| t).collect()
+        }
+    };
+    for child in &children {
+        collect_extras(child, out, budget);
+    }
+}
+
 /// The `Requires-Dist` dependencies. Entries whose name is not a valid project name are
 /// skipped (core metadata is upstream data, not trusted).
 pub fn requires_dist(metadata: &str) -> Vec<Dependency> {
     header_values(metadata, "Requires-Dist")
-        .into_iter()
-        .filter_map(|req| {
-            let end = req
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-                .unwrap_or(req.len());
-            let name = ProjectName::new(&req[..end]).ok()?;
-            let marker = req.split_once(';').map(|(_, m)| m).unwrap_or("");
-            Some(Dependency {
-                name,
-                extra_only: marker.contains("extra"),
-            })
-        })
+        .iter()
+        .filter_map(|req| Dependency::parse(req))
         .collect()
+}
+
+/// Whether the metadata's `Requires-Dist` can be trusted to be what an installer would find:
+/// always for a wheel's METADATA; for an sdist's PKG-INFO only from metadata 2.2 (PEP 643) on,
+/// and only if `Requires-Dist` is not `Dynamic` (computed at build time).
+pub fn sdist_requirements_are_static(pkg_info: &str) -> bool {
+    let version = header_values(pkg_info, "Metadata-Version");
+    let Some((major, minor)) = version.first().and_then(|v| {
+        let (major, minor) = v.trim().split_once('.')?;
+        Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?))
+    }) else {
+        return false;
+    };
+    (major, minor) >= (2, 2)
+        && !header_values(pkg_info, "Dynamic")
+            .iter()
+            .any(|d| d.trim().eq_ignore_ascii_case("Requires-Dist"))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn set(extras: &[&str]) -> BTreeSet<String> {
+        extras.iter().map(|e| (*e).to_owned()).collect()
+    }
+
+    fn env(marker: &str) -> MarkerTree {
+        MarkerTree::from_str(marker).unwrap()
+    }
 
     #[test]
     fn a_value_that_starts_on_the_continuation_line_is_read() {
@@ -74,8 +184,9 @@ mod tests {
         let deps = requires_dist(md);
         assert_eq!(deps.len(), 2);
         assert_eq!(deps[0].name.as_str(), "idna");
-        assert!(!deps[0].extra_only);
-        assert!(deps[1].extra_only);
+        assert!(deps[0].applies(&set(&[]), &[]));
+        assert!(!deps[1].applies(&set(&[]), &[]));
+        assert!(deps[1].applies(&set(&["ssl"]), &[]));
     }
 
     #[test]
@@ -83,21 +194,83 @@ mod tests {
         let m = "Metadata-Version: 2.1\nName: httpx\nRequires-Dist: certifi\nRequires-Dist: httpcore==1.*\n\
                  requires-dist: anyio>=3.0 ; python_version >= \"3.8\"\nRequires-Dist: h2<5,>=3; extra == 'http2'\n\
                  Requires-Dist: Foo.Bar_baz[x] (>=1.0)\nRequires-Dist: zope.interface\n  ; extra == \"test\"\n\
+                 Requires-Dist: not a requirement ((\n\
                  Summary: x\n\nRequires-Dist: not-a-header-this-is-the-body\n";
-        let deps: Vec<(String, bool)> = requires_dist(m)
+        let deps: Vec<(String, Vec<String>, bool)> = requires_dist(m)
             .into_iter()
-            .map(|d| (d.name.to_string(), d.extra_only))
+            .map(|d| (d.name.to_string(), d.extras.clone(), d.applies(&set(&[]), &[])))
             .collect();
+        let none = Vec::<String>::new;
         assert_eq!(
             deps,
             [
-                ("certifi".to_owned(), false),
-                ("httpcore".to_owned(), false),
-                ("anyio".to_owned(), false),
-                ("h2".to_owned(), true),
-                ("foo-bar-baz".to_owned(), false),
-                ("zope-interface".to_owned(), true),
+                ("certifi".to_owned(), none(), true),
+                ("httpcore".to_owned(), none(), true),
+                ("anyio".to_owned(), none(), true),
+                ("h2".to_owned(), none(), false),
+                ("foo-bar-baz".to_owned(), vec!["x".to_owned()], true),
+                ("zope-interface".to_owned(), none(), false),
+                // Unreadable by pep508_rs: its name, followed unconditionally.
+                ("not".to_owned(), none(), true),
             ]
         );
+    }
+
+    #[test]
+    fn environments_narrow_conditional_dependencies() {
+        let d = |text: &str| Dependency::parse(text).unwrap();
+        let linux = [env("sys_platform == 'linux' and python_version >= '3.10'")];
+        let both = [
+            env("sys_platform == 'linux' and python_version >= '3.10'"),
+            env("sys_platform == 'win32'"),
+        ];
+        let old_python = d("tomli>=1 ; python_version < '3.11'");
+        let windows = d("colorama ; sys_platform == 'win32'");
+        let plain = d("idna");
+        // Conservative by default: every conditional dependency applies somewhere.
+        for dep in [&old_python, &windows, &plain] {
+            assert!(dep.applies(&set(&[]), &[]), "{}", dep.text);
+        }
+        assert!(old_python.applies(&set(&[]), &linux), "3.10 is older than 3.11");
+        assert!(!old_python.applies(&set(&[]), &[env("python_version >= '3.11'")]));
+        assert!(!windows.applies(&set(&[]), &linux));
+        assert!(windows.applies(&set(&[]), &both));
+        assert!(plain.applies(&set(&[]), &linux));
+    }
+
+    #[test]
+    fn extras_combine_with_environments() {
+        let socks = Dependency::parse("PySocks!=1.5.7,>=1.5.6 ; extra == 'socks'").unwrap();
+        let win_socks = Dependency::parse(
+            "win-inet-pton ; (sys_platform == 'win32' and python_version == '2.7') and extra == 'socks'",
+        )
+        .unwrap();
+        let not_test = Dependency::parse("fast-thing ; extra != 'test'").unwrap();
+        let linux = [env("sys_platform == 'linux'")];
+        assert!(!socks.applies(&set(&[]), &linux));
+        assert!(socks.applies(&set(&["socks"]), &linux));
+        assert!(socks.applies(&set(&["socks", "other"]), &[]));
+        assert!(!win_socks.applies(&set(&["socks"]), &linux));
+        assert!(win_socks.applies(&set(&["socks"]), &[]));
+        assert!(not_test.applies(&set(&[]), &linux));
+        assert!(!not_test.applies(&set(&["test"]), &linux));
+    }
+
+    #[test]
+    fn sdist_metadata_is_static_from_2_2_unless_dynamic() {
+        assert!(!sdist_requirements_are_static(
+            "Metadata-Version: 2.1\nName: x\n\n"
+        ));
+        assert!(sdist_requirements_are_static(
+            "Metadata-Version: 2.2\nName: x\n\n"
+        ));
+        assert!(sdist_requirements_are_static(
+            "Metadata-Version: 2.4\nName: x\nDynamic: Version\n\n"
+        ));
+        assert!(!sdist_requirements_are_static(
+            "Metadata-Version: 2.4\nName: x\nDynamic: requires-dist\n\n"
+        ));
+        assert!(!sdist_requirements_are_static("Name: x\n\n"));
+        assert!(!sdist_requirements_are_static("Metadata-Version: two\n\n"));
     }
 }

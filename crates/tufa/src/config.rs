@@ -142,7 +142,8 @@ pub struct Sync {
     #[serde(default)]
     pub limits: Limits,
     /// Also mirror what the allowlisted projects need: `Requires-Dist` of their wheels'
-    /// METADATA, transitively (dependencies needed only through an extra are not followed).
+    /// METADATA (and of sdists' PKG-INFO where reliable), transitively; a dependency needed
+    /// only through an extra is followed when something asks for that extra.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow_dependencies: bool,
     /// Most projects the allowlist grows to by following dependencies.
@@ -151,6 +152,24 @@ pub struct Sync {
         skip_serializing_if = "is_default_max_followed"
     )]
     pub max_projects: usize,
+    /// Where the organisation installs, as PEP 508 markers (uv's `environments`): a
+    /// conditional dependency is followed only if its marker can hold in one of them. Empty:
+    /// every conditional dependency is followed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
+}
+
+impl Sync {
+    /// `environments`, parsed; a bad marker is named.
+    pub fn parse_environments(&self) -> anyhow::Result<Vec<pep508_rs::MarkerTree>> {
+        self.environments
+            .iter()
+            .map(|text| {
+                <pep508_rs::MarkerTree as std::str::FromStr>::from_str(text)
+                    .map_err(|e| anyhow::anyhow!("sync.environments: `{text}` is not a PEP 508 marker: {e}"))
+            })
+            .collect()
+    }
 }
 
 fn default_max_followed() -> usize {
@@ -179,6 +198,7 @@ impl Default for Sync {
             limits: Limits::default(),
             follow_dependencies: false,
             max_projects: default_max_followed(),
+            environments: Vec::new(),
         }
     }
 }
@@ -253,21 +273,52 @@ pub struct Loaded {
     /// Where the store is (`[storage] url`, or the `blobs` directory made absolute).
     pub store_location: tufa_store::StoreLocation,
     pub index_path: PathBuf,
-    /// The projects `requirements` files name, with their pins (read at load).
-    pub pins: std::collections::BTreeMap<ProjectName, tufa_sync::Pins>,
+    /// The projects `requirements` files name, with their pins and extras (read at load).
+    pub requirements: std::collections::BTreeMap<ProjectName, crate::requirements::Listed>,
+    /// `[sync] environments`, parsed.
+    pub environments: Vec<pep508_rs::MarkerTree>,
 }
 
 impl Loaded {
     /// The allowlist: `projects` and every project the requirements files name. `None`: a
     /// full mirror.
     pub fn allowlist(&self) -> Option<Vec<ProjectName>> {
-        if self.config.projects.is_none() && self.pins.is_empty() {
+        if self.config.projects.is_none() && self.requirements.is_empty() {
             return None;
         }
-        let mut all: std::collections::BTreeSet<ProjectName> =
-            self.config.projects.iter().flatten().cloned().collect();
-        all.extend(self.pins.keys().cloned());
-        Some(all.into_iter().collect())
+        Some(self.roots().into_keys().collect())
+    }
+
+    /// The version and hash pins of the requirements files.
+    pub fn pins(&self) -> std::collections::BTreeMap<ProjectName, tufa_sync::Pins> {
+        self.requirements
+            .iter()
+            .map(|(name, listed)| (name.clone(), listed.pins.clone()))
+            .collect()
+    }
+
+    /// The listed projects, each with where it is listed and the extras asked of it.
+    pub fn roots(&self) -> std::collections::BTreeMap<ProjectName, crate::deps::Root> {
+        let mut roots: std::collections::BTreeMap<ProjectName, crate::deps::Root> = self
+            .requirements
+            .iter()
+            .map(|(name, listed)| {
+                let root = crate::deps::Root {
+                    sources: listed.sources.clone(),
+                    extras: listed.extras.clone(),
+                };
+                (name.clone(), root)
+            })
+            .collect();
+        for name in self.config.projects.iter().flatten() {
+            let sources = &mut roots.entry(name.clone()).or_default().sources;
+            let file = self.path.file_name().map_or_else(
+                || self.path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            sources.insert(0, format!("`projects` in {file}"));
+        }
+        roots
     }
 }
 
@@ -518,9 +569,13 @@ upstream = {upstream}
 # index = "data/index.redb"
 
 [sync]
-# Also mirror what the listed projects need (Requires-Dist of their wheels, transitively).
+# Also mirror what the listed projects need (Requires-Dist of their wheels, and of sdists
+# that declare it statically), transitively; `tufa policy explain NAME` says why each is in.
 # follow_dependencies = false
 # max_projects = 5000
+# Follow a conditional dependency only if its marker can hold where you install (PEP 508
+# markers, as uv's `environments`; default: every conditional dependency is followed).
+# environments = ["sys_platform == 'linux' and python_version >= '3.10'"]
 # Mirror only the newest N releases of each project (default: all releases).
 {latest}
 # Hosts files may be downloaded from besides the upstream's own ("host" for any port, or
@@ -756,10 +811,24 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         .location(&base)
         .with_context(|| format!("config `{}`", path.display()))?;
     let requirement_files: Vec<PathBuf> = config.requirements.iter().map(|f| base.join(f)).collect();
-    let pins = crate::requirements::read(&requirement_files)
+    let mut requirements = crate::requirements::read(&requirement_files)
         .with_context(|| format!("config `{}`: requirements", path.display()))?;
+    // Where each is listed, relative to the config's directory as the config names the files.
+    let prefix = format!("{}/", base.display());
+    for listed in requirements.values_mut() {
+        for source in &mut listed.sources {
+            if let Some(rest) = source.strip_prefix(&prefix) {
+                *source = rest.to_owned();
+            }
+        }
+    }
+    let environments = config
+        .sync
+        .parse_environments()
+        .with_context(|| format!("config `{}`", path.display()))?;
     Ok(Loaded {
-        pins,
+        requirements,
+        environments,
         store_location,
         index_path: base.join(&config.storage.index),
         config,
@@ -963,7 +1032,8 @@ mod tests {
             base_dir: PathBuf::from("."),
             store_location: tufa_store::StoreLocation::File(PathBuf::from("b")),
             index_path: PathBuf::from("i"),
-            pins: Default::default(),
+            requirements: Default::default(),
+            environments: Vec::new(),
         };
         assert_eq!(
             loaded("/srv/tufa/tufa.toml").command("sync"),

@@ -1,5 +1,6 @@
-//! `tufa policy explain NAME[==VERSION]`: the policy's verdict on each file upstream lists for
-//! a project, and why. Reads upstream's page (nothing is downloaded or changed).
+//! `tufa policy explain NAME[==VERSION]`: why the project is in the allowlist (listed, or the
+//! chain of dependencies that brought it in), and the policy's verdict on each file upstream
+//! lists for it. Reads upstream's page (nothing is downloaded or changed).
 
 use std::process::ExitCode;
 
@@ -48,10 +49,12 @@ pub fn render(
     version: Option<&Version>,
     mode: tufa_policy::Mode,
     at: jiff::Timestamp,
+    why: &[String],
     verdicts: &[(String, Verdict)],
     unreadable: &[String],
 ) -> String {
     let mut out = header(name, version, mode, at);
+    out.push_str(&render_why(why));
     let width = verdicts.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
     for (file, verdict) in verdicts {
         out.push_str(&format!("  {file:<width$}  {verdict}\n"));
@@ -68,13 +71,67 @@ pub fn render(
     out
 }
 
+/// `why: …` lines, the first one labelled.
+fn render_why(why: &[String]) -> String {
+    why.iter()
+        .enumerate()
+        .map(|(i, line)| format!("  {} {line}\n", if i == 0 { "why:" } else { "    " }))
+        .collect()
+}
+
+/// Why `name` is in the allowlist, as lines: how it is listed, or the chain of dependencies
+/// from a listed project (as the last sync resolved it with `follow_dependencies`); or why it
+/// is not. Nothing for a full mirror, where every project is.
+async fn why_mirrored(loaded: &Loaded, name: &ProjectName) -> Vec<String> {
+    if loaded.allowlist().is_none() {
+        return Vec::new();
+    }
+    let roots = loaded.roots();
+    let resolved = match loaded.config.sync.follow_dependencies {
+        true => match loaded.open_store() {
+            Ok(store) => tufa::deps::Resolution::load(&store).await,
+            Err(_) => None,
+        },
+        false => None,
+    };
+    let Some(resolved) = resolved else {
+        return match roots.get(name) {
+            Some(root) => vec![format!("{name} is listed: {}", root.sources.join("; "))],
+            None if loaded.config.sync.follow_dependencies => vec![format!(
+                "{name} is not listed, and no sync has resolved the dependencies yet"
+            )],
+            None => vec![format!(
+                "{name} is not in the allowlist (`projects`, `requirements`): never mirrored"
+            )],
+        };
+    };
+    if let Some(by) = resolved.not_followed.get(name) {
+        return vec![format!(
+            "{name} is needed by {by}, but the allowlist reached sync.max_projects = {}: not mirrored",
+            loaded.config.sync.max_projects
+        )];
+    }
+    let Some(mut lines) = resolved.why(name) else {
+        return vec![format!(
+            "{name} is not listed, and nothing mirrored needs it (as of the sync at {}): never mirrored",
+            resolved.updated_at
+        )];
+    };
+    if let Some(reason) = resolved.projects.get(name).and_then(|e| e.not_mirrored.as_ref()) {
+        lines.push(format!("but nothing of {name} is mirrored: {reason}"));
+    }
+    lines
+}
+
 pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -> anyhow::Result<ExitCode> {
     let (name, version) = parse_target(spec)?;
     let c = &loaded.config;
     let policy = loaded.load_policy()?;
     let at = at.unwrap_or_else(jiff::Timestamp::now);
+    let why = why_mirrored(loaded, &name).await;
     if let Some(verdict) = policy.project(&name) {
         print!("{}", header(&name, version.as_ref(), c.policy.mode, at));
+        print!("{}", render_why(&why));
         println!("  the whole project: {verdict}");
         println!("  (its upstream page is not read)");
         return Ok(ExitCode::SUCCESS);
@@ -123,7 +180,15 @@ pub async fn explain(loaded: &Loaded, spec: &str, at: Option<jiff::Timestamp>) -
         .collect();
     print!(
         "{}",
-        render(&name, version.as_ref(), c.policy.mode, at, &verdicts, &unreadable)
+        render(
+            &name,
+            version.as_ref(),
+            c.policy.mode,
+            at,
+            &why,
+            &verdicts,
+            &unreadable
+        )
     );
 
     Ok(ExitCode::SUCCESS)

@@ -10,8 +10,9 @@
 //! (`--index-url`, `--extra-index-url`, `--find-links`, `--trusted-host`, `--pre`,
 //! `--prefer-binary`, `--only-binary`, `--no-binary`, `-c` constraints) are tolerated and
 //! ignored. A requirement that is not on an index (a URL, a path, `-e`) is an error: tufa
-//! mirrors an index. Requirements are parsed with `pep508_rs`; markers and extras are kept
-//! conservative (every listed requirement is mirrored whatever its marker).
+//! mirrors an index. Requirements are parsed with `pep508_rs`; every listed requirement is
+//! mirrored whatever its marker, and the extras it names (`requests[socks]`) are followed with
+//! `[sync] follow_dependencies`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,15 @@ use pep440_rs::VersionSpecifiers;
 use tufa_pypi::{ProjectName, Sha256Digest};
 
 pub use tufa_sync::Pins;
+
+/// A project the requirements files name: its pins, the extras asked of it, and where.
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    pub pins: Pins,
+    pub extras: BTreeSet<String>,
+    /// `file:line: requirement` for each mention.
+    pub sources: Vec<String>,
+}
 
 /// A requirements file that cannot be used: the file, the line and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +58,7 @@ const IGNORED_WITH_VALUE: &[&str] = &[
 const IGNORED_FLAGS: &[&str] = &["--pre", "--prefer-binary", "--no-index", "--require-hashes"];
 
 /// Reads `files` (and what they include): the projects and their pins.
-pub fn read(files: &[PathBuf]) -> Result<BTreeMap<ProjectName, Pins>, RequirementsError> {
+pub fn read(files: &[PathBuf]) -> Result<BTreeMap<ProjectName, Listed>, RequirementsError> {
     let mut out = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for file in files {
@@ -59,7 +69,7 @@ pub fn read(files: &[PathBuf]) -> Result<BTreeMap<ProjectName, Pins>, Requiremen
 
 fn read_file(
     file: &Path,
-    out: &mut BTreeMap<ProjectName, Pins>,
+    out: &mut BTreeMap<ProjectName, Listed>,
     seen: &mut BTreeSet<PathBuf>,
     depth: usize,
 ) -> Result<(), RequirementsError> {
@@ -165,7 +175,12 @@ fn read_file(
                 ));
             }
         };
-        let pins = out.entry(name).or_default();
+        let listed = out.entry(name).or_default();
+        listed.extras.extend(req.extras.iter().map(ToString::to_string));
+        listed
+            .sources
+            .push(format!("{}:{number}: {}", file.display(), requirement.trim()));
+        let pins = &mut listed.pins;
         pins.specifiers.push(specifiers);
         for option in options.split_whitespace() {
             let Some(hash) = option.strip_prefix("--hash=") else {
@@ -196,7 +211,7 @@ enum LockFormat {
 fn read_lock(
     file: &Path,
     format: LockFormat,
-    out: &mut BTreeMap<ProjectName, Pins>,
+    out: &mut BTreeMap<ProjectName, Listed>,
 ) -> Result<(), RequirementsError> {
     let err = |reason: String| RequirementsError {
         file: file.to_owned(),
@@ -247,7 +262,11 @@ fn read_lock(
             .ok_or_else(|| err(format!("{} (`{name}`) has no version", what())))?;
         let spec = VersionSpecifiers::from_str(&format!("=={version}"))
             .map_err(|e| err(format!("`{name}` version `{version}`: {e}")))?;
-        let pins = out.entry(name.clone()).or_default();
+        let listed = out.entry(name.clone()).or_default();
+        listed
+            .sources
+            .push(format!("{}: {name}=={version}", file.display()));
+        let pins = &mut listed.pins;
         pins.specifiers.push(Some(spec));
         for hash in hashes_of(package) {
             let hex = hash.strip_prefix("sha256:").unwrap_or(&hash);
@@ -318,7 +337,15 @@ mod tests {
         let pins = read(&[main]).unwrap();
         let names: Vec<&str> = pins.keys().map(ProjectName::as_str).collect();
         assert_eq!(names, ["demo-lib", "idna", "requests"]);
-        let lib = &pins[&ProjectName::new("demo-lib").unwrap()];
+        let requests = &pins[&ProjectName::new("requests").unwrap()];
+        assert_eq!(requests.extras.iter().collect::<Vec<_>>(), ["socks"]);
+        assert!(
+            requests.sources[0]
+                .ends_with("requirements.txt:6: requests[socks] >= 2.0 ; python_version > \"3.8\""),
+            "{:?}",
+            requests.sources
+        );
+        let lib = &pins[&ProjectName::new("demo-lib").unwrap()].pins;
         assert_eq!(lib.specifiers.len(), 1);
         assert!(
             lib.specifiers[0]
@@ -362,7 +389,7 @@ source = {{ virtual = "." }}
         );
         let pins = read(&[uv]).unwrap();
         assert_eq!(pins.len(), 1, "the project itself is not from an index");
-        let app = &pins[&ProjectName::new("demo-app").unwrap()];
+        let app = &pins[&ProjectName::new("demo-app").unwrap()].pins;
         assert!(
             app.specifiers[0]
                 .as_ref()
@@ -387,7 +414,7 @@ wheels = [{{ name = "demo_util-0.1-py3-none-any.whl", url = "http://x/w.whl", ha
             ),
         );
         let pins = read(&[pylock]).unwrap();
-        assert_eq!(pins[&ProjectName::new("demo-util").unwrap()].sha256.len(), 1);
+        assert_eq!(pins[&ProjectName::new("demo-util").unwrap()].pins.sha256.len(), 1);
 
         let broken = write(
             dir.path(),

@@ -1,6 +1,5 @@
 //! `tufa serve` and `tufa quickstart`.
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,6 +80,8 @@ pub async fn quickstart(
             .context("quickstart allowlist")?;
         let mut config = Config::new(upstream, Some(projects));
         config.sync.latest_releases = Some(QUICKSTART_RELEASES);
+        config.sync.follow_dependencies = true;
+        config.sync.max_projects = QUICKSTART_MAX_PROJECTS;
         config.serve.listen = listen;
         config.tuf.online_key = Some(PathBuf::from("keys/online.json"));
         config.tuf.insecure_dev_keys = Some(PathBuf::from("keys"));
@@ -97,35 +98,13 @@ pub async fn quickstart(
             QUICKSTART_ROOTS.join(", ")
         );
     }
-    let mut loaded = config::load(&path)?;
-    let mut ok = true;
-    loop {
-        println!(
-            "syncing {} projects from {} …",
-            loaded.config.projects.as_ref().map_or(0, Vec::len),
-            tufa_sync::redact(&loaded.config.upstream)
-        );
-        ok &= crate::sync_cmd::run(&loaded, bar).await? == ExitCode::SUCCESS;
-        let missing = missing_dependencies(&loaded).await?;
-        let mut projects = loaded.config.projects.clone().unwrap_or_default();
-        if missing.is_empty() || projects.len() >= QUICKSTART_MAX_PROJECTS {
-            break;
-        }
-        println!(
-            "adding dependencies: {}",
-            missing
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        projects.extend(missing);
-        projects.truncate(QUICKSTART_MAX_PROJECTS);
-        let mut config = loaded.config.clone();
-        config.projects = Some(projects);
-        write_config(&path, &config)?;
-        loaded = config::load(&path)?;
-    }
+    let loaded = config::load(&path)?;
+    println!(
+        "syncing {} projects and their dependencies from {} …",
+        loaded.config.projects.as_ref().map_or(0, Vec::len),
+        tufa_sync::redact(&loaded.config.upstream)
+    );
+    let ok = crate::sync_cmd::run(&loaded, bar).await? == ExitCode::SUCCESS;
     if !ok {
         eprintln!("warning: some files failed to sync (listed above); serving what did");
     }
@@ -142,14 +121,4 @@ pub async fn quickstart(
 fn write_config(path: &Path, config: &Config) -> anyhow::Result<()> {
     std::fs::write(path, config.render_initial())
         .with_context(|| format!("cannot write `{}`", path.display()))
-}
-
-/// Projects that published wheels depend on (not via an extra) and the allowlist lacks.
-async fn missing_dependencies(loaded: &Loaded) -> anyhow::Result<BTreeSet<ProjectName>> {
-    let store = loaded.open_store()?;
-    let listed: BTreeSet<ProjectName> = loaded.config.projects.iter().flatten().cloned().collect();
-    Ok(tufa::deps::missing_dependencies(&store, &listed)
-        .await?
-        .into_keys()
-        .collect())
 }

@@ -43,7 +43,7 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     let mut options = SyncOptions::new(c.upstream.clone());
     options.xmlrpc = c.xmlrpc.clone();
     options.projects = loaded.allowlist();
-    options.pins = loaded.pins.clone();
+    options.pins = loaded.pins();
     options.limits = c.sync.limits.clone();
     options.concurrency = c.sync.concurrency.clone();
     options.latest_releases = c.sync.latest_releases;
@@ -57,59 +57,173 @@ async fn run_leased(loaded: &Loaded, store: tufa_store::BlobStore, bar: bool) ->
     options.recheck = crate::policy_cmd::held_back_projects(&store).await;
 
     if !c.sync.follow_dependencies {
-        return sync_and_publish(loaded, &store, &index, &publishing, &options, bar).await;
+        let synced = sync_and_publish(loaded, &store, &index, &publishing, &options, bar).await?;
+        return Ok(synced.code);
     }
-    // The allowlist and, from what is published, everything it needs; then, round by round,
-    // what the newly synced wheels need, until nothing is missing or the bound is reached.
-    let roots = loaded.allowlist().unwrap_or_default();
-    let max = c.sync.max_projects;
-    let (mut allow, mut why) = tufa::deps::closure(&store, &roots, max).await?;
+    follow_dependencies(loaded, &store, &index, &publishing, options, bar).await
+}
+
+/// `[sync] follow_dependencies`: the allowlist and, from what is mirrored, everything it needs;
+/// synced, then resolved again from what the new distributions need, until nothing new is
+/// needed or `max_projects` is reached. The resolution is stored for `tufa policy explain`,
+/// and every project in it that ends up with nothing mirrored is reported with the reason.
+async fn follow_dependencies(
+    loaded: &Loaded,
+    store: &tufa_store::BlobStore,
+    index: &tufa_index::Index,
+    publishing: &crate::tuf_cmd::Publishing,
+    mut options: SyncOptions,
+    bar: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = &loaded.config;
+    let roots = loaded.roots();
+    let mut resolver =
+        tufa::deps::Resolver::new(store, Some(index), &loaded.environments, c.sync.max_projects);
+    let mut resolution = resolver.resolve(&roots).await?;
     let mut code = ExitCode::SUCCESS;
-    for _ in 0..MAX_DEPENDENCY_ROUNDS {
-        options.projects = Some(allow.iter().cloned().collect());
-        if sync_and_publish(loaded, &store, &index, &publishing, &options, bar).await? != ExitCode::SUCCESS {
+    let mut failures = Vec::new();
+    for round in 0..MAX_DEPENDENCY_ROUNDS {
+        options.projects = Some(resolution.names());
+        let synced = sync_and_publish(loaded, store, index, publishing, &options, bar).await?;
+        if synced.code != ExitCode::SUCCESS {
             code = ExitCode::from(1);
         }
-        let missing = tufa::deps::missing_dependencies(&store, &allow).await?;
-        if missing.is_empty() {
+        failures = synced.failures;
+        let next = resolver.resolve(&roots).await?;
+        let added: Vec<_> = next
+            .projects
+            .iter()
+            .filter(|(name, _)| !resolution.projects.contains_key(*name))
+            .collect();
+        if added.is_empty() {
+            resolution = next;
             break;
         }
-        if allow.len() >= max {
-            eprintln!(
-                "warning: not following {} more dependencies: the allowlist reached sync.max_projects = {max}",
-                missing.len()
-            );
-            break;
-        }
-        let adding: Vec<_> = missing.into_iter().take(max - allow.len()).collect();
         println!(
             "following dependencies: adding {}",
-            adding
+            added
+                .iter()
+                .map(|(name, e)| match &e.needed_by {
+                    Some((by, _)) => format!("{name} (needed by {by})"),
+                    None => name.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        resolution = next;
+        if round + 1 == MAX_DEPENDENCY_ROUNDS {
+            eprintln!(
+                "warning: dependencies still being found after {MAX_DEPENDENCY_ROUNDS} rounds; the next sync goes on"
+            );
+        }
+    }
+    if !resolution.not_followed.is_empty() {
+        eprintln!(
+            "warning: not following {} more dependencies: the allowlist reached sync.max_projects = {}: {}",
+            resolution.not_followed.len(),
+            c.sync.max_projects,
+            resolution
+                .not_followed
                 .iter()
                 .map(|(dep, by)| format!("{dep} (needed by {by})"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        for (dep, by) in adding {
-            allow.insert(dep.clone());
-            why.insert(dep, by);
-        }
     }
-    let added = allow.len() - roots.iter().collect::<std::collections::BTreeSet<_>>().len();
-    if added > 0 {
-        println!(
-            "mirrored {} project(s): {} listed, {added} followed as dependencies",
-            allow.len(),
-            allow.len() - added
+    for (project, sdists) in &resolution.unknown {
+        eprintln!(
+            "note: {project}: {} has no wheel and its sdist does not declare its dependencies statically (metadata 2.2+, PEP 643); list what it needs in a requirements file",
+            sdists.join(", ")
         );
     }
+    not_mirrored(loaded, store, index, &options.policy, &failures, &mut resolution).await?;
+    for (name, entry) in &resolution.projects {
+        if let Some(why) = &entry.not_mirrored {
+            let role = match &entry.needed_by {
+                Some((by, _)) => format!("dependency {name} (needed by {by})"),
+                None => format!("listed project {name}"),
+            };
+            eprintln!("warning: {role} is not mirrored: {why}");
+        }
+    }
+    let followed = resolution.followed().count();
+    println!(
+        "mirrored {} project(s): {} listed, {followed} followed as dependencies{}",
+        resolution.projects.len(),
+        resolution.projects.len() - followed,
+        match resolution
+            .projects
+            .values()
+            .filter(|e| e.not_mirrored.is_some())
+            .count()
+        {
+            0 => String::new(),
+            n => format!(", {n} of them with nothing mirrored (see the warnings)"),
+        }
+    );
+    resolution.save(store).await?;
     Ok(code)
 }
 
-/// Rounds of "sync, then look for what the new wheels need" in one `tufa sync` at most.
+/// Marks the projects of `resolution` that have no file in the index, with why: a policy
+/// rule on the whole project, every file blocked, a sync failure, or nothing upstream.
+async fn not_mirrored(
+    loaded: &Loaded,
+    store: &tufa_store::BlobStore,
+    index: &tufa_index::Index,
+    policy: &tufa_policy::Policy,
+    failures: &[tufa_sync::SyncFailure],
+    resolution: &mut tufa::deps::Resolution,
+) -> anyhow::Result<()> {
+    let report: Option<tufa_policy::Report> = store
+        .get_named(tufa_policy::Report::KEY)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    for (name, entry) in resolution.projects.iter_mut() {
+        let idx = index.clone();
+        let project = name.clone();
+        if !tokio::task::spawn_blocking(move || idx.files(&project))
+            .await??
+            .is_empty()
+        {
+            continue;
+        }
+        let blocked = report
+            .as_ref()
+            .and_then(|r| r.download.get(name.as_str()))
+            .filter(|b| !b.is_empty());
+        entry.not_mirrored = Some(
+            if let Some(tufa_policy::Verdict::Block { rule, reason }) = policy.project(name) {
+                format!("policy rule {rule}: {reason}")
+            } else if let Some(blocked) = blocked {
+                format!(
+                    "policy keeps out all {} of its file(s), first: {} ({}); `{}` says more",
+                    blocked.len(),
+                    blocked[0].reason,
+                    blocked[0].rule,
+                    loaded.command(&format!("policy explain {name}"))
+                )
+            } else if let Some(failure) = failures.iter().find(|f| f.project == name.as_str()) {
+                format!("its sync failed: {}", failure.error)
+            } else {
+                "upstream lists no files for it that this mirror takes".to_owned()
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Rounds of "sync, then look for what the new distributions need" in one `tufa sync` at most.
 const MAX_DEPENDENCY_ROUNDS: usize = 20;
 
-/// One sync and the publish after it, with their summary.
+/// What one sync and its publish did.
+struct Synced {
+    code: ExitCode,
+    failures: Vec<tufa_sync::SyncFailure>,
+}
+
 async fn sync_and_publish(
     loaded: &Loaded,
     store: &tufa_store::BlobStore,
@@ -117,7 +231,7 @@ async fn sync_and_publish(
     publishing: &crate::tuf_cmd::Publishing,
     options: &SyncOptions,
     bar: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Synced> {
     let c = &loaded.config;
     let store = store.clone();
     let index = index.clone();
@@ -186,7 +300,10 @@ async fn sync_and_publish(
     crate::tuf_cmd::report(loaded, publishing, &published);
     crate::tuf_cmd::after_publish(loaded, &store, publishing).await;
     if report.is_success() && published.failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Synced {
+            code: ExitCode::SUCCESS,
+            failures: report.failures,
+        });
     }
     let problems = report.failures.len() + published.failures.len();
     eprintln!("error: {problems} problem(s); everything else was synced and published:");
@@ -196,7 +313,10 @@ async fn sync_and_publish(
     for (project, e) in &published.failures {
         eprintln!("  {project}: publishing failed: {e}");
     }
-    Ok(ExitCode::from(1))
+    Ok(Synced {
+        code: ExitCode::from(1),
+        failures: report.failures,
+    })
 }
 
 /// `tufa sync` of a verifying replica (`upstream_root` set): see `tufa_replica`.

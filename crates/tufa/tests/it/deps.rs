@@ -129,3 +129,131 @@ fn a_requirements_file_pins_versions_and_hashes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("requirements.txt:2:"), "{stderr}");
 }
+
+/// A dependency graph with every kind of edge: conditional on the platform and the Python
+/// version, through extras (asked for in a requirements file and by a dependency), through an
+/// sdist with static metadata and one with metadata too old to trust, and into a denied project.
+fn graph() -> Vec<tufa_fake_upstream::ProjectSpec> {
+    use tufa_fake_upstream::{ProjectSpec, ReleaseSpec};
+    let plain = |name: &str| ProjectSpec::new(name).release(ReleaseSpec::new("1.0"));
+    vec![
+        ProjectSpec::new("alpha").release(
+            ReleaseSpec::new("1.0")
+                .requires("beta>=1")
+                .requires("gamma ; sys_platform == 'win32'")
+                .requires("epsilon ; python_version < '3.8'")
+                .requires("delta ; extra == 'fast'")
+                .requires("unused ; extra == 'docs'")
+                .requires("legacy")
+                .requires("olden"),
+        ),
+        ProjectSpec::new("beta").release(ReleaseSpec::new("1.0").requires("zeta")),
+        ProjectSpec::new("delta").release(ReleaseSpec::new("1.0").requires("eta[x]")),
+        ProjectSpec::new("eta").release(ReleaseSpec::new("1.0").requires("theta ; extra == 'x'")),
+        ProjectSpec::new("legacy").release(
+            ReleaseSpec::new("1.0")
+                .sdist_only()
+                .metadata_version("2.2")
+                .requires("iota"),
+        ),
+        ProjectSpec::new("olden").release(ReleaseSpec::new("1.0").sdist_only().requires("kappa")),
+        plain("gamma"),
+        plain("epsilon"),
+        plain("theta"),
+        plain("iota"),
+        plain("kappa"),
+        plain("zeta"),
+        plain("unused"),
+        plain("lambda"),
+    ]
+}
+
+/// Whether a file of `project` 1.0 (its wheel, or its sdist) is in the mirror's store.
+fn mirrored(up: &Upstream, m: &MirrorDir, project: &str) -> bool {
+    [
+        format!("{project}-1.0-py3-none-any.whl"),
+        format!("{project}-1.0.tar.gz"),
+    ]
+    .iter()
+    .filter_map(|f| up.file_sha256(f))
+    .any(|sha| m.blob_path(&sha).exists())
+}
+
+#[test]
+fn extras_environments_sdists_and_blocked_dependencies() {
+    let up = Upstream::start(graph());
+    let m = MirrorDir::init(&up, &["alpha"]);
+    std::fs::write(m.dir.path().join("requirements.txt"), "alpha[fast]\n").unwrap();
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    let text = text
+        .replace("projects = [\"alpha\"]", "requirements = [\"requirements.txt\"]")
+        .replace(
+            "\n[sync]\n",
+            "\n[sync]\nfollow_dependencies = true\nenvironments = [\"sys_platform == 'linux' and python_version >= '3.10'\"]\n",
+        )
+        .replace("\n[policy]\n", "\n[policy]\ndeny = [\"zeta\"]\n");
+    std::fs::write(m.config(), text).unwrap();
+
+    let out = m.tufa(&["sync"]).output().unwrap();
+    let (stdout, stderr) = (crate::stdout(&out), crate::stderr(&out));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Followed: the extra the requirements file asks for, the extra a dependency asks for,
+    // the sdist with metadata 2.2.
+    for p in [
+        "alpha", "beta", "delta", "eta", "theta", "legacy", "iota", "olden",
+    ] {
+        assert!(mirrored(&up, &m, p), "{p} not mirrored:\n{stdout}\n{stderr}");
+    }
+    // Not followed: Windows only, Python < 3.8 only, an extra nobody asks for, the
+    // dependency of an sdist whose metadata (2.1) cannot be trusted, the denied one.
+    for p in ["gamma", "epsilon", "unused", "kappa", "zeta"] {
+        assert!(!mirrored(&up, &m, p), "{p} mirrored:\n{stdout}\n{stderr}");
+    }
+    assert!(
+        stderr.contains("warning: dependency zeta (needed by beta) is not mirrored: policy rule deny: `zeta` matches deny entry `zeta`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: olden: olden-1.0.tar.gz has no wheel and its sdist does not declare its dependencies statically"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(
+            "mirrored 9 project(s): 1 listed, 8 followed as dependencies, 1 of them with nothing mirrored"
+        ),
+        "{stdout}"
+    );
+
+    let explain = |name: &str| {
+        let out = m
+            .tufa(&["-q", "policy", "explain", name, "--at", "2025-01-01T00:00:00Z"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        crate::stdout(&out)
+    };
+    insta::assert_snapshot!("explain_dependency_chain", explain("theta"));
+    insta::assert_snapshot!("explain_blocked_dependency", explain("zeta"));
+    assert!(explain("gamma").contains("gamma is not listed, and nothing mirrored needs it"));
+
+    // Every conditional dependency, once the environments are removed.
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    let text: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("environments = "))
+        .collect();
+    std::fs::write(m.config(), text.join("\n")).unwrap();
+    // Upstream adds a dependency: the next sync mirrors it.
+    up.add_release(
+        "beta",
+        tufa_fake_upstream::ReleaseSpec::new("1.1").requires("lambda"),
+    );
+    let out = m.tufa(&["sync"]).output().unwrap();
+    let stdout = crate::stdout(&out);
+    assert!(out.status.success(), "{out:?}");
+    for p in ["gamma", "epsilon", "lambda"] {
+        assert!(mirrored(&up, &m, p), "{p} not mirrored:\n{stdout}");
+    }
+    assert!(!mirrored(&up, &m, "unused"), "{stdout}");
+    assert!(explain("lambda").contains("lambda is needed by beta (Requires-Dist: lambda)"));
+}
