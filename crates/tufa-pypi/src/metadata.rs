@@ -86,12 +86,14 @@ impl Dependency {
     /// `environments` setting). No environments: in any environment, which follows every
     /// conditional dependency. A marker too complex to decide is taken as applying.
     pub fn applies(&self, extras: &BTreeSet<String>, environments: &[MarkerTree]) -> bool {
-        if environments.is_empty() {
-            let extras: Vec<ExtraName> = extras
-                .iter()
-                .filter_map(|e| ExtraName::from_str(e).ok())
-                .collect();
-            return self.marker.evaluate_extras(&extras);
+        // Environments narrow what the extras alone allow, never widen it.
+        let asked: Vec<ExtraName> = extras
+            .iter()
+            .filter_map(|e| ExtraName::from_str(e).ok())
+            .collect();
+        let anywhere = self.marker.evaluate_extras(&asked);
+        if environments.is_empty() || !anywhere {
+            return anywhere;
         }
         let fixed = with_extras(&self.marker, extras);
         environments.iter().any(|env| !fixed.is_disjoint(env))

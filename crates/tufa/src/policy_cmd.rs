@@ -249,6 +249,22 @@ pub async fn report(loaded: &Loaded, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", render_report(&report));
+    // Followed dependencies (or listed projects) the last sync could mirror nothing of.
+    if let Some(resolution) = tufa::deps::Resolution::load(&store).await {
+        let empty: Vec<_> = resolution
+            .projects
+            .iter()
+            .filter_map(|(name, e)| Some((name, e.not_mirrored.as_ref()?)))
+            .collect();
+        if !empty.is_empty() {
+            println!(
+                "projects of the allowlist with nothing mirrored (`policy explain NAME` says why each is in):"
+            );
+            for (name, why) in empty {
+                println!("  {name}: {why}");
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -235,6 +235,11 @@ fn extras_environments_sdists_and_blocked_dependencies() {
     insta::assert_snapshot!("explain_dependency_chain", explain("theta"));
     insta::assert_snapshot!("explain_blocked_dependency", explain("zeta"));
     assert!(explain("gamma").contains("gamma is not listed, and nothing mirrored needs it"));
+    let report = m.tufa(&["-q", "policy", "report"]).output().unwrap();
+    assert!(
+        crate::stdout(&report).contains("  zeta: policy rule deny: `zeta` matches deny entry `zeta`"),
+        "{report:?}"
+    );
 
     // Every conditional dependency, once the environments are removed.
     let text = std::fs::read_to_string(m.config()).unwrap();
@@ -256,4 +261,50 @@ fn extras_environments_sdists_and_blocked_dependencies() {
     }
     assert!(!mirrored(&up, &m, "unused"), "{stdout}");
     assert!(explain("lambda").contains("lambda is needed by beta (Requires-Dist: lambda)"));
+}
+
+#[test]
+fn a_pinned_older_version_brings_only_its_own_closure() {
+    let up = Upstream::start(demo_projects());
+    let m = MirrorDir::init(&up, &["demo-app"]);
+    // demo-lib 1.1 needs demo-util; 1.0, the pinned one, needs nothing.
+    std::fs::write(m.dir.path().join("requirements.txt"), "demo-lib==1.0\n").unwrap();
+    let text = std::fs::read_to_string(m.config()).unwrap();
+    let text = text
+        .replacen(
+            "\n[storage]\n",
+            "\nrequirements = [\"requirements.txt\"]\n\n[storage]\n",
+            1,
+        )
+        .replace("\n[sync]\n", "\n[sync]\nfollow_dependencies = true\n");
+    std::fs::write(m.config(), &text).unwrap();
+    let out = m.tufa(&["sync"]).output().unwrap();
+    let stdout = crate::stdout(&out);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("mirrored 2 project(s): 2 listed, 0 followed"),
+        "{stdout}"
+    );
+    let stored = |f: &str| m.blob_path(&up.file_sha256(f).unwrap()).exists();
+    assert!(stored("demo_app-1.0-py3-none-any.whl"));
+    assert!(stored("demo_lib-1.0-py3-none-any.whl"));
+    assert!(!stored("demo_lib-1.1-py3-none-any.whl"));
+    assert!(!stored("demo_util-0.1-py3-none-any.whl"), "{stdout}");
+
+    // A bad environment marker stops every command at load, naming it.
+    std::fs::write(
+        m.config(),
+        text.replace(
+            "follow_dependencies = true\n",
+            "follow_dependencies = true\nenvironments = [\"sys_platform = 'linux'\"]\n",
+        ),
+    )
+    .unwrap();
+    let out = m.tufa(&["sync"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = crate::stderr(&out);
+    assert!(
+        stderr.contains("sync.environments: `sys_platform = 'linux'` is not a PEP 508 marker"),
+        "{stderr}"
+    );
 }
