@@ -34,6 +34,9 @@ pub(crate) fn metadata_text(display: &str, spec: &ReleaseSpec) -> String {
     if let Some(license) = &spec.license_expression {
         m.push_str(&format!("License-Expression: {license}\n"));
     }
+    for extra in &spec.provides_extra {
+        m.push_str(&format!("Provides-Extra: {extra}\n"));
+    }
     for r in &spec.requires_dist {
         m.push_str(&format!("Requires-Dist: {r}\n"));
     }

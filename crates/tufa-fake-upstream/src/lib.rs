@@ -148,6 +148,9 @@ pub struct ReleaseSpec {
     pub metadata_version: Option<String>,
     /// Fields marked `Dynamic` (PEP 643), one `Dynamic:` line each, in order.
     pub dynamic: Vec<String>,
+    /// Extras the release declares (`Provides-Extra`): installers ignore an extra that is
+    /// not declared.
+    pub provides_extra: Vec<String>,
 }
 
 impl ReleaseSpec {
@@ -164,6 +167,7 @@ impl ReleaseSpec {
             license_expression: None,
             metadata_version: None,
             dynamic: Vec::new(),
+            provides_extra: Vec::new(),
         }
     }
 
@@ -171,6 +175,12 @@ impl ReleaseSpec {
     /// METADATA and the sdist's PKG-INFO.
     pub fn metadata_version(mut self, version: &str) -> Self {
         self.metadata_version = Some(version.to_string());
+        self
+    }
+
+    /// Declares an extra (`Provides-Extra`), for `Requires-Dist: x ; extra == "NAME"`.
+    pub fn provides_extra(mut self, name: &str) -> Self {
+        self.provides_extra.push(name.to_string());
         self
     }
 

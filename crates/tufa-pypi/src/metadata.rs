@@ -60,9 +60,7 @@ impl Dependency {
     /// mirroring. `None` when not even a project name can be read.
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
-        if text.len() <= MAX_REQUIREMENT_LEN
-            && let Ok(req) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(text)
-        {
+        if let Ok(req) = parse_requirement(text) {
             return Some(Self {
                 name: ProjectName::new(req.name.as_ref()).ok()?,
                 extras: req.extras.iter().map(ToString::to_string).collect(),
@@ -100,6 +98,76 @@ impl Dependency {
     }
 }
 
+/// Parses a PEP 508 requirement with `pep508_rs`, guarded: the text is bounded, and names and
+/// extras are checked first against PEP 508's identifier rule, because pep508_rs 0.9 panics on
+/// some that its parser accepts but its name types refuse (`Foo.Bar_>=1`, `x[a_]`). A panic
+/// that still happens is caught and reported as an error.
+pub fn parse_requirement(text: &str) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
+    let text = text.trim();
+    if text.len() > MAX_REQUIREMENT_LEN {
+        return Err(format!("longer than {MAX_REQUIREMENT_LEN} bytes"));
+    }
+    check_text(text)?;
+    check_identifiers(text)?;
+    let parsed = std::panic::catch_unwind(|| {
+        pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(text).map_err(|e| e.to_string())
+    });
+    parsed.unwrap_or_else(|_| Err("the PEP 508 parser failed on it".to_owned()))
+}
+
+/// Parses a PEP 508 marker (`sys_platform == 'linux'`) with `pep508_rs`, guarded as
+/// [`parse_requirement`] is.
+pub fn parse_marker(text: &str) -> Result<MarkerTree, String> {
+    let text = text.trim();
+    if text.len() > MAX_REQUIREMENT_LEN {
+        return Err(format!("longer than {MAX_REQUIREMENT_LEN} bytes"));
+    }
+    check_text(text)?;
+    std::panic::catch_unwind(|| MarkerTree::from_str(text).map_err(|e| e.to_string()))
+        .unwrap_or_else(|_| Err("the PEP 508 parser failed on it".to_owned()))
+}
+
+/// Printable ASCII (and tabs) only: PEP 508 text is ASCII in practice, and pep508_rs 0.9
+/// slices some non-ASCII input inside a character and panics.
+fn check_text(text: &str) -> Result<(), String> {
+    match text.chars().find(|&c| !(c == '\t' || (' '..='~').contains(&c))) {
+        Some(c) => Err(format!("contains {c:?}: only printable ASCII is read")),
+        None => Ok(()),
+    }
+}
+
+/// PEP 508 `identifier`: ASCII letters and digits, with `.`, `-`, `_` inside only.
+fn is_identifier(s: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric();
+    s.starts_with(ok)
+        && s.ends_with(ok)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// The requirement's name, and its extras if it has any, are PEP 508 identifiers.
+fn check_identifiers(text: &str) -> Result<(), String> {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .unwrap_or(text.len());
+    let name = &text[..end];
+    if !is_identifier(name) {
+        return Err(format!("`{name}` is not a valid project name"));
+    }
+    let rest = text[end..].trim_start();
+    if let Some(extras) = rest.strip_prefix('[') {
+        let Some((extras, _)) = extras.split_once(']') else {
+            return Err("`[` without `]`".to_owned());
+        };
+        for extra in extras.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if !is_identifier(extra) {
+                return Err(format!("`{extra}` is not a valid extra name"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `marker` with every extra it mentions decided: `true` if in `extras`, else `false`.
 fn with_extras(marker: &MarkerTree, extras: &BTreeSet<String>) -> MarkerTree {
     let mut mentioned = BTreeSet::new();
@@ -108,7 +176,7 @@ fn with_extras(marker: &MarkerTree, extras: &BTreeSet<String>) -> MarkerTree {
     let mut fixed = marker.clone();
     for extra in mentioned {
         let op = if extras.contains(&extra) { "==" } else { "!=" };
-        if let Ok(decided) = MarkerTree::from_str(&format!("extra {op} '{extra}'")) {
+        if let Ok(decided) = parse_marker(&format!("extra {op} '{extra}'")) {
             fixed.and(decided);
         }
     }
@@ -216,6 +284,25 @@ mod tests {
                 ("not".to_owned(), none(), true),
             ]
         );
+    }
+
+    #[test]
+    fn names_and_extras_pep508_rs_would_panic_on_are_refused_not_fatal() {
+        // pep508_rs 0.9.2 accepts these in its parser and then panics building the name.
+        for text in ["Foo.Bar_>=3.8", "foo-(>=1)", "x[a_]", "x[ok, b-] ; extra == 'y'"] {
+            assert!(parse_requirement(text).is_err(), "{text}");
+        }
+        // Not a valid project name either: skipped.
+        assert!(Dependency::parse("Foo.Bar_>=3.8").is_none());
+        let d = Dependency::parse("x[a_]").unwrap();
+        assert_eq!((d.name.as_str(), d.extras.len()), ("x", 0));
+        assert!(parse_requirement("requests[socks, use-chardet] >=2 ; python_version > '3'").is_ok());
+        assert!(parse_requirement(&"a".repeat(MAX_REQUIREMENT_LEN + 1)).is_err());
+        // Non-ASCII text made pep508_rs slice inside a character.
+        let hostile = "h2<5,>=3; extra == ''ht.Bar_baz[xI]A\u{708b} (>=1.0)";
+        assert!(parse_requirement(hostile).is_err());
+        assert!(parse_marker("extra == '\u{708b}'").is_err());
+        assert!(Dependency::parse(hostile).is_some_and(|d| d.name.as_str() == "h2"));
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl Sync {
         self.environments
             .iter()
             .map(|text| {
-                <pep508_rs::MarkerTree as std::str::FromStr>::from_str(text)
+                tufa_pypi::metadata::parse_marker(text)
                     .map_err(|e| anyhow::anyhow!("sync.environments: `{text}` is not a PEP 508 marker: {e}"))
             })
             .collect()

@@ -153,13 +153,12 @@ fn read_file(
             Some(at) => (&line[..at], &line[at..]),
             None => (line, ""),
         };
-        let req =
-            pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement.trim()).map_err(|e| {
-                err(
-                    number,
-                    format!("`{}` is not a PEP 508 requirement: {e}", requirement.trim()),
-                )
-            })?;
+        let req = tufa_pypi::metadata::parse_requirement(requirement).map_err(|e| {
+            err(
+                number,
+                format!("`{}` is not a PEP 508 requirement: {e}", requirement.trim()),
+            )
+        })?;
         let name =
             ProjectName::new(req.name.as_ref()).map_err(|e| err(number, format!("`{}`: {e}", req.name)))?;
         let specifiers = match req.version_or_url {

@@ -193,3 +193,68 @@ fn real_pypi_python_dateutil_installs_from_its_name_alone() {
         dist_infos(&site)
     );
 }
+
+/// A mirror narrowed to Linux by `[sync] environments`, from `app[fast]` in a requirements
+/// file: the extra's dependency and the Linux-only one are mirrored, the Windows-only one is
+/// not, and pip and uv (on Linux) install `app[fast]` through tufa from what it has.
+#[test]
+fn extras_and_environments_narrow_the_mirror_and_it_still_installs() {
+    use tufa_fake_upstream::{FakeUpstream, ProjectSpec, ReleaseSpec};
+    let upstream = crate::harness::runtime().block_on(FakeUpstream::start(vec![
+        ProjectSpec::new("app").release(
+            ReleaseSpec::new("1.0")
+                .wheel_only()
+                .requires("core>=1 ; sys_platform == 'linux'")
+                .requires("winonly ; sys_platform == 'win32'")
+                .provides_extra("fast")
+                .requires("speedup ; extra == 'fast'"),
+        ),
+        ProjectSpec::new("core").release(ReleaseSpec::new("1.0").wheel_only()),
+        ProjectSpec::new("winonly").release(ReleaseSpec::new("1.0").wheel_only()),
+        ProjectSpec::new("speedup").release(ReleaseSpec::new("1.0").wheel_only()),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::harness::tufa_bin())
+        .arg("init")
+        .arg(dir.path())
+        .args(["--upstream", &upstream.simple_url()])
+        .output()
+        .unwrap();
+    check(out, "tufa init");
+    std::fs::write(dir.path().join("requirements.txt"), "app[fast]\n").unwrap();
+    let config = dir.path().join("tufa.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let toml = toml
+        .replace("\nonline_key = \"keys/online.json\"\n", "\n")
+        .replacen(
+            "\n[storage]\n",
+            "\nrequirements = [\"requirements.txt\"]\n\n[storage]\n",
+            1,
+        )
+        .replace(
+            "\n[sync]\n",
+            "\n[sync]\nfollow_dependencies = true\nenvironments = [\"sys_platform == 'linux'\"]\n",
+        );
+    std::fs::write(&config, toml).unwrap();
+    let out = check(tufa_sync(&config), "tufa sync");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("mirrored 3 project(s): 1 listed, 2 followed as dependencies"),
+        "{summary}"
+    );
+    let published = |p: &str| {
+        dir.path()
+            .join(format!("data/store/published/projects/{p}.json"))
+            .exists()
+    };
+    assert!(!published("winonly"), "{summary}");
+    let m = Mirror::serve(upstream, dir, config);
+    for tool in ["pip", "uv"] {
+        let site = install_uncached(tool, &m.work_dir(&format!("{tool}-home")), &m.url, "app[fast]");
+        assert_eq!(
+            dist_infos(&site),
+            ["app-1.0.dist-info", "core-1.0.dist-info", "speedup-1.0.dist-info"],
+            "{tool}"
+        );
+    }
+}
