@@ -59,14 +59,44 @@ fn reparse<T: Role + serde::Serialize + serde::de::DeserializeOwned>(bytes: &[u8
     let model = parsed.metadata.signed_bytes().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.payload, model, "the signed payload changed when rewritten");
     if parsed.payload != model {
-        let received: serde_json::Value = serde_json::from_slice(&parsed.payload)
-            .unwrap_or_else(|e| panic!("received payload is JSON: {e}"));
+        let received: serde_json::Value = match serde_json::from_slice(&parsed.payload) {
+            Ok(received) => received,
+            // Canonical JSON (what TUF signs) writes control characters in strings raw; strict
+            // JSON refuses them, so such a payload cannot be compared field by field here.
+            Err(e) => {
+                assert!(
+                    std::str::from_utf8(&parsed.payload).is_ok_and(has_raw_control_in_string),
+                    "received payload is not JSON for another reason: {e}"
+                );
+                return;
+            }
+        };
         assert!(
             has_unknown_field(&received, &serde_json::from_slice(&model).unwrap_or_default()),
             "payload differs from the model without an unknown field"
         );
     }
     assert_eq!(again.metadata.signed.version(), parsed.metadata.signed.version());
+}
+
+/// True when a JSON string in `text` holds a raw control character (canonical JSON allows
+/// them, strict JSON does not).
+fn has_raw_control_in_string(text: &str) -> bool {
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                c if c < ' ' => return true,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+    }
+    false
 }
 
 /// True when `received` holds an object key that `model` lacks at the same place (or a value
