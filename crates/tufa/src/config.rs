@@ -571,11 +571,11 @@ upstream = {upstream}
 [sync]
 # Also mirror what the listed projects need (Requires-Dist of their wheels, and of sdists
 # that declare it statically), transitively; `tufa policy explain NAME` says why each is in.
-# follow_dependencies = false
-# max_projects = 5000
+{follow}
+{max_projects}
 # Follow a conditional dependency only if its marker can hold where you install (PEP 508
 # markers, as uv's `environments`; default: every conditional dependency is followed).
-# environments = ["sys_platform == 'linux' and python_version >= '3.10'"]
+{environments}
 # Mirror only the newest N releases of each project (default: all releases).
 {latest}
 # Hosts files may be downloaded from besides the upstream's own ("host" for any port, or
@@ -736,6 +736,22 @@ bins_bit_length = {bits}
             storage_url = match &self.storage.url {
                 Some(url) => format!("url = {}", toml_string(url)),
                 None => "# url = \"s3://my-bucket/pypi\"".to_owned(),
+            },
+            follow = match self.sync.follow_dependencies {
+                true => "follow_dependencies = true".to_owned(),
+                false => "# follow_dependencies = false".to_owned(),
+            },
+            max_projects = match self.sync.max_projects {
+                n if n == default_max_followed() => format!("# max_projects = {n}"),
+                n => format!("max_projects = {n}"),
+            },
+            environments = match self.sync.environments.as_slice() {
+                [] =>
+                    "# environments = [\"sys_platform == 'linux' and python_version >= '3.10'\"]".to_owned(),
+                envs => format!(
+                    "environments = [{}]",
+                    envs.iter().map(|e| toml_string(e)).collect::<Vec<_>>().join(", ")
+                ),
             },
             latest = match self.sync.latest_releases {
                 Some(n) => format!("latest_releases = {n}"),
@@ -956,6 +972,30 @@ mod tests {
         assert_eq!(back.tuf.online_pkcs11, c.tuf.online_pkcs11);
         assert_eq!(back.tuf.online_key, None);
         assert_eq!(back.tuf.bins_bit_length, 14);
+    }
+
+    #[test]
+    fn dependency_settings_render_back() {
+        // quickstart writes its config with render_initial: the settings must survive it.
+        let mut c = Config::new(
+            Url::parse("http://127.0.0.1:9/simple/").unwrap(),
+            Some(vec![ProjectName::new("httpx").unwrap()]),
+        );
+        c.sync.follow_dependencies = true;
+        c.sync.max_projects = 40;
+        c.sync.environments = vec!["sys_platform == 'linux' and python_version >= \"3.10\"".to_owned()];
+        let back = Config::parse(&c.render_initial(), Path::new("t.toml")).unwrap();
+        assert!(back.sync.follow_dependencies);
+        assert_eq!(back.sync.max_projects, 40);
+        assert_eq!(back.sync.environments, c.sync.environments);
+        back.validate().unwrap();
+        let defaults = Config::parse(
+            &Config::new(Url::parse("http://127.0.0.1:9/simple/").unwrap(), None).render_initial(),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(!defaults.sync.follow_dependencies && defaults.sync.environments.is_empty());
+        assert_eq!(defaults.sync.max_projects, 5000);
     }
 
     #[test]
