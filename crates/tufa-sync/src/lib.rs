@@ -71,6 +71,9 @@ pub struct SyncOptions {
     pub recheck: Vec<ProjectName>,
     /// Versions and hashes requirements files pin, per project (allowlist mode).
     pub pins: BTreeMap<ProjectName, Pins>,
+    /// Allowlist mode: read only these of `projects` this run; the others stay in the index
+    /// as they are (following dependencies syncs only the projects a round added).
+    pub only: Option<BTreeSet<ProjectName>>,
 }
 
 /// What requirements say about one project: version ranges (a file is mirrored when its
@@ -98,6 +101,7 @@ impl SyncOptions {
             now: None,
             recheck: Vec::new(),
             pins: BTreeMap::new(),
+            only: None,
         }
     }
 }
@@ -243,7 +247,11 @@ pub async fn sync(
         Some(allow) => {
             drop_unlisted_projects(&ctx, allow, &mut report).await?;
             let unique: BTreeSet<_> = allow.iter().cloned().collect();
-            unique.into_iter().map(|p| (p, None)).collect()
+            unique
+                .into_iter()
+                .filter(|p| options.only.as_ref().is_none_or(|only| only.contains(p)))
+                .map(|p| (p, None))
+                .collect()
         }
         None => {
             let mut work: Vec<(ProjectName, Option<u64>)> = plan_full(&ctx, options)

@@ -83,12 +83,14 @@ async fn follow_dependencies(
     let mut code = ExitCode::SUCCESS;
     let mut failures = Vec::new();
     for round in 0..MAX_DEPENDENCY_ROUNDS {
+        // The whole allowlist (what is not in it leaves the index); after the first round,
+        // only the pages of the projects the last resolution added are read.
         options.projects = Some(resolution.names());
         let synced = sync_and_publish(loaded, store, index, publishing, &options, bar).await?;
         if synced.code != ExitCode::SUCCESS {
             code = ExitCode::from(1);
         }
-        failures = synced.failures;
+        failures.extend(synced.failures);
         let next = resolver.resolve(&roots).await?;
         let added: Vec<_> = next
             .projects
@@ -99,6 +101,7 @@ async fn follow_dependencies(
             resolution = next;
             break;
         }
+        options.only = Some(added.iter().map(|(name, _)| (*name).clone()).collect());
         println!(
             "following dependencies: adding {}",
             added

@@ -27,6 +27,8 @@ fn following_dependencies_mirrors_the_closure_and_keeps_it() {
         "{first}"
     );
     assert!(first.contains("demo-util (needed by demo-lib)"), "{first}");
+    // Each round reads only the pages of what it added.
+    assert_eq!(first.matches("synced 1 projects").count(), 3, "{first}");
     assert!(
         first.contains("mirrored 3 project(s): 1 listed, 2 followed as dependencies"),
         "{first}"
