@@ -243,12 +243,8 @@ fn scan_tar<R: Read>(
         if !is_top_level_pkg_info(&path) {
             continue;
         }
-        if entry.size() > MAX_METADATA_BYTES {
-            return Err(MetadataError::SdistPkgInfoTooLarge {
-                sdist: filename.to_owned(),
-            });
-        }
-        return read_pkg_info(entry, filename).map(Some);
+        let declared = entry.size();
+        return read_pkg_info(entry, declared, filename).map(Some);
     }
     Ok(None)
 }
@@ -281,18 +277,21 @@ fn extract_sdist_zip<R: Read + Seek>(
         if !file.is_file() {
             continue;
         }
-        if file.size() > MAX_METADATA_BYTES {
-            return Err(MetadataError::SdistPkgInfoTooLarge {
-                sdist: filename.to_owned(),
-            });
-        }
-        return read_pkg_info(file, filename).map(Some);
+        let declared = file.size();
+        return read_pkg_info(file, declared, filename).map(Some);
     }
     Ok(None)
 }
 
-/// Reads a `PKG-INFO` entry, refusing more than [`MAX_METADATA_BYTES`] whatever its header said.
-fn read_pkg_info(entry: impl Read, filename: &str) -> Result<Vec<u8>, MetadataError> {
+/// Reads a `PKG-INFO` entry of `declared` bytes (its archive header's size), refusing more
+/// than [`MAX_METADATA_BYTES`] by that size or by what is read, whatever the header said.
+fn read_pkg_info(entry: impl Read, declared: u64, filename: &str) -> Result<Vec<u8>, MetadataError> {
+    let too_large = || MetadataError::SdistPkgInfoTooLarge {
+        sdist: filename.to_owned(),
+    };
+    if declared > MAX_METADATA_BYTES {
+        return Err(too_large());
+    }
     let mut out = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "over it".
     entry
@@ -303,9 +302,7 @@ fn read_pkg_info(entry: impl Read, filename: &str) -> Result<Vec<u8>, MetadataEr
             source,
         })?;
     if out.len() as u64 > MAX_METADATA_BYTES {
-        return Err(MetadataError::SdistPkgInfoTooLarge {
-            sdist: filename.to_owned(),
-        });
+        return Err(too_large());
     }
     Ok(out)
 }

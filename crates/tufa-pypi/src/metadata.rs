@@ -68,11 +68,8 @@ impl Dependency {
                 text: text.to_owned(),
             });
         }
-        let end = text
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-            .unwrap_or(text.len());
         Some(Self {
-            name: ProjectName::new(&text[..end]).ok()?,
+            name: ProjectName::new(name_prefix(text)).ok()?,
             extras: Vec::new(),
             marker: MarkerTree::TRUE,
             text: text.chars().take(200).collect(),
@@ -136,6 +133,15 @@ fn check_text(text: &str) -> Result<(), String> {
     }
 }
 
+/// The leading run of name characters (ASCII letters, digits, `.`, `_`, `-`): where a
+/// requirement's project name is.
+fn name_prefix(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
 /// PEP 508 `identifier`: ASCII letters and digits, with `.`, `-`, `_` inside only.
 fn is_identifier(s: &str) -> bool {
     let ok = |c: char| c.is_ascii_alphanumeric();
@@ -147,14 +153,11 @@ fn is_identifier(s: &str) -> bool {
 
 /// The requirement's name, and its extras if it has any, are PEP 508 identifiers.
 fn check_identifiers(text: &str) -> Result<(), String> {
-    let end = text
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        .unwrap_or(text.len());
-    let name = &text[..end];
+    let name = name_prefix(text);
     if !is_identifier(name) {
         return Err(format!("`{name}` is not a valid project name"));
     }
-    let rest = text[end..].trim_start();
+    let rest = text[name.len()..].trim_start();
     if let Some(extras) = rest.strip_prefix('[') {
         let Some((extras, _)) = extras.split_once(']') else {
             return Err("`[` without `]`".to_owned());

@@ -276,19 +276,25 @@ impl<'a> Resolver<'a> {
         name: &ProjectName,
         with_wheel: &BTreeSet<Version>,
     ) -> anyhow::Result<(Vec<Sha256Digest>, Vec<String>)> {
+        // The sdists and what is recorded for each, in one blocking call.
         let idx = index.clone();
         let project = name.clone();
-        let files = tokio::task::spawn_blocking(move || idx.files(&project)).await??;
-        let sdists: Vec<_> = files
-            .into_iter()
-            .filter(|f| f.filename.as_wheel().is_none())
-            .filter(|f| f.filename.version().is_some_and(|v| !with_wheel.contains(v)))
-            .collect();
+        let with_wheel = with_wheel.clone();
+        let sdists = tokio::task::spawn_blocking(move || -> Result<_, tufa_index::IndexError> {
+            let sdists: Vec<_> = idx
+                .files(&project)?
+                .into_iter()
+                .filter(|f| f.filename.as_wheel().is_none())
+                .filter(|f| f.filename.version().is_some_and(|v| !with_wheel.contains(v)))
+                .collect();
+            let digests: Vec<Sha256Digest> = sdists.iter().map(|f| f.sha256).collect();
+            let known = idx.extracted_metadata_many(&digests)?;
+            Ok(sdists.into_iter().zip(known).collect::<Vec<_>>())
+        })
+        .await??;
         let (mut found, mut unknown) = (Vec::new(), Vec::new());
-        for f in sdists {
-            let idx = index.clone();
+        for (f, known) in sdists {
             let sha256 = f.sha256;
-            let known = tokio::task::spawn_blocking(move || idx.extracted_metadata(&sha256)).await??;
             let blob = match known {
                 Some(blob) => blob,
                 None => match self.extract_pkg_info(&f).await {

@@ -298,12 +298,15 @@ pub fn render_report(report: &tufa_policy::Report) -> String {
     out
 }
 
+/// The policy report the last sync stored, if there is a readable one.
+pub async fn stored_report(store: &tufa_store::BlobStore) -> Option<tufa_policy::Report> {
+    let bytes = store.get_named(tufa_policy::Report::KEY).await.ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Projects the last policy report says `min_release_age` held files of back.
 pub async fn held_back_projects(store: &tufa_store::BlobStore) -> Vec<ProjectName> {
-    let Ok(Some(bytes)) = store.get_named(tufa_policy::Report::KEY).await else {
-        return Vec::new();
-    };
-    let Ok(report) = serde_json::from_slice::<tufa_policy::Report>(&bytes) else {
+    let Some(report) = stored_report(store).await else {
         return Vec::new();
     };
     report

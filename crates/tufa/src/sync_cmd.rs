@@ -178,12 +178,7 @@ async fn not_mirrored(
     failures: &[tufa_sync::SyncFailure],
     resolution: &mut tufa::deps::Resolution,
 ) -> anyhow::Result<()> {
-    let report: Option<tufa_policy::Report> = store
-        .get_named(tufa_policy::Report::KEY)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let report = crate::policy_cmd::stored_report(store).await;
     for (name, entry) in resolution.projects.iter_mut() {
         let idx = index.clone();
         let project = name.clone();

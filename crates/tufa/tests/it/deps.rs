@@ -9,12 +9,7 @@ use crate::{MirrorDir, Upstream};
 fn following_dependencies_mirrors_the_closure_and_keeps_it() {
     let up = Upstream::start(demo_projects());
     let m = MirrorDir::init(&up, &["demo-app"]);
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    std::fs::write(
-        m.config(),
-        text.replace("\n[sync]\n", "\n[sync]\nfollow_dependencies = true\n"),
-    )
-    .unwrap();
+    m.edit_config(|text| text.replace("\n[sync]\n", "\n[sync]\nfollow_dependencies = true\n"));
     let sync = || {
         let out = m.tufa(&["sync"]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -61,13 +56,12 @@ fn following_dependencies_mirrors_the_closure_and_keeps_it() {
     );
 
     // Without `projects` there is nothing to follow: refused at load.
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    let full = text
-        .lines()
-        .filter(|l| !l.starts_with("projects = "))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(m.config(), full).unwrap();
+    m.edit_config(|text| {
+        text.lines()
+            .filter(|l| !l.starts_with("projects = "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     let out = m.tufa(&["sync"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("sync.follow_dependencies needs `projects`"));
@@ -86,16 +80,13 @@ fn a_requirements_file_pins_versions_and_hashes() {
         ),
     )
     .unwrap();
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    std::fs::write(
-        m.config(),
+    m.edit_config(|text| {
         text.replacen(
             "\n[storage]\n",
             "\nrequirements = [\"requirements.txt\"]\n\n[storage]\n",
             1,
-        ),
-    )
-    .unwrap();
+        )
+    });
     let out = m.tufa(&["sync"]).output().unwrap();
     // The sdist of demo-util is not among the hashes: refused, both hashes named.
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -186,15 +177,14 @@ fn extras_environments_sdists_and_blocked_dependencies() {
     let up = Upstream::start(graph());
     let m = MirrorDir::init(&up, &["alpha"]);
     std::fs::write(m.dir.path().join("requirements.txt"), "alpha[fast]\n").unwrap();
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    let text = text
-        .replace("projects = [\"alpha\"]", "requirements = [\"requirements.txt\"]")
+    m.edit_config(|text| {
+        text.replace("projects = [\"alpha\"]", "requirements = [\"requirements.txt\"]")
         .replace(
             "\n[sync]\n",
             "\n[sync]\nfollow_dependencies = true\nenvironments = [\"sys_platform == 'linux' and python_version >= '3.10'\"]\n",
         )
-        .replace("\n[policy]\n", "\n[policy]\ndeny = [\"zeta\"]\n");
-    std::fs::write(m.config(), text).unwrap();
+            .replace("\n[policy]\n", "\n[policy]\ndeny = [\"zeta\"]\n")
+    });
 
     let out = m.tufa(&["sync"]).output().unwrap();
     let (stdout, stderr) = (crate::stdout(&out), crate::stderr(&out));
@@ -244,12 +234,12 @@ fn extras_environments_sdists_and_blocked_dependencies() {
     );
 
     // Every conditional dependency, once the environments are removed.
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    let text: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("environments = "))
-        .collect();
-    std::fs::write(m.config(), text.join("\n")).unwrap();
+    m.edit_config(|text| {
+        text.lines()
+            .filter(|l| !l.starts_with("environments = "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     // Upstream adds a dependency: the next sync mirrors it.
     up.add_release(
         "beta",
@@ -271,15 +261,14 @@ fn a_pinned_older_version_brings_only_its_own_closure() {
     let m = MirrorDir::init(&up, &["demo-app"]);
     // demo-lib 1.1 needs demo-util; 1.0, the pinned one, needs nothing.
     std::fs::write(m.dir.path().join("requirements.txt"), "demo-lib==1.0\n").unwrap();
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    let text = text
-        .replacen(
+    m.edit_config(|text| {
+        text.replacen(
             "\n[storage]\n",
             "\nrequirements = [\"requirements.txt\"]\n\n[storage]\n",
             1,
         )
-        .replace("\n[sync]\n", "\n[sync]\nfollow_dependencies = true\n");
-    std::fs::write(m.config(), &text).unwrap();
+        .replace("\n[sync]\n", "\n[sync]\nfollow_dependencies = true\n")
+    });
     let out = m.tufa(&["sync"]).output().unwrap();
     let stdout = crate::stdout(&out);
     assert!(out.status.success(), "{out:?}");
@@ -294,14 +283,12 @@ fn a_pinned_older_version_brings_only_its_own_closure() {
     assert!(!stored("demo_util-0.1-py3-none-any.whl"), "{stdout}");
 
     // A bad environment marker stops every command at load, naming it.
-    std::fs::write(
-        m.config(),
+    m.edit_config(|text| {
         text.replace(
             "follow_dependencies = true\n",
             "follow_dependencies = true\nenvironments = [\"sys_platform = 'linux'\"]\n",
-        ),
-    )
-    .unwrap();
+        )
+    });
     let out = m.tufa(&["sync"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = crate::stderr(&out);

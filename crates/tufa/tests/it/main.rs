@@ -149,6 +149,12 @@ impl MirrorDir {
         self.dir.path().join("tufa.toml")
     }
 
+    /// Rewrites `tufa.toml` through `edit`.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        std::fs::write(self.config(), edit(text)).unwrap();
+    }
+
     /// `tufa --config DIR/tufa.toml <args>`.
     pub fn tufa(&self, args: &[&str]) -> Command {
         let mut cmd = tufa();

@@ -7,9 +7,7 @@ use tufa_fake_upstream::demo_projects;
 use crate::{MirrorDir, Upstream};
 
 fn with_policy(m: &MirrorDir, policy: &str) {
-    let text = std::fs::read_to_string(m.config()).unwrap();
-    let text = text.replace("\n[policy]\n", &format!("\n[policy]\n{policy}\n"));
-    std::fs::write(m.config(), text).unwrap();
+    m.edit_config(|text| text.replace("\n[policy]\n", &format!("\n[policy]\n{policy}\n")));
 }
 
 /// `tufa policy SUBCOMMAND ARGS…`'s standard output (it must succeed).
